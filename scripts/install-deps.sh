@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs everything kelp's tests and demo need on a Debian 12 machine:
+# QEMU, busybox, kernel build tools, and one consistent Debian kernel triple
+# (linux-image-<abi>-amd64, linux-headers-<abi>-amd64, linux-source-6.1, all
+# of the same Debian version).
+#
+# KELP_KERNEL_VERSION=6.1.192-2  pin the Debian version of the triple
+#                                (default: the newest version for which all
+#                                three packages exist)
+# KELP_DEPS_REFRESH=1            re-resolve even when a consistent triple is
+#                                already installed
+#
+# Idempotent: when the tools and a consistent triple are present it only
+# verifies them and exits within a second.
+set -euo pipefail
+
+tools=(qemu-system-x86 busybox-static e2fsprogs cpio xz-utils make gcc bison
+       flex libelf-dev libssl-dev bc dwarves kmod binutils)
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  log "must run as root (apt-get install)"; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+
+missing_tools() {
+  local p out=()
+  for p in "${tools[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || out+=("$p")
+  done
+  echo "${out[@]:-}"
+}
+
+installed_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null | grep . || true; }
+
+# installed_triple prints "<abi> <version>" of a consistent installed triple,
+# newest abi first, or nothing.
+installed_triple() {
+  local src img abi
+  src=$(installed_version linux-source-6.1)
+  [ -n "$src" ] || return 0
+  for img in $(dpkg-query -W -f='${Package}\n' 'linux-image-6.1.0-*-amd64' 2>/dev/null | sort -t- -k5,5nr); do
+    abi=${img#linux-image-}
+    [ "$(installed_version "$img")" = "$src" ] || continue
+    [ "$(installed_version "linux-headers-$abi")" = "$src" ] || continue
+    [ -f "/boot/vmlinuz-$abi" ] && [ -f /usr/src/linux-source-6.1.tar.xz ] || continue
+    if [ -n "${KELP_KERNEL_VERSION:-}" ] && [ "$src" != "$KELP_KERNEL_VERSION" ]; then continue; fi
+    echo "$abi $src"; return 0
+  done
+}
+
+if [ -z "${KELP_DEPS_REFRESH:-}" ] && [ -z "$(missing_tools)" ]; then
+  t=$(installed_triple)
+  if [ -n "$t" ]; then
+    log "ok: tools present, kernel triple ${t% *} (Debian ${t#* })"
+    exit 0
+  fi
+fi
+
+log "apt-get update"
+apt-get update -qq
+
+# Candidate versions: every linux-source-6.1 version, newest first; take the
+# first for which an amd64 image and headers of exactly that version exist.
+pick_triple() {
+  local v img abi
+  local versions
+  if [ -n "${KELP_KERNEL_VERSION:-}" ]; then
+    versions=$KELP_KERNEL_VERSION
+  else
+    versions=$(apt-cache madison linux-source-6.1 | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -Vr | uniq)
+  fi
+  for v in $versions; do
+    for img in $(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}'); do
+      apt-cache madison "$img" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | grep -qxF "$v" || continue
+      abi=${img#linux-image-}
+      apt-cache madison "linux-headers-$abi" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | grep -qxF "$v" || continue
+      echo "$abi $v"; return 0
+    done
+  done
+}
+
+t=$(pick_triple)
+if [ -z "$t" ]; then
+  log "no consistent linux-image/linux-headers/linux-source-6.1 triple found${KELP_KERNEL_VERSION:+ for version $KELP_KERNEL_VERSION}"
+  exit 1
+fi
+abi=${t% *}; ver=${t#* }
+log "kernel triple: $abi (Debian $ver)"
+
+# The kernel image's postinst hooks (initramfs, bootloader) are irrelevant
+# here; the test kernel is booted from QEMU with kelp's own initramfs.
+apt-get install -y -qq --no-install-recommends \
+  "${tools[@]}" \
+  "linux-image-$abi=$ver" "linux-headers-$abi=$ver" "linux-source-6.1=$ver" >&2
+
+t=$(installed_triple)
+[ -n "$t" ] || { log "installation finished but no consistent triple is installed"; exit 1; }
+log "ok: kernel triple ${t% *} (Debian ${t#* })"
