@@ -77,6 +77,14 @@ func Mount(source, target, fstype string, flags uintptr, data string) error {
 	return nil
 }
 
+// Unmount detaches the filesystem mounted on target.
+func Unmount(target string) error {
+	if err := unix.Unmount(target, 0); err != nil {
+		return fmt.Errorf("umount %s: %w", target, err)
+	}
+	return nil
+}
+
 // Mount flags used by kelp.
 const (
 	MountNoSuid = unix.MS_NOSUID
@@ -135,23 +143,6 @@ func MakeRawTTY(fd int) error {
 		return fmt.Errorf("tcsets: %w", err)
 	}
 	return nil
-}
-
-// SetTTYSpeed sets the line speed of a serial terminal.
-func SetTTYSpeed(fd int, baud uint32) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("tcgets: %w", err)
-	}
-	speeds := map[uint32]uint32{115200: unix.B115200, 921600: unix.B921600, 4000000: unix.B4000000}
-	b, ok := speeds[baud]
-	if !ok {
-		return fmt.Errorf("unsupported speed %d", baud)
-	}
-	t.Cflag &^= unix.CBAUD
-	t.Cflag |= b
-	t.Ispeed, t.Ospeed = b, b
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // Mknod creates a device node.

@@ -1,0 +1,329 @@
+// Package vmtest boots the real Debian test kernel under QEMU with an
+// initramfs written from Go, runs test steps inside the guest and returns
+// their results together with the guest's console and kernel log.
+//
+// The guest's PID 1 is guestinit (a static Go binary); busybox provides the
+// shell for steps, and kelp itself is installed as /usr/bin/kelp. Results
+// travel on the guest's second serial port with checksummed framing (see
+// package proto), so kernel messages on the console cannot be mistaken for
+// them.
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/internal/vmtest/proto"
+)
+
+// Step is one shell command run in the guest; StepResult its outcome.
+type (
+	Step       = proto.Step
+	StepResult = proto.StepResult
+)
+
+// File is a payload file placed in the guest, from Data or from the host
+// file Host.
+type File struct {
+	Path string // absolute guest path
+	Data []byte
+	Host string
+	Mode os.FileMode // default 0644
+}
+
+// Config describes one boot.
+type Config struct {
+	Kernel  *testenv.Kernel // default: testenv.DefaultKernel()
+	Steps   []Step
+	Modules []string // kernel modules loaded (with dependencies) before the steps
+	Files   []File
+	Cmdline []string // extra kernel command-line arguments
+	Disk    *Disk    // persistent disk, mounted at /persist
+	Timeout time.Duration
+	Memory  string // QEMU -m, default 1G
+	CPUs    int    // default 2
+
+	// Console, when set, receives the guest console as it is produced.
+	Console io.Writer
+	// OnStep, when set, is called as each step result arrives.
+	OnStep func(StepResult)
+}
+
+// DefaultTimeout bounds a boot whose Config has no Timeout.
+const DefaultTimeout = 3 * time.Minute
+
+// Result is what one boot produced.
+type Result struct {
+	Release string
+	Steps   []StepResult
+	Dmesg   string
+	Console string
+	Elapsed time.Duration
+}
+
+// Step returns the result of the named step.
+func (r *Result) Step(name string) (StepResult, bool) {
+	for _, s := range r.Steps {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return StepResult{}, false
+}
+
+// BootError is a failed boot: QEMU missing, kernel missing, guest hang,
+// guest panic, a setup failure inside the guest. Error() is one line; the
+// console log is in Console.
+type BootError struct {
+	Msg     string
+	Console string
+}
+
+func (e *BootError) Error() string { return "vm: " + e.Msg }
+
+// Run boots a guest, runs cfg.Steps and powers it off. A non-nil error is a
+// *BootError or a host-side setup error; the Result is returned in both
+// cases with whatever was collected.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	start := time.Now()
+	res := &Result{}
+	k := cfg.Kernel
+	if k == nil {
+		var err error
+		if k, err = testenv.DefaultKernel(); err != nil {
+			return res, err
+		}
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return res, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"}
+	}
+	if _, err := os.Stat(k.Image); err != nil {
+		return res, &testenv.ErrMissing{What: "kernel image " + k.Image, Package: "linux-image-" + k.Release}
+	}
+	initrd, err := writeInitramfs(k, cfg)
+	if err != nil {
+		return res, err
+	}
+	defer os.Remove(initrd)
+
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	conR, conW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	args := qemuArgs(k, cfg, initrd)
+	cmd := exec.Command(qemu, args...)
+	cmd.ExtraFiles = []*os.File{conW, repW} // fd 3: console, fd 4: reports
+	var qemuErr bytes.Buffer
+	cmd.Stderr = &qemuErr
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("start qemu: %w", err)
+	}
+	conW.Close()
+	repW.Close()
+
+	var console syncBuffer
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		w := io.Writer(&console)
+		if cfg.Console != nil {
+			w = io.MultiWriter(&console, cfg.Console)
+		}
+		io.Copy(w, conR)
+	}()
+	var reports reportState
+	go func() {
+		defer wg.Done()
+		reports.collect(repR, res, cfg.OnStep)
+	}()
+
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	timedOut := false
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		timedOut = true
+		cmd.Process.Kill()
+		waitErr = <-exited
+	}
+	wg.Wait()
+	conR.Close()
+	repR.Close()
+	res.Console = console.String()
+	res.Elapsed = time.Since(start)
+
+	return res, diagnose(res, &reports, timedOut, timeout, waitErr, qemuErr.String(), ctx)
+}
+
+func qemuArgs(k *testenv.Kernel, cfg Config, initrd string) []string {
+	mem := cfg.Memory
+	if mem == "" {
+		mem = "1G"
+	}
+	cpus := cfg.CPUs
+	if cpus == 0 {
+		cpus = 2
+	}
+	cmdline := append([]string{"console=ttyS0", "panic=-1", "rdinit=/init"}, cfg.Cmdline...)
+	args := []string{
+		"-accel", "tcg", "-cpu", "max",
+		"-m", mem, "-smp", fmt.Sprint(cpus),
+		"-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
+		"-kernel", k.Image, "-initrd", initrd,
+		"-append", strings.Join(cmdline, " "),
+		"-serial", "file:/dev/fd/3",
+		"-serial", "file:/dev/fd/4",
+	}
+	if cfg.Disk != nil {
+		args = append(args, "-drive", "file="+cfg.Disk.Path+",format=raw,if=virtio,cache=writeback")
+	}
+	return args
+}
+
+// reportState follows the guest's reports.
+type reportState struct {
+	mu       sync.Mutex
+	ready    bool
+	done     bool
+	setupErr string
+	protoErr error
+	last     string
+}
+
+func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)) {
+	fr := proto.NewReader(r)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			if err != io.EOF {
+				rs.mu.Lock()
+				rs.protoErr = err
+				rs.mu.Unlock()
+			}
+			io.Copy(io.Discard, r)
+			return
+		}
+		rs.mu.Lock()
+		rs.last = f.Kind
+		switch f.Kind {
+		case proto.KindReady:
+			rs.ready = true
+			res.Release = string(f.Payload)
+		case proto.KindSetup:
+			if rs.setupErr == "" {
+				rs.setupErr = string(f.Payload)
+			}
+		case proto.KindStep:
+			var sr StepResult
+			if err := json.Unmarshal(f.Payload, &sr); err != nil {
+				rs.protoErr = fmt.Errorf("step report: %w", err)
+			} else {
+				res.Steps = append(res.Steps, sr)
+				rs.last = "step " + sr.Name
+				if onStep != nil {
+					onStep(sr)
+				}
+			}
+		case proto.KindDmesg:
+			res.Dmesg = string(f.Payload)
+		case proto.KindDone:
+			rs.done = true
+		}
+		rs.mu.Unlock()
+	}
+}
+
+// diagnose turns the way a boot ended into one clear error, or nil.
+func diagnose(res *Result, rs *reportState, timedOut bool, timeout time.Duration, waitErr error, qemuStderr string, ctx context.Context) error {
+	fail := func(format string, args ...any) error {
+		return &BootError{Msg: fmt.Sprintf(format, args...), Console: res.Console}
+	}
+	if panicLine := findPanic(res.Console); panicLine != "" {
+		return fail("guest kernel panicked: %s", panicLine)
+	}
+	if timedOut {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fail("boot canceled")
+		}
+		where := "before the guest init started"
+		if rs.ready {
+			where = "after " + rs.last
+		}
+		return fail("guest timed out after %s (%s)", timeout, where)
+	}
+	if rs.protoErr != nil {
+		return fail("report channel: %v", rs.protoErr)
+	}
+	if rs.setupErr != "" {
+		return fail("guest setup: %s", rs.setupErr)
+	}
+	if waitErr != nil {
+		msg := strings.TrimSpace(qemuStderr)
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		if msg == "" {
+			msg = waitErr.Error()
+		}
+		return fail("qemu failed: %s", msg)
+	}
+	if !rs.ready {
+		return fail("guest stopped before its init reported (see console)")
+	}
+	if !rs.done {
+		return fail("guest stopped after %s without finishing its steps", rs.last)
+	}
+	return nil
+}
+
+// findPanic returns the kernel's panic line from a console log.
+func findPanic(console string) string {
+	for _, line := range strings.Split(console, "\n") {
+		if i := strings.Index(line, "Kernel panic - not syncing"); i >= 0 {
+			return strings.TrimSpace(line[i:])
+		}
+	}
+	return ""
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

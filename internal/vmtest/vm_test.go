@@ -1,0 +1,40 @@
+package vmtest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBootCheck boots the Debian kernel and asks kelp whether it can live
+// patch: it must say yes, with every blocking check passing.
+func TestBootCheck(t *testing.T) {
+	res := RunT(t, Config{Steps: []Step{
+		{Name: "uname", Shell: "uname -r"},
+		{Name: "check", Shell: "kelp check --json"},
+	}})
+	if got := strings.TrimSpace(res.MustStep(t, "uname").Stdout); got != res.Release {
+		t.Errorf("uname -r = %q, guest init reported %q", got, res.Release)
+	}
+	out := res.MustStep(t, "check").Stdout
+	var rep struct {
+		Kernel            string `json:"kernel"`
+		LivepatchPossible bool   `json:"livepatch_possible"`
+		Checks            []struct {
+			Name   string `json:"name"`
+			OK     bool   `json:"ok"`
+			Detail string `json:"detail"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("kelp check --json: %v\n%s", err, out)
+	}
+	if !rep.LivepatchPossible || rep.Kernel != res.Release {
+		t.Fatalf("kelp check in the guest: possible=%v kernel=%q\n%s", rep.LivepatchPossible, rep.Kernel, out)
+	}
+	for _, c := range rep.Checks {
+		if (c.Name == "livepatch" || c.Name == "ftrace_enabled" || c.Name == "reliable_stacktrace") && !c.OK {
+			t.Errorf("check %s failed in the guest: %s", c.Name, c.Detail)
+		}
+	}
+}
