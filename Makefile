@@ -1,0 +1,33 @@
+# kelp — two commands on a fresh Debian 12 machine:
+#   make demo   boot the Debian kernel under QEMU and live patch it
+#   make test   every test, including the ones that boot the kernel
+GO      ?= go
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: all deps build demo test vet bench clean
+
+all: build
+
+deps:
+	$(SUDO) bash scripts/install-deps.sh
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kelp ./cmd/kelp
+
+demo: deps
+	$(GO) run ./internal/demo
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -count=1 -timeout 60m ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+
+clean:
+	rm -rf bin
