@@ -67,9 +67,9 @@ type rawShdr struct {
 type parser struct {
 	data []byte
 	f    *File
-	hdrs []rawShdr  // all section headers, index 0 included
-	secs []Section  // backing store; secs[0] is unused
-	syms []*Symbol  // symbol table by index; syms[0] is nil
+	hdrs []rawShdr // all section headers, index 0 included
+	secs []Section // backing store; secs[0] is unused
+	syms []*Symbol // symbol table by index; syms[0] is nil
 	arch *Arch
 }
 
