@@ -1,0 +1,144 @@
+// Package kmod reads Linux kernel module files (.ko): the module name,
+// its .modinfo strings (vermagic, depends, livepatch, ...) and an appended
+// module signature. It only reads, and malformed input is an error, never
+// a panic.
+package kmod
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Module is what a .ko file says about itself.
+type Module struct {
+	Path string `json:"path,omitempty"`
+	// Name is the name the kernel will register the module under.
+	Name       string              `json:"name"`
+	Vermagic   string              `json:"vermagic"`
+	Srcversion string              `json:"srcversion,omitempty"`
+	Depends    []string            `json:"depends"`
+	Livepatch  bool                `json:"livepatch"`
+	Info       map[string][]string `json:"modinfo"`
+	Signature  *Signature          `json:"signature,omitempty"`
+	// ELFSize is the size of the module without its signature.
+	ELFSize int64 `json:"-"`
+}
+
+// ErrNotModule reports input that is not a kernel module.
+var ErrNotModule = errors.New("not a kernel module")
+
+// Open reads the module file at path.
+func Open(path string) (*Module, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: is a directory, not a kernel module", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m.Path = path
+	if m.Name == "" {
+		m.Name = NameFromFile(path)
+	}
+	return m, nil
+}
+
+// NameFromFile derives a module name from a file name the way kmod does:
+// base name without .ko (and compression suffix), '-' read as '_'.
+func NameFromFile(path string) string {
+	base := filepath.Base(path)
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	return strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")
+}
+
+// Parse reads a module from its bytes.
+func Parse(data []byte) (m *Module, err error) {
+	// debug/elf can panic on hostile input.
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("%w: malformed ELF (%v)", ErrNotModule, r)
+		}
+	}()
+	sig, elfSize, err := splitSignature(data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(data[:elfSize]))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotModule, err)
+	}
+	if f.Type != elf.ET_REL {
+		return nil, fmt.Errorf("%w: ELF type %s, want ET_REL", ErrNotModule, f.Type)
+	}
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, fmt.Errorf("%w: no .modinfo section", ErrNotModule)
+	}
+	raw, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("%w: section .modinfo: %v", ErrNotModule, err)
+	}
+	if f.Section(".gnu.linkonce.this_module") == nil {
+		return nil, fmt.Errorf("%w: no .gnu.linkonce.this_module section (an object file, not a linked module?)", ErrNotModule)
+	}
+	m = &Module{Info: ParseModinfo(raw), Signature: sig, ELFSize: int64(elfSize)}
+	m.Name = m.first("name")
+	m.Vermagic = m.first("vermagic")
+	m.Srcversion = m.first("srcversion")
+	m.Livepatch = m.first("livepatch") == "Y"
+	m.Depends = []string{}
+	for _, d := range strings.Split(m.first("depends"), ",") {
+		if d != "" {
+			m.Depends = append(m.Depends, d)
+		}
+	}
+	if m.Vermagic == "" {
+		return nil, fmt.Errorf("%w: .modinfo has no vermagic", ErrNotModule)
+	}
+	return m, nil
+}
+
+func (m *Module) first(key string) string {
+	if v := m.Info[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// ParseModinfo splits a .modinfo section: NUL-separated key=value strings
+// (padding NULs skipped). Repeated keys keep every value in order.
+func ParseModinfo(raw []byte) map[string][]string {
+	info := map[string][]string{}
+	for _, s := range bytes.Split(raw, []byte{0}) {
+		k, v, ok := strings.Cut(string(s), "=")
+		if !ok || k == "" {
+			continue
+		}
+		info[k] = append(info[k], v)
+	}
+	return info
+}
+
+// Release returns the kernel release a vermagic string names
+// ("6.1.0-56-amd64 SMP preempt mod_unload modversions " → "6.1.0-56-amd64").
+func Release(vermagic string) string {
+	if f := strings.Fields(vermagic); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
