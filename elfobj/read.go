@@ -245,21 +245,16 @@ func (p *parser) sections() error {
 		s.Addr = h.addr
 		s.Addralign = h.align
 		s.Entsize = h.ent
-		if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
-			s.Size = h.size
-		} else {
-			if h.off > uint64(len(p.data)) || h.size > uint64(len(p.data))-h.off {
-				return p.errf(p.shdrOff(i), i, "contents [%#x, +%#x) outside the file (%d bytes)", h.off, h.size, len(p.data))
-			}
-			s.Data = p.data[h.off : h.off+h.size : h.off+h.size]
-		}
 		f.Sections[i-1] = s
 	}
-	// Names.
+	// Names first, so that later errors can use them.
 	if shstrndx := int(p.hdrs[0].link); shstrndx != 0 {
 		tab := &p.secs[shstrndx]
 		if tab.Type != elf.SHT_STRTAB {
 			return p.errf(62, shstrndx, "section name table has type %v (want SHT_STRTAB)", tab.Type)
+		}
+		if err := p.contents(shstrndx); err != nil {
+			return err
 		}
 		f.Shstrtab = tab
 		strs := string(tab.Data)
@@ -269,6 +264,11 @@ func (p *parser) sections() error {
 				return p.errf(p.shdrOff(i), i, "name offset %#x outside the section name table (%d bytes) or unterminated", p.hdrs[i].name, len(strs))
 			}
 			p.secs[i].Name = name
+		}
+	}
+	for i := 1; i < n; i++ {
+		if err := p.contents(i); err != nil {
+			return err
 		}
 	}
 	// References between sections.
@@ -321,6 +321,21 @@ func (p *parser) sections() error {
 			}
 		}
 	}
+	return nil
+}
+
+// contents sets the contents of section i from its header.
+func (p *parser) contents(i int) error {
+	h := &p.hdrs[i]
+	s := &p.secs[i]
+	if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
+		s.Size = h.size
+		return nil
+	}
+	if h.off > uint64(len(p.data)) || h.size > uint64(len(p.data))-h.off {
+		return p.errf(p.shdrOff(i)+24, i, "contents [%#x, +%#x) outside the file (%d bytes)", h.off, h.size, len(p.data))
+	}
+	s.Data = p.data[h.off : h.off+h.size : h.off+h.size]
 	return nil
 }
 

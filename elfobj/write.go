@@ -100,15 +100,14 @@ func (w *writer) encode() ([]byte, error) {
 	w.off = make([]uint64, n)
 	pos := uint64(ehdrSize)
 	for i, s := range f.Sections {
-		size := w.contentSize(s)
-		if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
-			w.off[i+1] = pos
-			w.size[i+1] = s.Size
-			continue
-		}
 		a := fileAlign(s.Addralign)
 		pos = (pos + a - 1) &^ (a - 1)
 		w.off[i+1] = pos
+		if s.Type == elf.SHT_NOBITS || s.Type == elf.SHT_NULL {
+			w.size[i+1] = s.Size
+			continue
+		}
+		size := w.contentSize(s)
 		w.size[i+1] = size
 		pos += size
 	}
