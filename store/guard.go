@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
 // Mark says a patch is being applied: written (durably) before the load,
@@ -39,7 +41,7 @@ func (s *Store) quarantinePath(release, name string) string {
 // MarkApplying durably records that name is being applied in boot bootID.
 func (s *Store) MarkApplying(release, name, bootID string) error {
 	data, _ := json.Marshal(Mark{Name: name, BootID: bootID, Started: s.Now().UTC()})
-	if err := writeAtomic(s.markPath(release, name), data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.markPath(release, name), data, 0o644); err != nil {
 		return fmt.Errorf("mark %s as applying: %w", name, err)
 	}
 	return nil
@@ -51,7 +53,7 @@ func (s *Store) ClearMark(release, name string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(s.markPath(release, name)))
+	return atomicfile.SyncDir(filepath.Dir(s.markPath(release, name)))
 }
 
 // Marks returns the applying marks of release.
@@ -80,7 +82,7 @@ func (s *Store) Marks(release string) ([]Mark, error) {
 // QuarantinePatch records that name must not be loaded at boot.
 func (s *Store) QuarantinePatch(release, name, reason string) error {
 	data, _ := json.MarshalIndent(Quarantine{Name: name, Reason: reason, Since: s.Now().UTC()}, "", "  ")
-	return writeAtomic(s.quarantinePath(release, name), append(data, '\n'), 0o644)
+	return atomicfile.WriteFile(s.quarantinePath(release, name), append(data, '\n'), 0o644)
 }
 
 // Quarantined lists the quarantined patches of release by name.

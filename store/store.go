@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelp-project/kelp/internal/atomicfile"
 	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/kmod"
 )
@@ -161,7 +162,7 @@ func (s *Store) Install(release, path string, opts InstallOptions) (Entry, error
 		if pos >= 0 && !opts.Force {
 			return fmt.Errorf("patch %s: %w for %s (use --force to replace it)", e.Name, ErrExists, release)
 		}
-		if err := writeAtomic(s.Path(release, e), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(s.Path(release, e), data, 0o644); err != nil {
 			return fmt.Errorf("install %s: %w", e.Name, err)
 		}
 		idx.NextSeq++
@@ -217,7 +218,7 @@ func (s *Store) Uninstall(release, name string) error {
 		os.Remove(s.Path(release, e))
 		os.Remove(s.quarantinePath(release, name))
 		os.Remove(s.markPath(release, name))
-		return syncDir(filepath.Join(s.dir(release), "patches"))
+		return atomicfile.SyncDir(filepath.Join(s.dir(release), "patches"))
 	})
 }
 
@@ -329,7 +330,7 @@ func (s *Store) writeIndex(release string, idx *index) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.indexPath(release), append(data, '\n'), 0o644)
+	return atomicfile.WriteFile(s.indexPath(release), append(data, '\n'), 0o644)
 }
 
 // locked runs fn holding the release directory's lock.
@@ -348,47 +349,6 @@ func (s *Store) locked(release string, fn func() error) error {
 	}
 	defer sys.Unlock(f)
 	return fn()
-}
-
-// writeAtomic replaces path with data: temporary file in the same
-// directory, fsync, rename, directory fsync. On error nothing changes.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	if werr == nil {
-		werr = f.Chmod(perm)
-	}
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		os.Remove(tmp)
-		return werr
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func hexSum(data []byte) string {

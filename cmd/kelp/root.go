@@ -33,6 +33,11 @@ stderr); 64 usage error.`,
 	root.AddCommand(
 		newVersionCmd(g),
 		newCheckCmd(g),
+		newInstallCmd(g),
+		newUninstallCmd(g),
+		newUnquarantineCmd(g),
+		newStatusCmd(g),
+		newSignCmd(g),
 	)
 	return root
 }
