@@ -14,8 +14,8 @@
 # verifies them and exits within a second.
 set -euo pipefail
 
-tools=(qemu-system-x86 busybox-static e2fsprogs cpio xz-utils make gcc bison
-       flex libelf-dev libssl-dev bc dwarves kmod binutils)
+tools=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio xz-utils make gcc bison
+       flex libelf-dev libssl-dev bc dwarves kmod binutils openssl rpm debootstrap)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
@@ -50,9 +50,16 @@ installed_triple() {
   done
 }
 
-if [ -z "${KELP_DEPS_REFRESH:-}" ] && [ -z "$(missing_tools)" ]; then
+if [ -z "${KELP_DEPS_REFRESH:-}" ]; then
   t=$(installed_triple)
   if [ -n "$t" ]; then
+    missing=$(missing_tools)
+    if [ -n "$missing" ]; then
+      log "installing $missing"
+      apt-get update -qq
+      # shellcheck disable=SC2086
+      apt-get install -y -qq --no-install-recommends $missing >&2
+    fi
     log "ok: tools present, kernel triple ${t% *} (Debian ${t#* })"
     exit 0
   fi

@@ -5,38 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kelp-project/kelp/internal/testenv"
 )
 
 const rel = "6.1.0-56-amd64"
 
-// fakeModule compiles a minimal object that carries the sections of a
-// kernel module (.modinfo, .gnu.linkonce.this_module), enough for the
-// store's checks; real modules are exercised in the VM tests.
 func fakeModule(t *testing.T, name, release string, livepatch bool, extra ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	info := []string{"name=" + name, "vermagic=" + release + " SMP preempt mod_unload modversions "}
-	if livepatch {
-		info = append(info, "livepatch=Y")
-	}
-	info = append(info, extra...)
-	var src strings.Builder
-	for i, kv := range info {
-		fmt.Fprintf(&src, "__attribute__((section(\".modinfo\"), used)) static const char info%d[] = %q;\n", i, kv)
-	}
-	src.WriteString("__attribute__((section(\".gnu.linkonce.this_module\"), used)) static char this_module[64];\n")
-	c := filepath.Join(dir, name+".c")
-	os.WriteFile(c, []byte(src.String()), 0o644)
-	ko := filepath.Join(dir, name+".ko")
-	if out, err := exec.Command("gcc", "-c", "-o", ko, c).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return ko
+	return testenv.FakeModule(t, name, release, livepatch, extra...)
 }
 
 func newStore(t *testing.T) *Store {
