@@ -58,8 +58,12 @@ type Package struct {
 
 var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 
-// epoch returns SOURCE_DATE_EPOCH when set, else fallback.
-func epoch(fallback time.Time) (time.Time, error) {
+// DefaultMaintainer is used when no maintainer is given.
+const DefaultMaintainer = "kelp <root@localhost>"
+
+// Epoch returns SOURCE_DATE_EPOCH when set, else fallback: the time
+// written into packages so that the same inputs give the same bytes.
+func Epoch(fallback time.Time) (time.Time, error) {
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -96,7 +100,7 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	mtime, err := epoch(st.ModTime())
+	mtime, err := Epoch(st.ModTime())
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +112,9 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	}
 	if o.Version == "" {
 		o.Version = "1.0.0"
+	}
+	if o.Maintainer == "" {
+		o.Maintainer = DefaultMaintainer
 	}
 	if o.Release == "" {
 		o.Release = "1"

@@ -56,7 +56,7 @@ func BuildSelf(o SelfOptions, dir string) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	mtime, err := epoch(st.ModTime())
+	mtime, err := Epoch(st.ModTime())
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,9 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable kelp.service >/d
 	}
 	for dst, src := range o.Docs {
 		contents = append(contents, &files.Content{Source: src, Destination: dst, FileInfo: fi(0o644)})
+	}
+	if o.Maintainer == "" {
+		o.Maintainer = DefaultMaintainer
 	}
 	version := o.Version
 	if version == "" || version == "dev" {

@@ -38,6 +38,7 @@ stderr); 64 usage error.`,
 		newUnquarantineCmd(g),
 		newStatusCmd(g),
 		newSignCmd(g),
+		newPackageCmd(g),
 	)
 	return root
 }
