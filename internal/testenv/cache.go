@@ -32,9 +32,9 @@ func CacheDir() (string, error) {
 	return dir, nil
 }
 
-// fileKey identifies a file's content cheaply (path, size, mtime), enough
+// FileKey identifies a file's content cheaply (path, size, mtime), enough
 // to notice a reinstalled package.
-func fileKey(path string) (string, error) {
+func FileKey(path string) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", err
@@ -42,8 +42,8 @@ func fileKey(path string) (string, error) {
 	return fmt.Sprintf("%s:%d:%d", path, st.Size(), st.ModTime().UnixNano()), nil
 }
 
-// digest returns a short hex digest of its arguments.
-func digest(parts ...string) string {
+// Digest returns a short hex digest of its arguments.
+func Digest(parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		io.WriteString(h, p)
@@ -52,12 +52,12 @@ func digest(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// cached returns dir after making sure build has populated it exactly once.
+// Cached returns dir after making sure build has populated it exactly once.
 // build fills dir in place (kernel trees must not move after they are
 // prepared); a ".complete" marker is written last, and an entry without it
 // (an interrupted build) is wiped and rebuilt. Concurrent test processes
 // serialize on a lock file.
-func cached(dir string, build func(dir string) error) (string, error) {
+func Cached(dir string, build func(dir string) error) (string, error) {
 	done := filepath.Join(dir, ".complete")
 	if _, err := os.Stat(done); err == nil {
 		return dir, nil

@@ -138,11 +138,11 @@ func (k *Kernel) Objects(ctx context.Context, names []string) ([]KernelObject, e
 	if err != nil {
 		return nil, err
 	}
-	ccKey, err := fileKey(compilerPath())
+	ccKey, err := FileKey(compilerPath())
 	if err != nil {
 		return nil, fmt.Errorf("compiler: %w", err)
 	}
-	dir := filepath.Join(cache, "objects", filepath.Base(tree)+"-"+digest(ccKey, ObjectFlags))
+	dir := filepath.Join(cache, "objects", filepath.Base(tree)+"-"+Digest(ccKey, ObjectFlags))
 	if missing := missingObjects(dir, names); len(missing) > 0 {
 		if err := compileObjects(ctx, tree, dir, names); err != nil {
 			return nil, err

@@ -16,11 +16,11 @@ import (
 // (make olddefconfig modules_prepare). It is done once per tarball and
 // config; later calls return at once.
 func (k *Kernel) SourceTree(ctx context.Context) (string, error) {
-	tarKey, err := fileKey(k.SourceTar)
+	tarKey, err := FileKey(k.SourceTar)
 	if err != nil {
 		return "", err
 	}
-	cfgKey, err := fileKey(k.Config)
+	cfgKey, err := FileKey(k.Config)
 	if err != nil {
 		return "", err
 	}
@@ -28,8 +28,8 @@ func (k *Kernel) SourceTree(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "trees", k.Release+"-"+digest(tarKey, cfgKey))
-	_, err = cached(dir, func(tmp string) error {
+	dir := filepath.Join(cache, "trees", k.Release+"-"+Digest(tarKey, cfgKey))
+	_, err = Cached(dir, func(tmp string) error {
 		if err := run(ctx, tmp, "tar", "-xJf", k.SourceTar, "--strip-components=1"); err != nil {
 			return fmt.Errorf("extract %s: %w", k.SourceTar, err)
 		}
@@ -86,7 +86,7 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 	if err != nil {
 		return "", err
 	}
-	hdrKey, err := fileKey(filepath.Join(k.Headers, "Module.symvers"))
+	hdrKey, err := FileKey(filepath.Join(k.Headers, "Module.symvers"))
 	if err != nil {
 		return "", &ErrMissing{What: "Module.symvers in " + k.Headers, Package: "linux-headers-" + k.Release}
 	}
@@ -95,8 +95,8 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 	for _, n := range names {
 		parts = append(parts, n, string(m.Files[n]))
 	}
-	dir := filepath.Join(cache, "modules", m.Name+"-"+digest(parts...))
-	_, err = cached(dir, func(tmp string) error {
+	dir := filepath.Join(cache, "modules", m.Name+"-"+Digest(parts...))
+	_, err = Cached(dir, func(tmp string) error {
 		var objs []string
 		for _, n := range names {
 			if err := os.WriteFile(filepath.Join(tmp, n), m.Files[n], 0o644); err != nil {
