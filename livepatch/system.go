@@ -1,7 +1,9 @@
 // Package livepatch talks to the running kernel's livepatch core: what the
-// system supports (Check), which patches are loaded and in what state, and
-// (later) loading, transitions and unloading. Everything is read through a
-// System rooted at "/" in production and at a fake tree in unit tests.
+// system supports (Check), which patches are loaded and whose code runs
+// (List), and applying and removing patches with their consistency-model
+// transitions watched to the end (Load, Unload, Force). Everything goes
+// through a System rooted at "/" in production and at a fake tree in unit
+// tests. Nothing here prints: long operations report Events to a callback.
 package livepatch
 
 import (
@@ -50,36 +52,4 @@ func (s System) Release() (string, error) {
 		return sys.Release()
 	}
 	return rel, err
-}
-
-// Patch is a livepatch registered with the kernel
-// (/sys/kernel/livepatch/<name>).
-type Patch struct {
-	Name       string `json:"name"`
-	Enabled    bool   `json:"enabled"`
-	Transition bool   `json:"transition"`
-}
-
-// Patches lists the registered livepatches. A kernel without livepatch
-// support yields an error satisfying errors.Is(err, os.ErrNotExist).
-func (s System) Patches() ([]Patch, error) {
-	entries, err := os.ReadDir(s.path("sys", "kernel", "livepatch"))
-	if err != nil {
-		return nil, err
-	}
-	var out []Patch
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		p := Patch{Name: e.Name()}
-		if v, err := s.readTrim("sys", "kernel", "livepatch", e.Name(), "enabled"); err == nil {
-			p.Enabled = v == "1"
-		}
-		if v, err := s.readTrim("sys", "kernel", "livepatch", e.Name(), "transition"); err == nil {
-			p.Transition = v == "1"
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }

@@ -21,8 +21,7 @@ func newRootCmd() *cobra.Command {
 running kernel without a reboot, keeps it applied across reboots and ships it
 as an ordinary package.
 
-Exit codes: 0 success; 1 refused or failed (the reason is the last line on
-stderr); 64 usage error.`,
+` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -33,6 +32,11 @@ stderr); 64 usage error.`,
 	root.AddCommand(
 		newVersionCmd(g),
 		newCheckCmd(g),
+		newLoadCmd(g),
+		newUnloadCmd(g),
+		newListCmd(g),
+		newInfoCmd(g),
+		newForceCmd(g),
 		newInstallCmd(g),
 		newUninstallCmd(g),
 		newUnquarantineCmd(g),

@@ -20,7 +20,17 @@ var (
 	EINVAL       = unix.EINVAL
 	ENOEXEC      = unix.ENOEXEC
 	EKEYREJECTED = unix.EKEYREJECTED
+	EAGAIN       = unix.EAGAIN
+	EPIPE        = unix.EPIPE
+	ENODEV       = unix.ENODEV
+	ENOKEY       = unix.ENOKEY
+	EKEYEXPIRED  = unix.EKEYEXPIRED
+	EBADMSG      = unix.EBADMSG
 )
+
+// ErrnoName returns the symbolic name of an errno ("ENODEV"), "" when it
+// has none.
+func ErrnoName(e unix.Errno) string { return unix.ErrnoName(e) }
 
 // Release returns the running kernel's release (uname -r).
 func Release() (string, error) {
@@ -157,4 +167,10 @@ func Mknod(path string, char bool, major, minor uint32, perm uint32) error {
 		return fmt.Errorf("mknod %s: %w", path, err)
 	}
 	return nil
+}
+
+// IsTerminal reports whether fd is a terminal.
+func IsTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
 }

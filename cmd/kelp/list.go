@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kelp-project/kelp/livepatch"
+	"github.com/spf13/cobra"
+)
+
+func newListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "Show loaded livepatches and, per patched function, whose code runs",
+		Long: `list shows the registered livepatches, newest first (enabled, transition and
+its direction, objects and whether they are patched, functions with sympos),
+livepatch modules left loaded after their patch was disabled or replaced,
+and a function ownership table: for each patched function, the patch whose
+version runs now. Linux 6.1 does not publish the order of its patch stack;
+kelp derives it from module load order (a patch cannot be re-enabled, so
+enable order is load order) and uses stack_order where the kernel has it
+(6.14+). Functions in transition show which version switched tasks run and
+which the others still run.
+
+` + exitCodesHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := livepatch.Host.List()
+			if err != nil {
+				return exitWith(exitFailure, "list patches: %v", err)
+			}
+			out := cmd.OutOrStdout()
+			if g.json {
+				return writeJSON(out, l)
+			}
+			printListing(out, l)
+			return nil
+		},
+	}
+}
+
+func printListing(out io.Writer, l *livepatch.Listing) {
+	if len(l.Patches) == 0 && len(l.Leftovers) == 0 {
+		fmt.Fprintln(out, "no patches loaded")
+		return
+	}
+	if len(l.Patches) > 0 {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATCH\tSTATE\tOBJECTS")
+		for _, p := range l.Patches {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, patchState(p.Patch), objectsText(p.Objects))
+		}
+		tw.Flush()
+	}
+	for _, m := range l.Leftovers {
+		fmt.Fprintf(out, "%s: module loaded, its patch disabled or replaced (kelp unload %s removes it)\n", m.Name, m.Name)
+	}
+	if t := l.Transition; t != nil {
+		fmt.Fprintf(out, "\ntransition: %s %s, %d/%d tasks switched\n", t.Patch, t.Target.Verb(), t.Switched, t.Total)
+	}
+	if len(l.Functions) > 0 {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "FUNCTION\tOBJECT\tRUNS\tSTACK (newest first)")
+		for _, f := range l.Functions {
+			fmt.Fprintf(tw, "%s,%d\t%s\t%s\t%s\n", f.Function, f.Sympos, f.Object, ownerText(f), strings.Join(f.Stack, ", "))
+		}
+		tw.Flush()
+	}
+}
+
+func patchState(p livepatch.Patch) string {
+	switch {
+	case p.Transition:
+		return p.Target().Verb()
+	case p.Enabled:
+		return "enabled"
+	}
+	return "disabled"
+}
+
+func objectsText(objs []livepatch.Object) string {
+	var parts []string
+	for _, o := range objs {
+		st := "patched"
+		if !o.Patched {
+			st = "not loaded"
+		}
+		var fns []string
+		for _, f := range o.Funcs {
+			fns = append(fns, fmt.Sprintf("%s,%d", f.Name, f.Sympos))
+		}
+		parts = append(parts, fmt.Sprintf("%s (%s): %s", o.Name, st, strings.Join(fns, " ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func ownerText(f livepatch.Ownership) string {
+	name := func(s string) string {
+		if s == "" {
+			return "original"
+		}
+		return s
+	}
+	switch f.State {
+	case livepatch.FuncNotLoaded:
+		return "- (object not loaded)"
+	case livepatch.FuncTransition:
+		return fmt.Sprintf("%s for switched tasks, %s for the others", name(f.Owner), name(f.Previous))
+	}
+	return name(f.Owner)
+}

@@ -1,0 +1,163 @@
+package livepatch
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// kmsgFollower collects the kernel log lines printed from its start on
+// that concern livepatching (prefix "livepatch: ") or one of the named
+// modules. It reads /dev/kmsg, which every record reaches whatever the
+// console log level. When /dev/kmsg cannot be read (no privilege, no
+// device) the follower is empty and kelp works without it.
+type kmsgFollower struct {
+	f      *os.File
+	mu     sync.Mutex
+	names  []string
+	lines  []string
+	onLine func(string)
+	done   chan struct{}
+}
+
+// followKernelLog starts a follower; names are the modules whose messages
+// to keep. onLine, when set, is called for each kept line (from another
+// goroutine).
+func (s System) followKernelLog(onLine func(string), names ...string) *kmsgFollower {
+	k := &kmsgFollower{names: names, onLine: onLine, done: make(chan struct{})}
+	f, err := os.Open(s.path("dev", "kmsg"))
+	if err != nil {
+		close(k.done)
+		return k
+	}
+	// Start at the end: only what is printed from now on matters.
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		close(k.done)
+		return k
+	}
+	k.f = f
+	go k.run()
+	return k
+}
+
+func (k *kmsgFollower) run() {
+	defer close(k.done)
+	buf := make([]byte, 8192)
+	for {
+		n, err := k.f.Read(buf)
+		if err != nil {
+			// EPIPE: records were overwritten before we read them; the
+			// next read continues with the oldest available one.
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+				return
+			}
+			if !isEPIPE(err) {
+				return
+			}
+			continue
+		}
+		if msg, ok := parseKmsgRecord(buf[:n]); ok && k.wants(msg) {
+			k.mu.Lock()
+			k.lines = append(k.lines, msg)
+			k.mu.Unlock()
+			if k.onLine != nil {
+				k.onLine(msg)
+			}
+		}
+	}
+}
+
+func (k *kmsgFollower) wants(msg string) bool {
+	if strings.HasPrefix(msg, "livepatch: ") {
+		return true
+	}
+	for _, n := range k.names {
+		if strings.Contains(msg, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Lines returns the lines kept so far.
+func (k *kmsgFollower) Lines() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.lines...)
+}
+
+// Stop ends the follower and returns every kept line.
+func (k *kmsgFollower) Stop() []string {
+	if k.f != nil {
+		k.f.Close()
+	}
+	<-k.done
+	return k.Lines()
+}
+
+// parseKmsgRecord extracts the message of one /dev/kmsg record:
+// "prio,seq,usec,flags[,...];message\n" followed by " KEY=value" lines.
+func parseKmsgRecord(rec []byte) (string, bool) {
+	i := bytes.IndexByte(rec, ';')
+	if i < 0 {
+		return "", false
+	}
+	msg := rec[i+1:]
+	if j := bytes.IndexByte(msg, '\n'); j >= 0 {
+		msg = msg[:j]
+	}
+	return unescapeKmsg(string(msg)), true
+}
+
+// unescapeKmsg undoes /dev/kmsg's \xNN escaping of non-printable bytes.
+func unescapeKmsg(s string) string {
+	if !strings.Contains(s, `\x`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
+			if v, ok := hexByte(s[i+2], s[i+3]); ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func hexByte(a, b byte) (byte, bool) {
+	h := func(c byte) (byte, bool) {
+		switch {
+		case c >= '0' && c <= '9':
+			return c - '0', true
+		case c >= 'a' && c <= 'f':
+			return c - 'a' + 10, true
+		case c >= 'A' && c <= 'F':
+			return c - 'A' + 10, true
+		}
+		return 0, false
+	}
+	x, ok1 := h(a)
+	y, ok2 := h(b)
+	return x<<4 | y, ok1 && ok2
+}
+
+// hintLine picks the kernel log line that best explains a failure.
+func hintLine(lines []string) string {
+	keys := []string{"not compatible", "failed", "Unknown symbol", "unknown parameter", "invalid", "error", "refusing"}
+	for _, key := range keys {
+		for _, l := range lines {
+			if strings.Contains(l, key) {
+				return l
+			}
+		}
+	}
+	return ""
+}
