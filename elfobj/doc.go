@@ -20,10 +20,10 @@
 //     to.
 //
 // Indices exist only in the file. Parse resolves them into pointers and
-// Write computes them afresh, so sections and symbols can be added, removed,
+// Encode computes them afresh, so sections and symbols can be added, removed,
 // renamed and reordered without fixing up anything by hand. Each Section and
 // Symbol has an Index field that holds its position as of the last Parse,
-// Renumber or Write (section 0 and symbol 0, the null entries, are implicit
+// Renumber or Encode (section 0 and symbol 0, the null entries, are implicit
 // and not in the lists); it is there for callers that need to report or
 // compare positions, and no edit has to keep it current.
 //
@@ -40,7 +40,7 @@
 //
 // # Writing
 //
-// Write lays the file out from scratch: the ELF header, then each section's
+// Encode (and WriteTo, WriteFile) lays the file out from scratch: the ELF header, then each section's
 // contents in index order at its alignment, then the section header table.
 // Local symbols are moved before global ones (stably) and the symbol
 // table's sh_info set to the first non-local; SHT_SYMTAB_SHNDX and extended
@@ -53,7 +53,7 @@
 // Parse checks every offset, size, count and index before using it and
 // reports malformed input as a *FormatError naming the file offset and the
 // section involved; it does not panic on any input (the package carries a
-// fuzz target for Parse and for Parse→Write→Parse).
+// fuzz target for Parse and for Parse→Encode→Parse).
 //
 // # Machines
 //

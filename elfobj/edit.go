@@ -22,7 +22,7 @@ func New(m elf.Machine) *File {
 
 // Renumber puts local symbols before the others (keeping the order within
 // each group) and sets every Section.Index and Symbol.Index to the position
-// Write will give it. Write calls it; call it directly to read indices
+// Encode will give it. Encode calls it; call it directly to read indices
 // after editing.
 func (f *File) Renumber() {
 	for i, s := range f.Sections {
@@ -258,7 +258,7 @@ func (f *File) AddRelocSection(target *Section) *Section {
 // relocation sections that apply to s, the symbols defined in s, and its
 // membership in groups (a group left empty is removed too). References to
 // the removed symbols from elsewhere — relocations in other sections — are
-// left for the caller to decide on (RemoveRelocs); Validate and Write
+// left for the caller to decide on (RemoveRelocs); Validate and Encode
 // report any that remain.
 func (f *File) RemoveSection(s *Section) {
 	gone := map[*Section]bool{s: true}
@@ -338,7 +338,7 @@ func (f *File) AddSymbol(sym *Symbol) *Symbol {
 }
 
 // RemoveSymbol removes sym. Relocations and groups that still refer to it
-// are reported by Validate and Write.
+// are reported by Validate and Encode.
 func (f *File) RemoveSymbol(sym *Symbol) {
 	if i := slices.Index(f.Symbols, sym); i >= 0 {
 		f.Symbols = slices.Delete(f.Symbols, i, i+1)

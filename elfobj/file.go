@@ -15,7 +15,7 @@ type File struct {
 
 	// Sections in index order; Sections[i] has index i+1.
 	Sections []*Section
-	// Symbols in index order; Symbols[i] has index i+1. Write puts locals
+	// Symbols in index order; Symbols[i] has index i+1. Encode puts locals
 	// first.
 	Symbols []*Symbol
 
@@ -59,7 +59,7 @@ type Section struct {
 	Group  *Group  // members of SHT_GROUP sections
 
 	// Index is the section header index as of the last Parse, Renumber or
-	// Write; 0 for a section not (or no longer) in a File.
+	// Encode; 0 for a section not (or no longer) in a File.
 	Index int
 }
 
@@ -87,7 +87,7 @@ type Symbol struct {
 	Size  uint64
 
 	// Index is the symbol table index as of the last Parse, Renumber or
-	// Write; 0 for a symbol not (or no longer) in a File.
+	// Encode; 0 for a symbol not (or no longer) in a File.
 	Index int
 }
 
@@ -137,7 +137,7 @@ func (s *Section) IsReloc() bool { return s.Type == elf.SHT_RELA || s.Type == el
 
 // FileSize is the number of bytes the section occupies in the file as it
 // is modelled now (0 for SHT_NOBITS); for generated sections it is the
-// size Write will give them, except string tables, which depend on the
+// size Encode will give them, except string tables, which depend on the
 // whole file.
 func (s *Section) FileSize() uint64 {
 	switch s.Type {

@@ -62,9 +62,18 @@ func syntheticSeeds(t testing.TB) [][]byte {
 		Relocs: []Reloc{{Offset: 8, Type: uint32(elf.R_X86_64_64), Symbol: fn}}})
 	f.AddSection(&Section{Name: ".modinfo", Type: elf.SHT_PROGBITS, Flags: elf.SHF_ALLOC, Addralign: 1,
 		Data: AppendStringList(nil, "livepatch=Y", "license=GPL")})
-	b, err := f.Encode()
-	if err != nil {
-		t.Fatal(err)
+	var out [][]byte
+	// Small objects let mutations reach the headers often.
+	tiny := New(elf.EM_X86_64)
+	ttext := tiny.AddSection(&Section{Name: ".text", Type: elf.SHT_PROGBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addralign: 1, Data: []byte{0xe8, 0, 0, 0, 0}})
+	tsym := tiny.AddSymbol(&Symbol{Name: "x", Bind: elf.STB_GLOBAL})
+	tiny.AddRelocSection(ttext).Relocs = []Reloc{{Offset: 1, Type: uint32(elf.R_X86_64_PC32), Symbol: tsym, Addend: -4}}
+	for _, o := range []*File{f, tiny, {Machine: elf.EM_X86_64}} {
+		b, err := o.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
 	}
-	return [][]byte{b}
+	return out
 }

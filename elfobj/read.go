@@ -551,7 +551,7 @@ func (p *parser) group(i int) error {
 	return nil
 }
 
-// generated reports whether Write generates s's contents from the model.
+// generated reports whether Encode generates s's contents from the model.
 func (f *File) generated(s *Section) bool {
 	switch {
 	case s.IsReloc(), s.Type == elf.SHT_GROUP:
