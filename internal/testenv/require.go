@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"testing"
 )
@@ -28,4 +29,15 @@ func Missing(t testing.TB, err error) {
 		t.Fatalf("test environment incomplete: %v", err)
 	}
 	t.Skipf("test environment incomplete (CI would fail): %v", err)
+}
+
+// MissingOr ends the test for err: as Missing when err is an *ErrMissing,
+// as a plain failure otherwise.
+func MissingOr(t testing.TB, err error) {
+	t.Helper()
+	var m *ErrMissing
+	if errors.As(err, &m) {
+		Missing(t, err)
+	}
+	t.Fatal(err)
 }

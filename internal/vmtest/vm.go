@@ -49,9 +49,16 @@ type Config struct {
 	Files   []File
 	Cmdline []string // extra kernel command-line arguments
 	Disk    *Disk    // persistent disk, mounted at /persist
-	Timeout time.Duration
-	Memory  string // QEMU -m, default 1G
-	CPUs    int    // default 2
+	// System boots a full Debian system (systemd) from this root disk
+	// instead of the busybox initramfs. Files then go to a payload disk
+	// mounted at /kelp, and Modules and Disk are not used.
+	System *SystemDisk
+	// KillAfter names a step: QEMU is killed as soon as its result
+	// arrives, like a machine losing power at that moment.
+	KillAfter string
+	Timeout   time.Duration
+	Memory    string // QEMU -m, default 1G
+	CPUs      int    // default 2
 
 	// Console, when set, receives the guest console as it is produced.
 	Console io.Writer
@@ -111,11 +118,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if _, err := os.Stat(k.Image); err != nil {
 		return res, &testenv.ErrMissing{What: "kernel image " + k.Image, Package: "linux-image-" + k.Release}
 	}
-	initrd, err := writeInitramfs(k, cfg)
-	if err != nil {
-		return res, err
+	var initrd, payload string
+	if cfg.System != nil {
+		if cfg.Disk != nil || len(cfg.Modules) > 0 {
+			return res, fmt.Errorf("vm: Disk and Modules apply to initramfs boots, not system boots")
+		}
+		initrd = cfg.System.Image.Initrd
+		if payload, err = writePayloadDisk(cfg); err != nil {
+			return res, err
+		}
+		defer os.Remove(payload)
+	} else {
+		if initrd, err = writeInitramfs(k, cfg); err != nil {
+			return res, err
+		}
+		defer os.Remove(initrd)
 	}
-	defer os.Remove(initrd)
 
 	timeout := cfg.Timeout
 	if timeout == 0 {
@@ -132,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
-	args := qemuArgs(k, cfg, initrd)
+	args := qemuArgs(k, cfg, initrd, payload)
 	cmd := exec.Command(qemu, args...)
 	cmd.ExtraFiles = []*os.File{conW, repW} // fd 3: console, fd 4: reports
 	var qemuErr bytes.Buffer
@@ -155,9 +173,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		io.Copy(w, conR)
 	}()
 	var reports reportState
+	killNow := make(chan struct{})
+	var killOnce sync.Once
+	onStep := func(sr StepResult) {
+		if cfg.OnStep != nil {
+			cfg.OnStep(sr)
+		}
+		if cfg.KillAfter != "" && sr.Name == cfg.KillAfter {
+			killOnce.Do(func() { close(killNow) })
+		}
+	}
 	go func() {
 		defer wg.Done()
-		reports.collect(repR, res, cfg.OnStep)
+		reports.collect(repR, res, onStep)
 	}()
 
 	exited := make(chan error, 1)
@@ -166,6 +194,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	timedOut := false
 	select {
 	case waitErr = <-exited:
+	case <-killNow:
+		cmd.Process.Kill()
+		<-exited
+		reports.killed = true
 	case <-ctx.Done():
 		timedOut = true
 		cmd.Process.Kill()
@@ -180,7 +212,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, diagnose(res, &reports, timedOut, timeout, waitErr, qemuErr.String(), ctx)
 }
 
-func qemuArgs(k *testenv.Kernel, cfg Config, initrd string) []string {
+func qemuArgs(k *testenv.Kernel, cfg Config, initrd, payload string) []string {
 	mem := cfg.Memory
 	if mem == "" {
 		mem = "1G"
@@ -189,7 +221,11 @@ func qemuArgs(k *testenv.Kernel, cfg Config, initrd string) []string {
 	if cpus == 0 {
 		cpus = 2
 	}
-	cmdline := append([]string{"console=ttyS0", "panic=-1", "rdinit=/init"}, cfg.Cmdline...)
+	base := []string{"console=ttyS0", "panic=-1", "rdinit=/init"}
+	if cfg.System != nil {
+		base = []string{"root=/dev/vda", "rw", "console=ttyS0", "panic=-1"}
+	}
+	cmdline := append(base, cfg.Cmdline...)
 	args := []string{
 		"-accel", "tcg", "-cpu", "max",
 		"-m", mem, "-smp", fmt.Sprint(cpus),
@@ -202,6 +238,11 @@ func qemuArgs(k *testenv.Kernel, cfg Config, initrd string) []string {
 	if cfg.Disk != nil {
 		args = append(args, "-drive", "file="+cfg.Disk.Path+",format=raw,if=virtio,cache=writeback")
 	}
+	if cfg.System != nil {
+		args = append(args,
+			"-drive", "file="+cfg.System.Overlay+",format=qcow2,if=virtio,cache=writeback",
+			"-drive", "file="+payload+",format=raw,if=virtio,readonly=on")
+	}
 	return args
 }
 
@@ -213,6 +254,7 @@ type reportState struct {
 	setupErr string
 	protoErr error
 	last     string
+	killed   bool // QEMU killed on request (Config.KillAfter)
 }
 
 func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)) {
@@ -281,6 +323,9 @@ func diagnose(res *Result, rs *reportState, timedOut bool, timeout time.Duration
 	}
 	if rs.setupErr != "" {
 		return fail("guest setup: %s", rs.setupErr)
+	}
+	if rs.killed {
+		return nil
 	}
 	if waitErr != nil {
 		msg := strings.TrimSpace(qemuStderr)

@@ -2,6 +2,10 @@
 // pseudo filesystems, loads the requested kernel modules, runs the plan's
 // steps through busybox sh, reports each result on the report serial port,
 // sends the kernel log and powers the machine off.
+//
+// With --runner it is instead a service of a full Debian system booted with
+// systemd: the plan and payload come on a second disk mounted at /kelp, the
+// steps run once the system is up, and it powers the system off cleanly.
 package main
 
 import (
@@ -21,6 +25,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "--runner" {
+		runner()
+		return
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "guestinit: must run as PID 1 inside a test VM")
 		os.Exit(2)
@@ -37,27 +45,58 @@ func main() {
 		console("guestinit: %v", err)
 		return
 	}
-	tty, err := os.OpenFile(proto.ReportTTY, os.O_WRONLY|os.O_SYNC, 0)
+	tty, rep, err := openReports()
 	if err != nil {
-		console("guestinit: open report port: %v", err)
+		console("guestinit: %v", err)
 		return
 	}
-	if err := sys.MakeRawTTY(int(tty.Fd())); err != nil {
-		console("guestinit: report port: %v", err)
-	}
-	rep := proto.NewWriter(tty)
 	run(rep)
-	if klog, err := sys.KernelLog(); err == nil {
-		rep.Send(proto.KindDmesg, klog)
-	} else {
-		rep.Send(proto.KindSetup, []byte("read kernel log: "+err.Error()))
-	}
+	finish(rep)
 	if _, err := os.Stat(proto.PersistDir + "/lost+found"); err == nil {
 		sys.Sync()
 		sys.Unmount(proto.PersistDir)
 	}
 	rep.Send(proto.KindDone, nil)
 	tty.Sync()
+}
+
+// runner is the --runner mode: a systemd service in a full system.
+func runner() {
+	tty, rep, err := openReports()
+	if err != nil {
+		console("kelp test runner: %v", err)
+		os.Exit(1)
+	}
+	run(rep)
+	finish(rep)
+	rep.Send(proto.KindDone, nil)
+	tty.Sync()
+	sys.Sync()
+	// A clean shutdown lets journald and the disk settle for the next boot.
+	if err := exec.Command("systemctl", "poweroff", "--no-block").Run(); err != nil {
+		console("kelp test runner: systemctl poweroff: %v", err)
+		sys.PowerOff()
+	}
+}
+
+func openReports() (*os.File, *proto.Writer, error) {
+	tty, err := os.OpenFile(proto.ReportTTY, os.O_WRONLY|os.O_SYNC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open report port: %w", err)
+	}
+	if err := sys.MakeRawTTY(int(tty.Fd())); err != nil {
+		console("report port: %v", err)
+	}
+	return tty, proto.NewWriter(tty), nil
+}
+
+// finish sends the kernel log.
+func finish(rep *proto.Writer) {
+	if klog, err := sys.KernelLog(); err == nil {
+		rep.Send(proto.KindDmesg, klog)
+	} else {
+		rep.Send(proto.KindSetup, []byte("read kernel log: "+err.Error()))
+	}
 }
 
 func run(rep *proto.Writer) {

@@ -1,0 +1,62 @@
+package vmtest
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+)
+
+// SystemT returns the cached Debian system image, building it when needed.
+func SystemT(t testing.TB, k *testenv.Kernel) *SystemImage {
+	t.Helper()
+	img, err := System(context.Background(), k)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	return img
+}
+
+// TestSystemBoot boots the debootstrapped Debian system with systemd and
+// shows that its state survives a reboot on the same disk.
+func TestSystemBoot(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	img := SystemT(t, k)
+	disk, err := NewSystemDisk(t.TempDir(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := RunT(t, Config{
+		Kernel:  k,
+		System:  disk,
+		Timeout: 4 * time.Minute,
+		Files:   []File{{Path: "/kelp/hello.txt", Data: []byte("payload\n")}},
+		Steps: []Step{
+			{Name: "init", Shell: "readlink /proc/1/exe"},
+			{Name: "running", Shell: "systemctl is-system-running --wait || systemctl --failed --no-legend"},
+			{Name: "modules", Shell: "ls /lib/modules"},
+			{Name: "payload", Shell: "cat /kelp/hello.txt"},
+			{Name: "write", Shell: "echo kept > /var/lib/mark && sync"},
+		},
+	})
+	if got := strings.TrimSpace(first.MustStep(t, "init").Stdout); !strings.HasSuffix(got, "systemd") {
+		t.Errorf("PID 1 is %q, want systemd", got)
+	}
+	if s, _ := first.Step("running"); !strings.Contains(s.Stdout, "running") {
+		t.Errorf("system state after boot: %q %q", s.Stdout, s.Stderr)
+	}
+	if got := strings.TrimSpace(first.MustStep(t, "modules").Stdout); got != k.Release {
+		t.Errorf("/lib/modules holds %q, want %s", got, k.Release)
+	}
+	if got := first.MustStep(t, "payload").Stdout; got != "payload\n" {
+		t.Errorf("payload file = %q", got)
+	}
+	first.MustStep(t, "write")
+	second := RunT(t, Config{Kernel: k, System: disk, Timeout: 4 * time.Minute,
+		Steps: []Step{{Name: "read", Shell: "cat /var/lib/mark"}}})
+	if got := second.MustStep(t, "read").Stdout; got != "kept\n" {
+		t.Errorf("after reboot /var/lib/mark = %q", got)
+	}
+}
