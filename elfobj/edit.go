@@ -255,16 +255,26 @@ func (f *File) AddRelocSection(target *Section) *Section {
 }
 
 // RemoveSection removes s together with what cannot exist without it: the
-// relocation sections that apply to s, the symbols defined in s, and its
-// membership in groups (a group left empty is removed too). References to
+// relocation sections that apply to s, SHF_LINK_ORDER sections that
+// follow it (and their relocations), the symbols defined in any of these,
+// and their membership in groups (a group left empty is removed too). References to
 // the removed symbols from elsewhere — relocations in other sections — are
 // left for the caller to decide on (RemoveRelocs); Validate and Encode
 // report any that remain.
 func (f *File) RemoveSection(s *Section) {
 	gone := map[*Section]bool{s: true}
-	for _, o := range f.Sections {
-		if o.IsReloc() && o.Info == s {
-			gone[o] = true
+	// Dependents can have dependents (the relocations of a link-order
+	// section): repeat until nothing new goes.
+	for more := true; more; {
+		more = false
+		for _, o := range f.Sections {
+			if gone[o] {
+				continue
+			}
+			if (o.IsReloc() && gone[o.Info]) || (o.Flags&elf.SHF_LINK_ORDER != 0 && gone[o.Link]) {
+				gone[o] = true
+				more = true
+			}
 		}
 	}
 	for _, o := range f.Sections {

@@ -430,3 +430,30 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoveSectionDependents: a link-order section and its relocations
+// go with the section they follow; unrelated sections stay.
+func TestRemoveSectionDependents(t *testing.T) {
+	f := New(elf.EM_X86_64)
+	text := f.AddSection(&Section{Name: ".text.f", Type: elf.SHT_PROGBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addralign: 16, Data: []byte{0x90, 0xc3}})
+	other := f.AddSection(&Section{Name: ".text.g", Type: elf.SHT_PROGBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addralign: 16, Data: []byte{0xc3}})
+	pfe := f.AddSection(&Section{Name: "__patchable_function_entries", Type: elf.SHT_PROGBITS, Flags: elf.SHF_ALLOC | elf.SHF_WRITE | elf.SHF_LINK_ORDER, Link: text, Addralign: 8, Data: make([]byte, 8)})
+	fsym := f.AddSymbol(&Symbol{Name: "f", Bind: elf.STB_GLOBAL, Type: elf.STT_FUNC, Section: text, Size: 2})
+	f.AddSymbol(&Symbol{Name: "g", Bind: elf.STB_GLOBAL, Type: elf.STT_FUNC, Section: other, Size: 1})
+	f.AddRelocSection(pfe).Relocs = []Reloc{{Type: uint32(elf.R_X86_64_64), Symbol: fsym}}
+	f.AddRelocSection(text)
+	f.RemoveSection(text)
+	var names []string
+	for _, s := range f.Sections {
+		names = append(names, s.Name)
+	}
+	if want := []string{".symtab", ".strtab", ".shstrtab", ".text.g"}; !slices.Equal(names, want) {
+		t.Errorf("sections %v, want %v", names, want)
+	}
+	if f.Symbol("f") != nil || f.Symbol("g") == nil || fsym.Index != 0 {
+		t.Errorf("symbols after the removal: f %v, g %v", f.Symbol("f"), f.Symbol("g"))
+	}
+	if _, err := f.Encode(); err != nil {
+		t.Fatal(err)
+	}
+}
