@@ -9,6 +9,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,13 +75,16 @@ func Parse(data []byte) (m *Module, err error) {
 			m, err = nil, fmt.Errorf("%w: malformed ELF (%v)", ErrNotModule, r)
 		}
 	}()
+	if err := checkMagic(data); err != nil {
+		return nil, err
+	}
 	sig, elfSize, err := splitSignature(data)
 	if err != nil {
 		return nil, err
 	}
 	f, err := elf.NewFile(bytes.NewReader(data[:elfSize]))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotModule, err)
+		return nil, fmt.Errorf("%w: %s", ErrNotModule, elfProblem(err))
 	}
 	if f.Type != elf.ET_REL {
 		return nil, fmt.Errorf("%w: ELF type %s, want ET_REL", ErrNotModule, f.Type)
@@ -91,7 +95,7 @@ func Parse(data []byte) (m *Module, err error) {
 	}
 	raw, err := sec.Data()
 	if err != nil {
-		return nil, fmt.Errorf("%w: section .modinfo: %v", ErrNotModule, err)
+		return nil, fmt.Errorf("%w: section .modinfo: %s", ErrNotModule, elfProblem(err))
 	}
 	if f.Section(".gnu.linkonce.this_module") == nil {
 		return nil, fmt.Errorf("%w: no .gnu.linkonce.this_module section (an object file, not a linked module?)", ErrNotModule)
@@ -111,6 +115,39 @@ func Parse(data []byte) (m *Module, err error) {
 		return nil, fmt.Errorf("%w: .modinfo has no vermagic", ErrNotModule)
 	}
 	return m, nil
+}
+
+// compressions are the magic numbers of the compressed module formats the
+// kernel's module tools know.
+var compressions = []struct{ magic, name string }{
+	{"\xfd7zXZ\x00", "xz"},
+	{"\x28\xb5\x2f\xfd", "zstd"},
+	{"\x1f\x8b", "gzip"},
+}
+
+// checkMagic refuses what is not an ELF file, naming a compressed module.
+func checkMagic(data []byte) error {
+	if bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+		return nil
+	}
+	for _, c := range compressions {
+		if bytes.HasPrefix(data, []byte(c.magic)) {
+			return fmt.Errorf("%w: %s-compressed; decompress it first", ErrNotModule, c.name)
+		}
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("%w: empty file", ErrNotModule)
+	}
+	return fmt.Errorf("%w: not an ELF file", ErrNotModule)
+}
+
+// elfProblem words a debug/elf error: a read past the end is a truncated
+// file.
+func elfProblem(err error) string {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "truncated ELF file"
+	}
+	return "malformed ELF: " + err.Error()
 }
 
 func (m *Module) first(key string) string {

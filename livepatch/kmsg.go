@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // kmsgFollower collects the kernel log lines printed from its start on
@@ -19,6 +21,7 @@ type kmsgFollower struct {
 	mu     sync.Mutex
 	names  []string
 	lines  []string
+	usecs  []int64 // kernel timestamp of each line, µs since boot
 	onLine func(string)
 	done   chan struct{}
 }
@@ -60,9 +63,10 @@ func (k *kmsgFollower) run() {
 			}
 			continue
 		}
-		if msg, ok := parseKmsgRecord(buf[:n]); ok && k.wants(msg) {
+		if msg, usec, ok := parseKmsgRecord(buf[:n]); ok && k.wants(msg) {
 			k.mu.Lock()
 			k.lines = append(k.lines, msg)
+			k.usecs = append(k.usecs, usec)
 			k.mu.Unlock()
 			if k.onLine != nil {
 				k.onLine(msg)
@@ -99,18 +103,40 @@ func (k *kmsgFollower) Stop() []string {
 	return k.Lines()
 }
 
-// parseKmsgRecord extracts the message of one /dev/kmsg record:
-// "prio,seq,usec,flags[,...];message\n" followed by " KEY=value" lines.
-func parseKmsgRecord(rec []byte) (string, bool) {
+// span returns the kernel time from the first kept line containing from
+// to the first later one containing to.
+func (k *kmsgFollower) span(from, to string) (time.Duration, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	start := -1
+	for i, l := range k.lines {
+		switch {
+		case start < 0 && strings.Contains(l, from):
+			start = i
+		case start >= 0 && strings.Contains(l, to):
+			return time.Duration(k.usecs[i]-k.usecs[start]) * time.Microsecond, true
+		}
+	}
+	return 0, false
+}
+
+// parseKmsgRecord extracts the message and timestamp (µs since boot) of
+// one /dev/kmsg record: "prio,seq,usec,flags[,...];message\n" followed by
+// " KEY=value" lines.
+func parseKmsgRecord(rec []byte) (string, int64, bool) {
 	i := bytes.IndexByte(rec, ';')
 	if i < 0 {
-		return "", false
+		return "", 0, false
+	}
+	var usec int64
+	if f := strings.Split(string(rec[:i]), ","); len(f) >= 3 {
+		usec, _ = strconv.ParseInt(f[2], 10, 64)
 	}
 	msg := rec[i+1:]
 	if j := bytes.IndexByte(msg, '\n'); j >= 0 {
 		msg = msg[:j]
 	}
-	return unescapeKmsg(string(msg)), true
+	return unescapeKmsg(string(msg)), usec, true
 }
 
 // unescapeKmsg undoes /dev/kmsg's \xNN escaping of non-printable bytes.

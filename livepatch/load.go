@@ -45,12 +45,16 @@ type LoadResult struct {
 	Signed     bool     `json:"signed"`
 	Params     []string `json:"params,omitempty"`
 	Warnings   []string `json:"warnings,omitempty"`
-	// LoadTime is the finit_module call (module load + patch init + the
+	// PreflightTime is the checks before loading; LoadTime the finit_module call (module load + patch init + the
 	// start of the transition); TransitionTime from its return to the
 	// transition's end; Elapsed the whole Load.
+	PreflightTime  Duration `json:"preflight_seconds"`
 	LoadTime       Duration `json:"load_seconds"`
 	TransitionTime Duration `json:"transition_seconds"`
-	Elapsed        Duration `json:"elapsed_seconds"`
+	// KernelTime is the kernel's own view, from its log: "enabling patch"
+	// to "patching complete" (0 when the log was not readable).
+	KernelTime Duration `json:"kernel_seconds,omitempty"`
+	Elapsed    Duration `json:"elapsed_seconds"`
 	// Tasks is the number of tasks the transition switched.
 	Tasks int `json:"tasks,omitempty"`
 	// Blockers are the tasks that held the transition up at the timeout
@@ -95,6 +99,7 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		res.Elapsed = Duration(time.Since(start))
 		return res, nil
 	}
+	res.PreflightTime = Duration(time.Since(start))
 	klog := s.followKernelLog(func(l string) { rep.send(Event{Kind: EventKernelLog, Patch: m.Name, Message: l}) }, m.Name)
 	rep.step(m.Name, fmt.Sprintf("loading %s (patch %s)", path, m.Name))
 	loadStart := time.Now()
@@ -147,6 +152,9 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 	}
 	res.TransitionTime = Duration(time.Since(loadStart) - time.Duration(res.LoadTime))
 	res.KernelLog = klog.Stop()
+	if d, ok := klog.span("enabling patch '"+m.Name+"'", "'"+m.Name+"': patching complete"); ok {
+		res.KernelTime = Duration(d)
+	}
 	res.Elapsed = Duration(time.Since(start))
 	return res, nil
 }

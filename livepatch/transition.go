@@ -99,7 +99,7 @@ func (s System) watch(ctx context.Context, name string, target State, timeout ti
 	defer tick.Stop()
 	finish := func(o outcome) watchResult {
 		r := watchResult{outcome: o, elapsed: time.Since(start), total: total}
-		if o == reached {
+		if o == reached && total > 0 {
 			rep.send(Event{Kind: EventProgress, Patch: name, Target: target, Switched: total, Total: total, Elapsed: r.elapsed})
 		}
 		if o == timedOut || o == canceled {

@@ -168,7 +168,7 @@ func loadSummary(r *livepatch.LoadResult) string {
 	case livepatch.StatusForced:
 		return fmt.Sprintf("%s: patched by force after %s (reboot when convenient)", r.Patch, r.Elapsed)
 	}
-	return fmt.Sprintf("%s: patched in %s (finit_module %s, transition %s, %d tasks)", r.Patch, r.Elapsed, r.LoadTime, r.TransitionTime, r.Tasks)
+	return fmt.Sprintf("%s: patched in %s (finit_module %s, transition %s%s)", r.Patch, r.Elapsed, r.LoadTime, r.TransitionTime, tasksText(r.Tasks))
 }
 
 // opReport is the JSON shape of load, unload and force: what was done, and
@@ -199,4 +199,11 @@ func writeOpJSON(w io.Writer, results any, err error) error {
 		}
 	}
 	return writeJSON(w, r)
+}
+
+func tasksText(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d tasks", n)
 }

@@ -84,5 +84,5 @@ func unloadSummary(r *livepatch.UnloadResult) string {
 	if r.Status == livepatch.StatusModuleRemoved {
 		return r.Patch + ": module removed (its patch was already disabled or replaced)"
 	}
-	return fmt.Sprintf("%s: unpatched and removed in %s (transition %s, %d tasks)", r.Patch, r.Elapsed, r.TransitionTime, r.Tasks)
+	return fmt.Sprintf("%s: unpatched and removed in %s (transition %s%s)", r.Patch, r.Elapsed, r.TransitionTime, tasksText(r.Tasks))
 }

@@ -1,0 +1,132 @@
+package selftests
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/vmtest"
+)
+
+// selftestScripts are the 6.1 livepatch selftest scripts re-created here.
+var selftestScripts = []string{
+	"test-livepatch.sh", "test-callbacks.sh", "test-shadow-vars.sh",
+	"test-state.sh", "test-ftrace.sh", "test-sysfs.sh",
+}
+
+// upstreamCases reads every check_result of the installed kernel source's
+// selftest scripts, keyed by "script/test name".
+func upstreamCases(t *testing.T, tree string) map[string]upstreamCase {
+	t.Helper()
+	cases := map[string]upstreamCase{}
+	for _, s := range selftestScripts {
+		cs, err := parseSelftest(filepath.Join(tree, "tools/testing/selftests/livepatch", s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			cases[c.Script+"/"+c.Name] = c
+		}
+	}
+	return cases
+}
+
+// TestKernelSelftests runs every scenario of the kernel's livepatch
+// selftests in one boot of the Debian kernel, each livepatch loaded,
+// disabled and unloaded by kelp, and compares each scenario's kernel log
+// with the transcript the upstream script expects.
+func TestKernelSelftests(t *testing.T) {
+	b := modules(t)
+	cases := upstreamCases(t, b.tree)
+	covered := map[string]bool{}
+	steps := []vmtest.Step{{Name: "setup", Shell: setupStep}}
+	for i, sc := range scenarios {
+		key := sc.Script + "/" + sc.Name
+		if _, ok := cases[key]; !ok {
+			t.Fatalf("scenario %q is not in the kernel's %s", sc.Name, sc.Script)
+		}
+		covered[key] = true
+		steps = append(steps, vmtest.Step{
+			Name:    key,
+			Shell:   fmt.Sprintf("%sstart_test %d '%s'\n%s\nexit 0\n", prelude, i, sc.Name, sc.Body),
+			Timeout: 3 * time.Minute,
+		})
+	}
+	for key := range cases {
+		if !covered[key] {
+			t.Errorf("upstream selftest %q has no kelp scenario", key)
+		}
+	}
+	res := vmtest.RunT(t, vmtest.Config{Kernel: b.kernel, Files: b.files(), Steps: steps, Timeout: 20 * time.Minute})
+	res.MustStep(t, "setup")
+	for _, sc := range scenarios {
+		key := sc.Script + "/" + sc.Name
+		t.Run(key, func(t *testing.T) {
+			want, err := kelpTranscript(cases[key].Expect, sc.KelpErrors)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.Adjust != nil {
+				want = sc.Adjust(want)
+			}
+			st, ok := res.Step(key)
+			if !ok {
+				t.Fatalf("scenario did not run")
+			}
+			got := filterLog(st.Stdout)
+			if d := lineDiff(want, got); d != "" {
+				t.Errorf("kernel log differs from the selftest's transcript (-want +got):\n%s", d)
+			}
+			if st.Exit != 0 || st.Error != "" {
+				t.Errorf("scenario failed (exit %d%s); kelp and helpers said:\n%s", st.Exit, st.Error, st.Stderr)
+			}
+			if t.Failed() {
+				t.Logf("stderr of the scenario:\n%s", st.Stderr)
+			} else {
+				t.Logf("%d transcript lines match (%s)", len(got), st.Duration.Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+// lineDiff shows where two line lists part: common lines with "  ",
+// expected-only with "-", actual-only with "+" (longest common
+// subsequence); "" when they are equal.
+func lineDiff(want, got []string) string {
+	if strings.Join(want, "\n") == strings.Join(got, "\n") {
+		return ""
+	}
+	n, m := len(want), len(got)
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if want[i] == got[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var b strings.Builder
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && want[i] == got[j]:
+			fmt.Fprintf(&b, "  %s\n", want[i])
+			i++
+			j++
+		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+			fmt.Fprintf(&b, "+ %s\n", got[j])
+			j++
+		default:
+			fmt.Fprintf(&b, "- %s\n", want[i])
+			i++
+		}
+	}
+	return b.String()
+}
