@@ -70,7 +70,7 @@ type TimeoutError struct {
 
 func (e *TimeoutError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s transition timed out after %s", e.Patch, e.Target.Verb(), e.After.Round(time.Millisecond))
+	fmt.Fprintf(&b, "%s: %s transition timed out after %s", e.Patch, e.Target.Verb(), fmtDuration(e.After))
 	if n := len(e.Blockers); n > 0 {
 		fmt.Fprintf(&b, " (%s)", blockerSummary(e.Blockers))
 	}

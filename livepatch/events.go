@@ -1,6 +1,7 @@
 package livepatch
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -41,6 +42,15 @@ type Duration time.Duration
 
 func (d Duration) MarshalJSON() ([]byte, error) {
 	return strconv.AppendFloat(nil, time.Duration(d).Seconds(), 'f', 6, 64), nil
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("duration in seconds: %w", err)
+	}
+	*d = Duration(time.Duration(f * float64(time.Second)))
+	return nil
 }
 
 func (d Duration) String() string { return fmtDuration(time.Duration(d)) }

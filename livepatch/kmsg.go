@@ -55,7 +55,7 @@ func (k *kmsgFollower) run() {
 		if err != nil {
 			// EPIPE: records were overwritten before we read them; the
 			// next read continues with the oldest available one.
-			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return
 			}
 			if !isEPIPE(err) {
@@ -94,9 +94,16 @@ func (k *kmsgFollower) Lines() []string {
 	return append([]string(nil), k.lines...)
 }
 
-// Stop ends the follower and returns every kept line.
+// Stop ends the follower and returns every kept line. Records already in
+// the kernel's buffer are read first: the kernel prints "patching
+// complete" just before the transition file turns 0, so the line may not
+// have been read yet when the caller sees the transition end.
 func (k *kmsgFollower) Stop() []string {
 	if k.f != nil {
+		if err := k.f.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+			k.f.Close()
+		}
+		<-k.done
 		k.f.Close()
 	}
 	<-k.done

@@ -83,10 +83,6 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		Patch: m.Name, File: path, Vermagic: strings.TrimSpace(m.Vermagic), Srcversion: m.Srcversion,
 		Signed: m.Signature != nil, Params: opts.Params, Warnings: warnings,
 	}
-	for _, w := range warnings {
-		rep.warn(m.Name, w)
-	}
-
 	unlock := s.lock()
 	ready, err := s.preflightSystem(m)
 	if err != nil {
@@ -100,6 +96,10 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		return res, nil
 	}
 	res.PreflightTime = Duration(time.Since(start))
+	// Warnings only once every check passed: a refusal is one line.
+	for _, w := range warnings {
+		rep.warn(m.Name, w)
+	}
 	klog := s.followKernelLog(func(l string) { rep.send(Event{Kind: EventKernelLog, Patch: m.Name, Message: l}) }, m.Name)
 	rep.step(m.Name, fmt.Sprintf("loading %s (patch %s)", path, m.Name))
 	loadStart := time.Now()

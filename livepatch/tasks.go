@@ -1,6 +1,7 @@
 package livepatch
 
 import (
+	"fmt"
 	"os"
 	"sort"
 	"strconv"
@@ -37,6 +38,20 @@ func (s State) String() string {
 }
 
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+func (s *State) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "patched":
+		*s = Patched
+	case "unpatched":
+		*s = Unpatched
+	case "none":
+		*s = Undefined
+	default:
+		return fmt.Errorf("unknown patch state %q", b)
+	}
+	return nil
+}
 
 // Task is one thread as the transition sees it.
 type Task struct {

@@ -221,6 +221,7 @@ func (s System) Force(ctx context.Context, name string, opts ForceOptions) (*For
 	sc := s.scanTasks(target)
 	res := &ForceResult{Patch: name, Target: target, Blockers: s.describeTasks(sc.Pending), Warnings: []string{ForceWarning}}
 	rep.send(Event{Kind: EventBlockers, Patch: name, Target: target, Blockers: res.Blockers})
+	rep.warn(name, ForceWarning)
 	if err := s.writePatchAttr(name, "force", "1"); err != nil {
 		return nil, &KernelError{Patch: name, Op: "force the transition", Err: err}
 	}

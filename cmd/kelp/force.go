@@ -29,9 +29,6 @@ only with --yes.
 				return exitWith(exitFailure, "%s: not forced: %s Run kelp force %s --yes to force anyway", name, livepatch.ForceWarning, name)
 			}
 			pr := newProgress(g, verbose)
-			if !g.json {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+livepatch.ForceWarning)
-			}
 			ctx, stop := interruptible()
 			defer stop()
 			res, err := livepatch.Host.Force(ctx, name, livepatch.ForceOptions{Progress: pr.event})
@@ -45,7 +42,7 @@ only with --yes.
 					return err
 				}
 			} else if err == nil {
-				fmt.Fprintf(out, "%s: %s transition completed by force (%d tasks switched without a stack check); reboot when convenient\n", res.Patch, res.Target.Verb(), len(res.Blockers))
+				fmt.Fprintf(out, "%s: %s transition completed by force (%s switched without a stack check); reboot when convenient\n", res.Patch, res.Target.Verb(), plural(len(res.Blockers), "task"))
 			}
 			return asExit(err)
 		},
@@ -53,4 +50,11 @@ only with --yes.
 	c.Flags().BoolVar(&yes, "yes", false, "agree to force the transition")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the kernel log lines about the patch")
 	return c
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -92,7 +92,11 @@ func objectsText(objs []livepatch.Object) string {
 		for _, f := range o.Funcs {
 			fns = append(fns, fmt.Sprintf("%s,%d", f.Name, f.Sympos))
 		}
-		parts = append(parts, fmt.Sprintf("%s (%s): %s", o.Name, st, strings.Join(fns, " ")))
+		part := fmt.Sprintf("%s (%s)", o.Name, st)
+		if len(fns) > 0 {
+			part += ": " + strings.Join(fns, " ")
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -105,6 +105,15 @@ func modules(t testing.TB) *builtModules {
 			}()
 		}
 		wg.Wait()
+		// The kernel's livepatch sample patches the same function as
+		// test_klp_livepatch (cmdline_proc_show): two stacked patches.
+		if src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c")); err != nil {
+			errs = append(errs, err)
+		} else if ko, err := k.BuildModule(ctx, testenv.ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}}); err != nil {
+			errs = append(errs, err)
+		} else {
+			b.ko["livepatch-sample"] = ko
+		}
 		for _, err := range errs {
 			if err != nil {
 				buildErr = err
@@ -122,8 +131,8 @@ func modules(t testing.TB) *builtModules {
 // files places every test module in the guest under guestKO.
 func (b *builtModules) files() []vmtest.File {
 	var fs []vmtest.File
-	for _, name := range testModules {
-		fs = append(fs, vmtest.File{Path: guestKO + "/" + name + ".ko", Host: b.ko[name]})
+	for name, ko := range b.ko {
+		fs = append(fs, vmtest.File{Path: guestKO + "/" + name + ".ko", Host: ko})
 	}
 	return fs
 }
