@@ -24,12 +24,17 @@ type SystemImage struct {
 
 // systemRecipe changes whenever the image contents below change, so the
 // cache key follows it.
-const systemRecipe = "bookworm-minbase-systemd-v1"
+const systemRecipe = "bookworm-minbase-systemd-v2"
 
 var systemPackages = []string{
 	"systemd", "systemd-sysv", "udev", "kmod", "initramfs-tools", "linux-base",
 	"procps", "e2fsprogs", "apt", "ca-certificates",
 }
+
+// systemExtras are installed with apt inside the new system (debootstrap's
+// own resolver cannot configure them): the shipping docs' roll-out
+// playbook runs inside the system.
+var systemExtras = []string{"ansible-core", "python3-apt"}
 
 // runnerUnit starts the test runner from the payload disk once the system
 // is up (and after kelp.service, when kelp is installed).
@@ -65,7 +70,7 @@ func System(ctx context.Context, k *testenv.Kernel) (*SystemImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(cache, "system", k.Release+"-"+testenv.Digest(systemRecipe, ver, strings.Join(systemPackages, ",")))
+	dir := filepath.Join(cache, "system", k.Release+"-"+testenv.Digest(systemRecipe, ver, strings.Join(systemPackages, ","), strings.Join(systemExtras, ",")))
 	img := &SystemImage{Release: k.Release, Image: filepath.Join(dir, "rootfs.img"), Initrd: filepath.Join(dir, "initrd.img")}
 	_, err = testenv.Cached(dir, func(dir string) error {
 		if os.Geteuid() != 0 {
@@ -75,6 +80,13 @@ func System(ctx context.Context, k *testenv.Kernel) (*SystemImage, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("system image: %w", err)
+	}
+	// Images of earlier recipes or kernel versions only take space.
+	stale, _ := filepath.Glob(filepath.Join(cache, "system", k.Release+"-*"))
+	for _, p := range stale {
+		if p != dir && p != dir+".lock" {
+			os.RemoveAll(p)
+		}
 	}
 	return img, nil
 }
@@ -103,7 +115,9 @@ func buildSystem(ctx context.Context, k *testenv.Kernel, ver, dir string) error 
 	if err := copyFile(found[0], filepath.Join(root, "tmp", "kernel.deb")); err != nil {
 		return err
 	}
-	if err := inChroot(ctx, root, "dpkg", "-i", "/tmp/kernel.deb"); err != nil {
+	install := "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends " +
+		strings.Join(systemExtras, " ") + " && dpkg -i /tmp/kernel.deb && apt-get clean"
+	if err := inChroot(ctx, root, "sh", "-c", install); err != nil {
 		return err
 	}
 	os.Remove(filepath.Join(root, "tmp", "kernel.deb"))
@@ -129,7 +143,7 @@ func buildSystem(ctx context.Context, k *testenv.Kernel, ver, dir string) error 
 	links := map[string]string{
 		"etc/systemd/system/multi-user.target.wants/kelp-test-runner.service": "/etc/systemd/system/kelp-test-runner.service",
 	}
-	for _, unit := range []string{"apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer", "e2scrub_reap.service", "getty@tty1.service"} {
+	for _, unit := range []string{"apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer", "e2scrub_reap.service", "getty@tty1.service", "getty-static.service"} {
 		links["etc/systemd/system/"+unit] = "/dev/null"
 	}
 	for name, target := range links {
