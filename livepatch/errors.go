@@ -41,12 +41,17 @@ type KernelError struct {
 	// operation; Hint is the one that best explains the failure.
 	Log  []string
 	Hint string
+	// Advice, when set, says what to do about it.
+	Advice string
 }
 
 func (e *KernelError) Error() string {
 	msg := fmt.Sprintf("%s: kernel refused to %s: %s", e.Patch, e.Op, errnoText(e.Err))
 	if e.Hint != "" {
 		msg += " (kernel log: " + e.Hint + ")"
+	}
+	if e.Advice != "" {
+		msg += "; " + e.Advice
 	}
 	return msg
 }

@@ -184,7 +184,7 @@ func hexByte(a, b byte) (byte, bool) {
 
 // hintLine picks the kernel log line that best explains a failure.
 func hintLine(lines []string) string {
-	keys := []string{"not compatible", "failed", "Unknown symbol", "unknown parameter", "invalid", "error", "refusing"}
+	keys := []string{"not compatible", "failed", "rejected", "Unknown symbol", "unknown parameter", "invalid", "error", "refusing"}
 	for _, key := range keys {
 		for _, l := range lines {
 			if strings.Contains(l, key) {

@@ -2,12 +2,14 @@ package livepatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/kelp-project/kelp/internal/sys"
+	"github.com/kelp-project/kelp/kmod"
 )
 
 // LoadOptions tune Load.
@@ -108,7 +110,7 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 	unlock()
 	if err != nil {
 		lines := klog.Stop()
-		return nil, &KernelError{Patch: m.Name, Op: "load the module", Err: err, Log: lines, Hint: hintLine(lines)}
+		return nil, &KernelError{Patch: m.Name, Op: "load the module", Err: err, Log: lines, Hint: hintLine(lines), Advice: loadAdvice(err, m)}
 	}
 	if opts.NoWait {
 		res.Status = StatusStarted
@@ -157,6 +159,24 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 	}
 	res.Elapsed = Duration(time.Since(start))
 	return res, nil
+}
+
+// loadAdvice says what to do about a refused load where the errno alone
+// does not.
+func loadAdvice(err error, m *kmod.Module) string {
+	switch {
+	case errors.Is(err, sys.EKEYREJECTED), errors.Is(err, sys.ENOKEY), errors.Is(err, sys.EKEYEXPIRED), errors.Is(err, sys.EBADMSG):
+		signer := ""
+		if m.Signature != nil && m.Signature.Signer != "" {
+			signer = " (signer " + m.Signature.Signer + ")"
+		}
+		return "the kernel does not trust the module's signature" + signer + ": sign it with a key in the kernel's trusted keyrings"
+	case errors.Is(err, sys.EPERM):
+		return "module loading is not permitted (root with CAP_SYS_MODULE needed, or kernel.modules_disabled / lockdown)"
+	case errors.Is(err, sys.EBUSY):
+		return "another patch may be in transition, or a function is already redirected by ftrace (kprobe?); see kelp list"
+	}
+	return ""
 }
 
 func orDefault(d time.Duration) time.Duration {
