@@ -147,17 +147,11 @@ func writeInitramfs(k *testenv.Kernel, cfg Config) (string, error) {
 		}
 	}
 	for _, f := range sortedFiles(cfg.Files) {
-		data := f.Data
-		if f.Host != "" {
-			if data, err = os.ReadFile(f.Host); err != nil {
-				return "", fmt.Errorf("payload %s: %w", f.Path, err)
-			}
+		data, mode, err := f.contents()
+		if err != nil {
+			return "", err
 		}
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		if err := a.file(f.Path, int64(mode.Perm()), data); err != nil {
+		if err := a.file(f.Path, int64(mode), data); err != nil {
 			return "", err
 		}
 	}

@@ -68,15 +68,9 @@ func writePayloadDisk(cfg Config) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("payload %s: system boots take payload files under %s/", f.Path, payloadMount)
 		}
-		data := f.Data
-		if f.Host != "" {
-			if data, err = os.ReadFile(f.Host); err != nil {
-				return "", fmt.Errorf("payload %s: %w", f.Path, err)
-			}
-		}
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
+		data, mode, err := f.contents()
+		if err != nil {
+			return "", err
 		}
 		if err := put(rel, data, mode); err != nil {
 			return "", err

@@ -41,6 +41,22 @@ type File struct {
 	Mode os.FileMode // default 0644
 }
 
+// contents returns the file's bytes and permission bits.
+func (f File) contents() ([]byte, os.FileMode, error) {
+	data := f.Data
+	if f.Host != "" {
+		var err error
+		if data, err = os.ReadFile(f.Host); err != nil {
+			return nil, 0, fmt.Errorf("payload %s: %w", f.Path, err)
+		}
+	}
+	mode := f.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	return data, mode, nil
+}
+
 // Config describes one boot.
 type Config struct {
 	Kernel  *testenv.Kernel // default: testenv.DefaultKernel()
