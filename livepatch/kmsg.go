@@ -95,19 +95,44 @@ func (k *kmsgFollower) Lines() []string {
 }
 
 // Stop ends the follower and returns every kept line. Records already in
-// the kernel's buffer are read first: the kernel prints "patching
-// complete" just before the transition file turns 0, so the line may not
-// have been read yet when the caller sees the transition end.
-func (k *kmsgFollower) Stop() []string {
-	if k.f != nil {
-		if err := k.f.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
-			k.f.Close()
+// the kernel's buffer are read first (for 50 ms at most).
+func (k *kmsgFollower) Stop() []string { return k.StopAfter("") }
+
+// StopAfter is Stop once a line containing want has been read, or 200 ms
+// have passed: the kernel prints "'p': patching complete" just before the
+// transition file turns 0, so the caller may see the end of a transition
+// before the follower has read that line.
+func (k *kmsgFollower) StopAfter(want string) []string {
+	if k.f == nil {
+		return nil
+	}
+	if want != "" {
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for !k.has(want) && time.Now().Before(deadline) {
+			select {
+			case <-k.done:
+				deadline = time.Now()
+			case <-time.After(time.Millisecond):
+			}
 		}
-		<-k.done
+		k.f.Close()
+	} else if err := k.f.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		k.f.Close()
 	}
 	<-k.done
+	k.f.Close()
 	return k.Lines()
+}
+
+func (k *kmsgFollower) has(want string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, l := range k.lines {
+		if strings.Contains(l, want) {
+			return true
+		}
+	}
+	return false
 }
 
 // span returns the kernel time from the first kept line containing from

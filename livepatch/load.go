@@ -153,11 +153,11 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		return res, terr
 	}
 	res.TransitionTime = Duration(time.Since(loadStart) - time.Duration(res.LoadTime))
-	res.KernelLog = klog.Stop()
+	res.Elapsed = Duration(time.Since(start))
+	res.KernelLog = klog.StopAfter("'" + m.Name + "': patching complete")
 	if d, ok := klog.span("enabling patch '"+m.Name+"'", "'"+m.Name+"': patching complete"); ok {
 		res.KernelTime = Duration(d)
 	}
-	res.Elapsed = Duration(time.Since(start))
 	return res, nil
 }
 

@@ -89,7 +89,7 @@ func (s System) Unload(ctx context.Context, name string, opts UnloadOptions) (*U
 	}
 
 	klog := s.followKernelLog(func(l string) { rep.send(Event{Kind: EventKernelLog, Patch: name, Message: l}) }, name)
-	defer func() { res.KernelLog = klog.Stop() }()
+	defer func() { res.KernelLog = klog.StopAfter("'" + name + "': unpatching complete") }()
 	switch {
 	case p.Enabled && p.Transition:
 		rep.step(name, "reversing the patching transition of "+name)
