@@ -112,6 +112,16 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		lines := klog.Stop()
 		return nil, &KernelError{Patch: m.Name, Op: "load the module", Err: err, Log: lines, Hint: hintLine(lines), Advice: loadAdvice(err, m)}
 	}
+	// A module marked livepatch=Y whose init registered no patch: take it
+	// out again, so the system ends as it was.
+	if _, err := s.Patch(m.Name); errors.Is(err, ErrNotLoaded) {
+		lines := klog.Stop()
+		kerr := &KernelError{Patch: m.Name, Op: "register the patch", Err: errNoPatch, Log: lines, Hint: hintLine(lines)}
+		if rmErr := sys.DeleteModule(m.Name, true); rmErr != nil {
+			return nil, &IncompleteError{Patch: m.Name, Reason: "the module loaded but registered no livepatch, and removing it failed: " + errnoText(rmErr), Err: kerr}
+		}
+		return nil, kerr
+	}
 	if opts.NoWait {
 		res.Status = StatusStarted
 		res.KernelLog = klog.Stop()
@@ -160,6 +170,9 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 	}
 	return res, nil
 }
+
+// errNoPatch: a module that says livepatch=Y but registered no patch.
+var errNoPatch = errors.New("the module loaded, but its init registered no livepatch (no klp_enable_patch); it was removed again")
 
 // loadAdvice says what to do about a refused load where the errno alone
 // does not.
