@@ -62,18 +62,7 @@ func (r *Resolver) Resolve(ref Ref) (Binding, error) {
 		return Binding{Kind: Exported, Object: Vmlinux, Name: s.Name, CRC: e.CRC}, nil
 	}
 	if !s.IsUndefined() {
-		t, err := r.table(r.Object)
-		if err != nil {
-			return Binding{}, err
-		}
-		if r.locator == nil || r.locator.Table != t {
-			r.locator = NewLocator(t, r.Unit, r.File)
-		}
-		pos, err := r.locator.Sympos(s)
-		if err != nil {
-			return Binding{}, err
-		}
-		return Binding{Kind: Livepatch, Object: r.Object, Name: s.Name, Sympos: pos}, nil
+		return r.Locate(ref)
 	}
 	// Defined elsewhere: in the unit's own module, an exporting module,
 	// or vmlinux.
@@ -102,6 +91,27 @@ func (r *Resolver) Resolve(ref Ref) (Binding, error) {
 		}
 	}
 	return Binding{}, &NotFoundError{Object: fmt.Sprint(objs), Name: s.Name}
+}
+
+// Locate finds a symbol the unit defines for the livepatch core, exported
+// or not: the klp_func of a changed function names it this way.
+func (r *Resolver) Locate(ref Ref) (Binding, error) {
+	s := ref.Symbol
+	if s.IsUndefined() {
+		return Binding{}, fmt.Errorf("%s is not defined by the unit", s.Name)
+	}
+	t, err := r.table(r.Object)
+	if err != nil {
+		return Binding{}, err
+	}
+	if r.locator == nil || r.locator.Table != t {
+		r.locator = NewLocator(t, r.Unit, r.File)
+	}
+	pos, err := r.locator.Sympos(s)
+	if err != nil {
+		return Binding{}, err
+	}
+	return Binding{Kind: Livepatch, Object: r.Object, Name: s.Name, Sympos: pos}, nil
 }
 
 func (r *Resolver) table(obj string) (*Table, error) {

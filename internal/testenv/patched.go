@@ -86,7 +86,8 @@ func (k *Kernel) CompilePatch(ctx context.Context, patch []byte) ([]PatchedUnit,
 		}
 		for i, f := range files {
 			for _, side := range []string{"a", "b"} {
-				if err := compileCopy(ctx, tree, cmds[i], objs[i], f, filepath.Join(dir, side)); err != nil {
+				d := filepath.Join(dir, side)
+				if err := compileCopy(ctx, tree, cmds[i], objs[i], f, filepath.Join(d, f), filepath.Join(d, objs[i])); err != nil {
 					return fmt.Errorf("compile %s (%s): %w", objs[i], side, err)
 				}
 			}
@@ -148,7 +149,7 @@ func (k *Kernel) CompileProbe(ctx context.Context, name string, src []byte, like
 		if err := os.WriteFile(c, src, 0o644); err != nil {
 			return err
 		}
-		return compileCopy(ctx, tree, gcc, like, strings.TrimSuffix(obj, ".o")+".c", dir)
+		return compileCopy(ctx, tree, gcc, like, strings.TrimSuffix(like, ".o")+".c", c, filepath.Join(dir, obj))
 	})
 	if err != nil {
 		return "", err
@@ -218,14 +219,13 @@ func modName(cmd string) string {
 	return ""
 }
 
-// compileCopy compiles dir/src (a copy of the tree's src) into dir/obj
-// with kbuild's command for obj, run in the tree. A #line directive keeps
-// __FILE__ what it is in the tree, -iquote finds the headers next to the
-// original, and objtool (when the command runs it) processes the copy.
-// When the unit exports symbols, their genksyms CRCs go to dir/obj.symvers.
-func compileCopy(ctx context.Context, tree, cmd, obj, src, dir string) error {
-	copyPath := filepath.Join(dir, filepath.FromSlash(src))
-	outObj := filepath.Join(dir, filepath.FromSlash(obj))
+// compileCopy compiles copyPath (a copy of the tree's src, or another
+// file standing in for it) into outObj with kbuild's command cmd for obj,
+// run in the tree. A #line directive keeps __FILE__ what it is in the
+// tree, -iquote finds the headers next to the original, and objtool (when
+// the command runs it) processes the copy. When the unit exports symbols,
+// their genksyms CRCs go to outObj.symvers.
+func compileCopy(ctx context.Context, tree, cmd, obj, src, copyPath, outObj string) error {
 	body, err := os.ReadFile(copyPath)
 	if err != nil {
 		return err

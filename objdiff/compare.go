@@ -1,0 +1,187 @@
+package objdiff
+
+import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kelp-project/kelp/elfobj"
+)
+
+// bytesOf returns the element's contents (nil for SHT_NOBITS).
+func (e *elem) bytesOf() []byte {
+	if e.sec.Type == elf.SHT_NOBITS || e.off+e.size > uint64(len(e.sec.Data)) {
+		return nil
+	}
+	return e.sec.Data[e.off : e.off+e.size]
+}
+
+// masked returns the element's bytes with every relocated field zeroed.
+func (e *elem) masked() []byte {
+	b := append([]byte(nil), e.bytesOf()...)
+	arch := e.side.f.Arch()
+	for _, r := range e.side.relocsIn(e.sec, e.off, e.size) {
+		rt, _ := arch.Reloc(r.Type)
+		for i := 0; i < rt.Size; i++ {
+			if o := r.Offset - e.off + uint64(i); o < uint64(len(b)) {
+				b[o] = 0
+			}
+		}
+	}
+	return b
+}
+
+// diff compares a patched element with its twin and says why they differ
+// ("" when they do not). lineOnly is set when the only differences are
+// __LINE__ immediates passed to warning and debugging helpers.
+func diff(pe *elem) (why string, lineOnly bool) {
+	oe := pe.twin
+	if pe.size != oe.size {
+		return fmt.Sprintf("size %d → %d", oe.size, pe.size), false
+	}
+	if (pe.sec.Type == elf.SHT_NOBITS) != (oe.sec.Type == elf.SHT_NOBITS) {
+		return "moved between initialised and zero-initialised data", false
+	}
+	if why := diffRelocs(oe, pe); why != "" {
+		return why, false
+	}
+	if why := diffEntries(oe, pe); why != "" {
+		return why, false
+	}
+	ob, pb := oe.masked(), pe.masked()
+	if bytes.Equal(ob, pb) {
+		return "", false
+	}
+	at := firstDiff(ob, pb)
+	if pe.fn && lineImmediatesOnly(oe, pe, ob, pb) {
+		return fmt.Sprintf("only __LINE__ immediates differ (first at +%#x)", at), true
+	}
+	if pe.fn {
+		return fmt.Sprintf("code differs at +%#x", at), false
+	}
+	return fmt.Sprintf("contents differ at +%#x", at), false
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range a {
+		if i >= len(b) || a[i] != b[i] {
+			return i
+		}
+	}
+	return len(a)
+}
+
+func diffRelocs(oe, pe *elem) string {
+	or := oe.side.relocsIn(oe.sec, oe.off, oe.size)
+	pr := pe.side.relocsIn(pe.sec, pe.off, pe.size)
+	for i := 0; i < len(or) || i < len(pr); i++ {
+		if i >= len(or) || i >= len(pr) {
+			at := pe.size
+			if i < len(pr) {
+				at = pr[i].Offset - pe.off
+			}
+			return fmt.Sprintf("%d references instead of %d (first difference at +%#x)", len(pr), len(or), at)
+		}
+		o, p := or[i], pr[i]
+		if o.Offset-oe.off != p.Offset-pe.off || o.Type != p.Type {
+			return fmt.Sprintf("references differ at +%#x", p.Offset-pe.off)
+		}
+		oi := oe.side.ident(oe.side.target(oe.sec, o))
+		pi := pe.side.ident(pe.side.target(pe.sec, p))
+		if oi != pi {
+			return fmt.Sprintf("reference at +%#x now to %s (was %s)", p.Offset-pe.off, describe(pe.side, pe.sec, p), describe(oe.side, oe.sec, o))
+		}
+	}
+	return ""
+}
+
+// describe names a relocation target for a reason line.
+func describe(s *side, from *elfobj.Section, r elfobj.Reloc) string {
+	t := s.target(from, r)
+	switch {
+	case t.e != nil:
+		if t.delta != 0 && !(t.delta < 0 && t.delta >= -8) {
+			return fmt.Sprintf("%s%+d", t.e.sym.Name, t.delta)
+		}
+		return t.e.sym.Name
+	case t.sec != nil:
+		id := anonIdent(t.sec, t.off)
+		if strings.HasPrefix(id, "str:") {
+			return "string " + strings.TrimPrefix(id, "str:")
+		}
+		return t.sec.Name
+	case t.undef != nil:
+		return t.undef.Name
+	case t.other != nil:
+		return t.other.Name
+	}
+	return "nothing"
+}
+
+// diffEntries compares the special-section entries anchored in the two
+// elements (jump labels, exception table, alternatives, ...).
+func diffEntries(oe, pe *elem) string {
+	oi, pi := entryIdents(oe), entryIdents(pe)
+	if len(oi) != len(pi) {
+		return fmt.Sprintf("%s entries differ", sectionsOf(pe))
+	}
+	for i := range oi {
+		if oi[i] != pi[i] {
+			sec, _, _ := strings.Cut(pi[i], "|")
+			return sec + " entries differ"
+		}
+	}
+	return ""
+}
+
+func sectionsOf(e *elem) string {
+	seen := map[string]bool{}
+	var out []string
+	for _, en := range e.side.entries[e] {
+		if !seen[en.sec.Name] {
+			seen[en.sec.Name] = true
+			out = append(out, en.sec.Name)
+		}
+	}
+	for _, en := range e.twin.side.entries[e.twin] {
+		if !seen[en.sec.Name] {
+			seen[en.sec.Name] = true
+			out = append(out, en.sec.Name)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// entryIdents names each entry anchored in e by its section, where in e
+// it points, its bytes without relocated or __LINE__ fields and its
+// references; sorted.
+func entryIdents(e *elem) []string {
+	s := e.side
+	var out []string
+	for _, en := range s.entries[e] {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s|%d|", en.sec.Name, en.at)
+		n := en.size
+		data := make([]byte, n)
+		if en.sec.Type != elf.SHT_NOBITS {
+			copy(data, en.sec.Data[en.off:en.off+n])
+		}
+		if en.sp.line >= 0 && en.sp.line+2 <= int(n) {
+			data[en.sp.line], data[en.sp.line+1] = 0, 0
+		}
+		for _, r := range s.relocsIn(en.sec, en.off, n) {
+			rt, _ := s.f.Arch().Reloc(r.Type)
+			for i := 0; i < rt.Size && int(r.Offset-en.off)+i < len(data); i++ {
+				data[int(r.Offset-en.off)+i] = 0
+			}
+			fmt.Fprintf(&b, "%d:%d:%s,", r.Offset-en.off, r.Type, s.ident(s.target(en.sec, r)))
+		}
+		fmt.Fprintf(&b, "|%x", data)
+		out = append(out, b.String())
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,130 @@
+package objdiff
+
+import (
+	"debug/elf"
+	"strings"
+
+	"github.com/kelp-project/kelp/elfobj"
+)
+
+// include selects what the output carries: changed functions, new
+// functions and data, and, transitively, what they reference that the
+// running kernel does not have (new symbols, fresh compiler-generated
+// statics, .cold fragments, string literals and other anonymous data).
+func (d *differ) include() {
+	d.anon = map[*elfobj.Section]bool{}
+	var queue []*elem
+	add := func(e *elem) {
+		if !e.included {
+			e.included = true
+			queue = append(queue, e)
+		}
+	}
+	for _, e := range d.p.elems {
+		switch {
+		case e.status == changed:
+			add(e)
+		case e.status == isNew && !e.gen && codeOrData(e.sec.Name):
+			add(e)
+		case e.status == isNew && !e.gen:
+			d.warn("new %s %s in section %s is not carried (only code and data are)", kindName(e), e.sym.Name, e.sec.Name)
+		}
+	}
+	var anonQueue []*elfobj.Section
+	follow := func(from *elfobj.Section, rs []elfobj.Reloc) {
+		for _, r := range rs {
+			t := d.p.target(from, r)
+			switch {
+			case t.e != nil:
+				te := t.e
+				if !te.included && (te.twin == nil || te.cold) {
+					add(te)
+				}
+			case t.sec != nil:
+				if !d.anon[t.sec] && carriable(t.sec) {
+					d.anon[t.sec] = true
+					anonQueue = append(anonQueue, t.sec)
+				}
+			}
+		}
+	}
+	d.drain = func() {
+		for len(queue) > 0 || len(anonQueue) > 0 {
+			if len(queue) > 0 {
+				e := queue[0]
+				queue = queue[1:]
+				follow(e.sec, d.p.relocsIn(e.sec, e.off, e.size))
+				continue
+			}
+			s := anonQueue[0]
+			anonQueue = anonQueue[1:]
+			follow(s, d.p.relocs[s])
+		}
+	}
+	d.follow = follow
+	d.drain()
+}
+
+// carriable reports whether an anonymous section may be copied into the
+// patch (strings, constants, replacement code), as opposed to metadata
+// that must not be duplicated.
+func carriable(s *elfobj.Section) bool {
+	if s.Flags&elf.SHF_ALLOC == 0 || specialFor(s.Name) != nil {
+		return false
+	}
+	for _, p := range []string{"__ksymtab", "___ksymtab", "__kcrctab", ".modinfo", "__param", ".discard", ".init.", ".exit.", "__tracepoints", "_ftrace_events", ".gnu.linkonce"} {
+		if strings.HasPrefix(s.Name, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// keepEntries keeps the special-section entries that point into what the
+// output carries, following what they reference in turn (a kept
+// alternative brings its replacement code, whose own entries may then be
+// kept), until nothing more is kept.
+func (d *differ) keepEntries() {
+	d.kept = map[*elfobj.Section][]entry{}
+	done := map[[2]uint64]bool{}
+	for more := true; more; {
+		more = false
+		for _, sec := range d.p.f.Sections {
+			sp := specialFor(sec.Name)
+			if sp == nil || sec.Name == ".orc_unwind" {
+				continue
+			}
+			size := uint64(d.in.Layouts[sec.Name])
+			for off := uint64(0); off+size <= sec.MemSize() && size > 0; off += size {
+				k := [2]uint64{uint64(sec.Index), off}
+				if done[k] {
+					continue
+				}
+				en, ok := d.entryAt(sec, sp, off, size)
+				if !ok {
+					continue
+				}
+				done[k] = true
+				d.kept[sec] = append(d.kept[sec], en)
+				d.follow(sec, d.p.relocsIn(sec, off, size))
+				d.drain()
+				more = true
+			}
+		}
+	}
+}
+
+// entryAt returns the entry at off of sec when it points into something
+// the output carries.
+func (d *differ) entryAt(sec *elfobj.Section, sp *special, off, size uint64) (entry, bool) {
+	for _, r := range d.p.relocsIn(sec, off, 1) {
+		t := d.p.target(sec, r)
+		switch {
+		case t.e != nil && t.e.included:
+			return entry{sec: sec, sp: sp, index: int(off / size), off: off, size: size, anchor: t.e, at: t.delta}, true
+		case t.sec != nil && d.anon[t.sec]:
+			return entry{sec: sec, sp: sp, index: int(off / size), off: off, size: size, at: t.off}, true
+		}
+	}
+	return entry{}, false
+}

@@ -1,0 +1,339 @@
+package objdiff
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kelp-project/kelp/elfobj"
+)
+
+// elem is one function or data object of an object file: a FUNC or OBJECT
+// symbol and the bytes it covers.
+type elem struct {
+	sym     *elfobj.Symbol
+	aliases []*elfobj.Symbol
+	sec     *elfobj.Section
+	off     uint64
+	size    uint64
+	key     string // correlation key: the name without compiler numbering
+	id      string // unique within its side
+	fn      bool
+	gen     bool // compiler-generated static: never correlated
+	cold    bool // a .cold fragment of its parent's body
+	part    bool // a .part piece split off its parent
+	twin    *elem
+	side    *side
+
+	// set on the patched side
+	status   status
+	reasons  []string
+	included bool
+}
+
+type status int
+
+const (
+	unchanged status = iota
+	changed
+	isNew
+)
+
+// whole reports whether e is the only thing in its section.
+func (e *elem) whole() bool {
+	return e.off == 0 && e.size == e.sec.MemSize() && len(e.side.bySec[e.sec]) == 1
+}
+
+// side is the index of one object.
+type side struct {
+	orig   bool
+	f      *elfobj.File
+	elems  []*elem
+	bySec  map[*elfobj.Section][]*elem // sorted by offset
+	bySym  map[*elfobj.Symbol]*elem
+	relocs map[*elfobj.Section][]elfobj.Reloc // by target section, sorted by offset
+	byKey  map[string][]*elem
+	// referrers of each elem: keys of the elements whose relocations
+	// point to it.
+	referrers map[*elem]map[string]bool
+	entries   map[*elem][]entry // special-section entries anchored in an elem
+}
+
+// entry is one entry of a special section.
+type entry struct {
+	sec    *elfobj.Section
+	sp     *special
+	index  int
+	off    uint64 // in sec
+	size   uint64
+	anchor *elem  // the element the first field points into (may be nil)
+	at     int64  // offset of the anchor target within anchor
+}
+
+func newSide(f *elfobj.File, orig bool, lay Layouts) (*side, error) {
+	s := &side{
+		orig:      orig,
+		f:         f,
+		bySec:     map[*elfobj.Section][]*elem{},
+		bySym:     map[*elfobj.Symbol]*elem{},
+		relocs:    map[*elfobj.Section][]elfobj.Reloc{},
+		byKey:     map[string][]*elem{},
+		referrers: map[*elem]map[string]bool{},
+		entries:   map[*elem][]entry{},
+	}
+	f.Renumber()
+	for _, sec := range f.Sections {
+		if sec.IsReloc() && sec.Info != nil {
+			s.relocs[sec.Info] = append(s.relocs[sec.Info], sec.Relocs...)
+		}
+	}
+	for sec, rs := range s.relocs {
+		if !sort.SliceIsSorted(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset }) {
+			rs = append([]elfobj.Reloc(nil), rs...)
+			sort.SliceStable(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset })
+			s.relocs[sec] = rs
+		}
+	}
+	at := map[[2]uint64]*elem{}
+	for _, sym := range f.Symbols {
+		if sym.Section == nil || (sym.Type != elf.STT_FUNC && sym.Type != elf.STT_OBJECT) || sym.Section.Flags&elf.SHF_ALLOC == 0 || specialFor(sym.Section.Name) != nil {
+			continue
+		}
+		k := [2]uint64{uint64(sym.Section.Index), sym.Value}
+		if e := at[k]; e != nil && e.size == sym.Size {
+			e.aliases = append(e.aliases, sym)
+			s.bySym[sym] = e
+			continue
+		}
+		e := &elem{sym: sym, sec: sym.Section, off: sym.Value, size: sym.Size, fn: sym.Type == elf.STT_FUNC, side: s}
+		e.key = stripNumbering(sym.Name)
+		e.gen = generated(e.key, sym)
+		e.cold = strings.HasSuffix(e.key, ".cold")
+		e.part = strings.Contains(e.key, ".part")
+		e.id = fmt.Sprintf("%s#%d", sym.Name, sym.Index)
+		at[k] = e
+		s.elems = append(s.elems, e)
+		s.bySym[sym] = e
+		s.bySec[sym.Section] = append(s.bySec[sym.Section], e)
+		s.byKey[e.key] = append(s.byKey[e.key], e)
+	}
+	for _, es := range s.bySec {
+		sort.SliceStable(es, func(i, j int) bool { return es[i].off < es[j].off })
+	}
+	for _, e := range s.elems {
+		for _, r := range s.relocsIn(e.sec, e.off, e.size) {
+			if t := s.target(e.sec, r); t.e != nil && t.e != e {
+				m := s.referrers[t.e]
+				if m == nil {
+					m = map[string]bool{}
+					s.referrers[t.e] = m
+				}
+				m[e.key] = true
+			}
+		}
+	}
+	if err := s.indexEntries(lay); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// relocsIn returns the relocations applying to [off, off+size) of sec.
+func (s *side) relocsIn(sec *elfobj.Section, off, size uint64) []elfobj.Reloc {
+	rs := s.relocs[sec]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Offset >= off })
+	j := sort.Search(len(rs), func(i int) bool { return rs[i].Offset >= off+size })
+	return rs[i:j]
+}
+
+// elemAt returns the element of sec containing off, else the nearest one
+// before it, else the first one after it (references with a trailing
+// immediate point a few bytes before their object).
+func (s *side) elemAt(sec *elfobj.Section, off int64) *elem {
+	es := s.bySec[sec]
+	if len(es) == 0 {
+		return nil
+	}
+	i := sort.Search(len(es), func(i int) bool { return int64(es[i].off) > off })
+	if i == 0 {
+		return es[0]
+	}
+	return es[i-1]
+}
+
+// target is what a relocation points to.
+type target struct {
+	e     *elem           // an element
+	delta int64           // S+A relative to the element's start
+	sec   *elfobj.Section // an anonymous section (no elements), with off
+	off   int64
+	undef *elfobj.Symbol // an undefined symbol (A in delta)
+	other *elfobj.Symbol // a symbol in a special or unmodelled place
+}
+
+func (s *side) target(from *elfobj.Section, r elfobj.Reloc) target {
+	sym := r.Symbol
+	if sym == nil {
+		return target{}
+	}
+	if e := s.bySym[sym]; e != nil {
+		return target{e: e, delta: int64(sym.Value-e.off) + r.Addend}
+	}
+	if sym.Section == nil {
+		if sym.IsUndefined() {
+			return target{undef: sym, delta: r.Addend}
+		}
+		return target{other: sym, delta: r.Addend}
+	}
+	off := int64(sym.Value) + r.Addend
+	probe := off
+	if s.pcrel(r) && from.Flags&elf.SHF_EXECINSTR != 0 {
+		probe += 4
+	}
+	if e := s.elemAt(sym.Section, probe); e != nil {
+		return target{e: e, delta: off - int64(e.off)}
+	}
+	if sym.Type == elf.STT_SECTION || sym.Type == elf.STT_NOTYPE {
+		return target{sec: sym.Section, off: off}
+	}
+	return target{other: sym, delta: r.Addend}
+}
+
+func (s *side) pcrel(r elfobj.Reloc) bool {
+	rt, ok := s.f.Arch().Reloc(r.Type)
+	return ok && rt.PCRel
+}
+
+// ident is a relocation target named independently of the object's
+// layout and numbering, for comparing the two sides.
+func (s *side) ident(t target) string {
+	switch {
+	case t.e != nil:
+		e := t.e
+		d := ":" + strconv.FormatInt(t.delta, 10)
+		switch {
+		case e.gen:
+			return "gen:" + e.key + d
+		case s.orig:
+			return "e:" + e.id + d
+		case e.twin != nil:
+			return "e:" + e.twin.id + d
+		}
+		return "new:" + e.id + d
+	case t.sec != nil:
+		return "anon:" + anonIdent(t.sec, t.off)
+	case t.undef != nil:
+		return "u:" + t.undef.Name + ":" + strconv.FormatInt(t.delta, 10)
+	case t.other != nil:
+		return "o:" + t.other.Name + ":" + strconv.FormatInt(t.delta, 10)
+	}
+	return "none"
+}
+
+// anonIdent names a place in a section without symbols by what is there:
+// the string, for string sections; the bytes around it otherwise.
+func anonIdent(sec *elfobj.Section, off int64) string {
+	name := stripNumbering(sec.Name)
+	data := sec.Data
+	if sec.Flags&elf.SHF_STRINGS != 0 && off >= -8 && off <= int64(len(data)) {
+		// PC-relative references point up to a few bytes before the
+		// string: take the string at or after the place, and how far.
+		o := off
+		if o < 0 {
+			o = 0
+		}
+		start := bytes.LastIndexByte(data[:o], 0) + 1
+		if o < int64(len(data)) && data[o] == 0 && o > 0 && start == int(o) {
+			start = int(o)
+		}
+		end := bytes.IndexByte(data[start:], 0)
+		if end < 0 {
+			end = len(data) - start
+		}
+		return fmt.Sprintf("str:%q%+d", data[start:start+end], off-int64(start))
+	}
+	if off < 0 || off > int64(len(data)) {
+		return fmt.Sprintf("%s@%d", name, off)
+	}
+	end := off + 32
+	if end > int64(len(data)) {
+		end = int64(len(data))
+	}
+	return name + ":" + hex.EncodeToString(data[off:end])
+}
+
+// stripNumbering removes the numbers the compiler appends to names
+// ("foo.isra.0" → "foo.isra", "count.12" → "count", "foo.cold" stays).
+func stripNumbering(name string) string {
+	if !strings.Contains(name, ".") {
+		return name
+	}
+	parts := strings.Split(name, ".")
+	out := parts[:1]
+	for _, p := range parts[1:] {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			continue
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ".")
+}
+
+// generatedNames are statics the compiler or kernel macros create for one
+// use site; their state belongs to that site, so they are never
+// correlated and a patch gets fresh ones.
+var generatedNames = []string{"__key", "__warned", "__already_done", "__func__", "_rs", "CSWTCH", "__print_once", "__print_once_", "descriptor", "__UNIQUE_ID_ddebug", "__msg", "__flags", "__tpstrtab", "__ddebug"}
+
+func generated(key string, sym *elfobj.Symbol) bool {
+	if !sym.IsLocal() {
+		return false
+	}
+	switch sym.Section.Name {
+	case ".data.once", "__dyndbg", "__verbose":
+		return true
+	}
+	if strings.HasPrefix(sym.Section.Name, ".bss.__key") || strings.HasPrefix(sym.Section.Name, ".data.__key") {
+		return true
+	}
+	for _, g := range generatedNames {
+		if key == g || strings.HasPrefix(key, g+".") || (strings.HasPrefix(g, "__UNIQUE_ID_") && strings.HasPrefix(key, g)) {
+			return true
+		}
+	}
+	return false
+}
+
+// indexEntries splits the special sections into entries and anchors each
+// in the element its first field points into.
+func (s *side) indexEntries(lay Layouts) error {
+	for _, sec := range s.f.Sections {
+		sp := specialFor(sec.Name)
+		if sp == nil || sec.Name == ".orc_unwind" {
+			continue
+		}
+		size := lay[sec.Name]
+		if size <= 0 {
+			return fmt.Errorf("special section %s: entry size unknown (layout of the target tree missing)", sec.Name)
+		}
+		if sec.MemSize()%uint64(size) != 0 {
+			return fmt.Errorf("special section %s: %d bytes is not a multiple of its entry size %d", sec.Name, sec.MemSize(), size)
+		}
+		for i := 0; uint64(i*size) < sec.MemSize(); i++ {
+			en := entry{sec: sec, sp: sp, index: i, off: uint64(i * size), size: uint64(size)}
+			for _, r := range s.relocsIn(sec, en.off, 1) {
+				t := s.target(sec, r)
+				if t.e != nil {
+					en.anchor, en.at = t.e, t.delta
+				}
+			}
+			if en.anchor != nil {
+				s.entries[en.anchor] = append(s.entries[en.anchor], en)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package objdiff
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Report is what objdiff found in one unit and what it put in the output
+// object. Every list is in a deterministic order (the patched object's
+// order unless said otherwise), so equal inputs give equal JSON.
+type Report struct {
+	Unit   string `json:"unit"`   // e.g. "fs/proc/loadavg.o"
+	Object string `json:"object"` // vmlinux or the module the unit is linked into
+
+	// Changed are the existing functions the patch replaces: each becomes
+	// a klp_func (old name and sympos in the running kernel, new symbol in
+	// the output object).
+	Changed []Func `json:"changed,omitempty"`
+	// New are functions and data objects that exist only in the patched
+	// unit; Fresh are compiler-generated statics (lock class keys, once
+	// flags, dynamic debug descriptors, ...) the included code gets its own
+	// copies of.
+	New   []NewSymbol `json:"new,omitempty"`
+	Fresh []string    `json:"fresh,omitempty"`
+	// Helpers are functions included without being patched into the
+	// running kernel: pieces split off a changed function (.cold, .part)
+	// that only included code calls.
+	Helpers []string `json:"helpers,omitempty"`
+	// LineOnly are functions whose only differences are __LINE__
+	// immediates: not changed.
+	LineOnly []string `json:"line_only,omitempty"`
+
+	// KlpRelocs are the references the livepatch core resolves when the
+	// patch (or its target module) loads.
+	KlpRelocs []KlpReloc `json:"klp_relocs,omitempty"`
+	// Exports are the vmlinux exports the output object references with
+	// normal relocations, with the CRC the module's __versions needs.
+	Exports []ExportUse `json:"exports,omitempty"`
+	// Special lists, per special section, the entries kept.
+	Special []SpecialKept `json:"special,omitempty"`
+
+	Warnings []string  `json:"warnings,omitempty"`
+	Refusals []Refusal `json:"refusals,omitempty"`
+}
+
+// Func is one changed function.
+type Func struct {
+	Name    string   `json:"name"`    // in the running kernel
+	Sympos  int      `json:"sympos"`  // for klp_func.old_sympos
+	Symbol  string   `json:"symbol"`  // the new function in the output object
+	Section string   `json:"section"` // its section in the output object
+	Reasons []string `json:"reasons"`
+}
+
+// NewSymbol is a function or data object only the patched unit has.
+type NewSymbol struct {
+	Name     string `json:"name"`
+	Function bool   `json:"function"`
+	Global   bool   `json:"global"`
+	Section  string `json:"section"`
+}
+
+// KlpReloc is one relocation the livepatch core applies: at Offset in
+// Section of the output object, of Type, against Symbol (number Sympos
+// among the same-named symbols) of Object, plus Addend.
+type KlpReloc struct {
+	Section string `json:"section"`
+	Offset  uint64 `json:"offset"`
+	Type    string `json:"type"`
+	Addend  int64  `json:"addend"`
+	Object  string `json:"object"`
+	Symbol  string `json:"symbol"`
+	Sympos  int    `json:"sympos"`
+}
+
+// ExportUse is one exported vmlinux symbol the output references.
+type ExportUse struct {
+	Name string `json:"name"`
+	CRC  uint32 `json:"crc"`
+}
+
+// SpecialKept counts the entries of a special section the output keeps.
+type SpecialKept struct {
+	Section string   `json:"section"`
+	Kept    int      `json:"kept"`
+	Of      int      `json:"of"`
+	In      []string `json:"in"` // the functions (or sections) they point into
+}
+
+// Refusal is one reason the patch cannot be applied as a livepatch.
+type Refusal struct {
+	Unit    string `json:"unit"`
+	Symbol  string `json:"symbol,omitempty"`
+	Section string `json:"section,omitempty"`
+	Reason  string `json:"reason"`
+	// Hint is the way out, when there is one.
+	Hint string `json:"hint,omitempty"`
+}
+
+func (r Refusal) String() string {
+	var b strings.Builder
+	b.WriteString(r.Unit)
+	if r.Symbol != "" {
+		b.WriteString(": " + r.Symbol)
+	}
+	if r.Section != "" {
+		fmt.Fprintf(&b, " (section %s)", r.Section)
+	}
+	b.WriteString(": " + r.Reason)
+	if r.Hint != "" {
+		b.WriteString("; " + r.Hint)
+	}
+	return b.String()
+}
+
+// RefusedError is returned when the patch cannot become a livepatch; the
+// Result's report carries the same refusals next to everything else found.
+type RefusedError struct {
+	Refusals []Refusal
+}
+
+func (e *RefusedError) Error() string {
+	if len(e.Refusals) == 1 {
+		return "objdiff: refused: " + e.Refusals[0].String()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "objdiff: refused (%d reasons): ", len(e.Refusals))
+	for i, r := range e.Refusals {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.String())
+	}
+	return b.String()
+}
