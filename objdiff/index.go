@@ -70,8 +70,8 @@ type entry struct {
 	index  int
 	off    uint64 // in sec
 	size   uint64
-	anchor *elem  // the element the first field points into (may be nil)
-	at     int64  // offset of the anchor target within anchor
+	anchor *elem // the element the first field points into (may be nil)
+	at     int64 // offset of the anchor target within anchor
 }
 
 func newSide(f *elfobj.File, orig bool, lay Layouts) (*side, error) {
