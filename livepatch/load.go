@@ -116,7 +116,7 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 	// out again, so the system ends as it was.
 	if _, err := s.Patch(m.Name); errors.Is(err, ErrNotLoaded) {
 		lines := klog.Stop()
-		kerr := &KernelError{Patch: m.Name, Op: "register the patch", Err: errNoPatch, Log: lines, Hint: hintLine(lines)}
+		kerr := &KernelError{Patch: m.Name, Op: "register the patch", Err: errNoPatch, Log: lines, Hint: hintLine(lines), Advice: "the module was removed again"}
 		if rmErr := sys.DeleteModule(m.Name, true); rmErr != nil {
 			return nil, &IncompleteError{Patch: m.Name, Reason: "the module loaded but registered no livepatch, and removing it failed: " + errnoText(rmErr), Err: kerr}
 		}
@@ -129,12 +129,19 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		return res, nil
 	}
 
-	w := s.watch(ctx, m.Name, Patched, orDefault(opts.Timeout), rep)
+	return res, s.settleLoad(ctx, res, opts, klog, start, loadStart)
+}
+
+// settleLoad watches a loaded patch's transition to its end, applying
+// opts.OnTimeout when it outlives opts.Timeout, and fills res.
+func (s System) settleLoad(ctx context.Context, res *LoadResult, opts LoadOptions, klog *kmsgFollower, start, loadStart time.Time) error {
+	rep, name := reporter(opts.Progress), res.Patch
+	w := s.watch(ctx, name, Patched, orDefault(opts.Timeout), rep)
 	for w.outcome == timedOut && opts.OnTimeout == Wait {
 		res.Blockers = w.pending
-		rep.send(Event{Kind: EventBlockers, Patch: m.Name, Target: Patched, Blockers: w.pending, Elapsed: time.Since(loadStart)})
-		rep.warn(m.Name, "still waiting for the transition (--on-timeout wait)")
-		w = s.watch(ctx, m.Name, Patched, orDefault(opts.Timeout), rep)
+		rep.send(Event{Kind: EventBlockers, Patch: name, Target: Patched, Blockers: w.pending, Elapsed: time.Since(loadStart)})
+		rep.warn(name, "still waiting for the transition (--on-timeout wait)")
+		w = s.watch(ctx, name, Patched, orDefault(opts.Timeout), rep)
 	}
 	res.Tasks = w.total
 	switch w.outcome {
@@ -142,37 +149,37 @@ func (s System) Load(ctx context.Context, path string, opts LoadOptions) (*LoadR
 		res.Status = StatusLoaded
 	case reversed, vanished:
 		res.KernelLog = klog.Stop()
-		return res, &IncompleteError{Patch: m.Name, Reason: "the patching transition was reversed or the patch removed by someone else while kelp watched it"}
+		return &IncompleteError{Patch: name, Reason: "the patching transition was reversed or the patch removed by someone else while kelp watched it"}
 	case timedOut, canceled:
 		after := time.Since(loadStart)
 		res.Blockers = w.pending
-		rep.send(Event{Kind: EventBlockers, Patch: m.Name, Target: Patched, Blockers: w.pending, Elapsed: after})
+		rep.send(Event{Kind: EventBlockers, Patch: name, Target: Patched, Blockers: w.pending, Elapsed: after})
 		if w.outcome == timedOut && opts.OnTimeout == Force {
-			if err := s.force(ctx, m.Name, Patched, rep); err != nil {
+			if err := s.force(ctx, name, Patched, rep); err != nil {
 				res.KernelLog = klog.Stop()
-				return res, err
+				return err
 			}
 			res.Status = StatusForced
 			res.Warnings = append(res.Warnings, "transition forced: "+ForceWarning)
 			break
 		}
-		terr := s.revertLoad(m.Name, orDefault(opts.Timeout), rep)
+		terr := s.revertLoad(name, orDefault(opts.Timeout), rep)
 		terr.After, terr.Blockers = after, w.pending
 		res.KernelLog = klog.Stop()
 		res.Elapsed = Duration(time.Since(start))
-		return res, terr
+		return terr
 	}
 	res.TransitionTime = Duration(time.Since(loadStart) - time.Duration(res.LoadTime))
 	res.Elapsed = Duration(time.Since(start))
-	res.KernelLog = klog.StopAfter("'" + m.Name + "': patching complete")
-	if d, ok := klog.span("enabling patch '"+m.Name+"'", "'"+m.Name+"': patching complete"); ok {
+	res.KernelLog = klog.StopAfter("'" + name + "': patching complete")
+	if d, ok := klog.span("enabling patch '"+name+"'", "'"+name+"': patching complete"); ok {
 		res.KernelTime = Duration(d)
 	}
-	return res, nil
+	return nil
 }
 
 // errNoPatch: a module that says livepatch=Y but registered no patch.
-var errNoPatch = errors.New("the module loaded, but its init registered no livepatch (no klp_enable_patch); it was removed again")
+var errNoPatch = errors.New("the module loaded, but its init registered no livepatch (no klp_enable_patch)")
 
 // loadAdvice says what to do about a refused load where the errno alone
 // does not.

@@ -105,6 +105,13 @@ func (s System) Unload(ctx context.Context, name string, opts UnloadOptions) (*U
 	}
 	unlock()
 
+	return res, s.settleUnload(ctx, res, opts, start)
+}
+
+// settleUnload watches a disabled patch's unpatching transition to its
+// end, applying opts.OnTimeout, and removes the module.
+func (s System) settleUnload(ctx context.Context, res *UnloadResult, opts UnloadOptions, start time.Time) error {
+	rep, name := reporter(opts.Progress), res.Patch
 	tstart := time.Now()
 	timeout := orDefault(opts.Timeout)
 	w := s.watch(ctx, name, Unpatched, timeout, rep)
@@ -118,30 +125,30 @@ func (s System) Unload(ctx context.Context, name string, opts UnloadOptions) (*U
 	switch w.outcome {
 	case reached:
 	case reversed:
-		return res, &IncompleteError{Patch: name, Reason: "the unpatching transition was reversed by someone else; the patch stays applied"}
+		return &IncompleteError{Patch: name, Reason: "the unpatching transition was reversed by someone else; the patch stays applied"}
 	case timedOut, canceled:
 		after := time.Since(tstart)
 		res.Blockers = w.pending
 		rep.send(Event{Kind: EventBlockers, Patch: name, Target: Unpatched, Blockers: w.pending, Elapsed: after})
 		if w.outcome == timedOut && opts.OnTimeout == Force {
 			if err := s.force(ctx, name, Unpatched, rep); err != nil {
-				return res, err
+				return err
 			}
 			res.Warnings = append(res.Warnings, "transition forced: "+ForceWarning)
 			// A patch forced while unpatching keeps its module.
-			return res, &IncompleteError{Patch: name, Reason: "unpatched by force; its module can never be removed (reboot to remove it)"}
+			return &IncompleteError{Patch: name, Reason: "unpatched by force; its module can never be removed (reboot to remove it)"}
 		}
 		terr := s.revertUnload(name, timeout, rep)
 		terr.After, terr.Blockers = after, w.pending
-		return res, terr
+		return terr
 	}
 	res.TransitionTime = Duration(time.Since(tstart))
 	if err := s.removeModule(ctx, name, rep); err != nil {
-		return res, err
+		return err
 	}
 	res.Status = StatusUnloaded
 	res.Elapsed = Duration(time.Since(start))
-	return res, nil
+	return nil
 }
 
 // revertUnload re-enables a patch whose unpatching stalled, which reverses
