@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -26,6 +27,10 @@ type Module struct {
 	Livepatch  bool                `json:"livepatch"`
 	Info       map[string][]string `json:"modinfo"`
 	Signature  *Signature          `json:"signature,omitempty"`
+	// KlpObjects are the objects ("vmlinux" or module names) the module
+	// has livepatch relocation sections (.klp.rela.<object>.<section>)
+	// for, in file order.
+	KlpObjects []string `json:"klp_objects,omitempty"`
 	// ELFSize is the size of the module without its signature.
 	ELFSize int64 `json:"-"`
 }
@@ -101,6 +106,11 @@ func Parse(data []byte) (m *Module, err error) {
 		return nil, fmt.Errorf("%w: no .gnu.linkonce.this_module section (an object file, not a linked module?)", ErrNotModule)
 	}
 	m = &Module{Info: ParseModinfo(raw), Signature: sig, ELFSize: int64(elfSize)}
+	for _, sec := range f.Sections {
+		if obj := KlpRelaObject(sec.Name); obj != "" && !slices.Contains(m.KlpObjects, obj) {
+			m.KlpObjects = append(m.KlpObjects, obj)
+		}
+	}
 	m.Name = m.first("name")
 	m.Vermagic = m.first("vermagic")
 	m.Srcversion = m.first("srcversion")
@@ -115,6 +125,18 @@ func Parse(data []byte) (m *Module, err error) {
 		return nil, fmt.Errorf("%w: .modinfo has no vermagic", ErrNotModule)
 	}
 	return m, nil
+}
+
+// KlpRelaObject returns the object a livepatch relocation section is for
+// (".klp.rela.ext4.text.ext4_foo" → "ext4"; object names have no dots),
+// "" for other sections.
+func KlpRelaObject(section string) string {
+	rest, ok := strings.CutPrefix(section, ".klp.rela.")
+	if !ok {
+		return ""
+	}
+	obj, _, _ := strings.Cut(rest, ".")
+	return obj
 }
 
 // compressions are the magic numbers of the compressed module formats the

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kelp-project/kelp/kmod"
 )
 
 func fakeLivepatch(files map[string]string) map[string]string {
@@ -188,5 +190,15 @@ func TestPatchName(t *testing.T) {
 		if got := PatchName(in); got != want {
 			t.Errorf("PatchName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestLateRelocationWarning(t *testing.T) {
+	m := &kmod.Module{Name: "fix", KlpObjects: []string{"vmlinux", "ext4"}}
+	if ws := lateRelocationWarnings(m, "6.1.0-56-amd64"); len(ws) != 1 || !strings.Contains(ws[0], "ext4 cannot be loaded again") {
+		t.Errorf("6.1 warnings = %q", ws)
+	}
+	if ws := lateRelocationWarnings(m, "6.3.0"); len(ws) != 0 {
+		t.Errorf("6.3 warnings = %q", ws)
 	}
 }

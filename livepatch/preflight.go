@@ -54,7 +54,35 @@ func (s System) Inspect(path string, params []string) (*kmod.Module, []string, e
 	case m.Signature.Error != "" && need:
 		return refuse("signature", "module %s has an unreadable signature (%s), and this kernel only loads signed modules (%s)", m.Name, m.Signature.Error, why)
 	}
+	warnings = append(warnings, lateRelocationWarnings(m, rel)...)
 	return m, warnings, nil
+}
+
+// lateRelocationWarnings: before Linux 6.3, x86 cannot apply a patch's
+// relocations for a module a second time, so a target module that is
+// unloaded and loaded again while the patch stays loaded fails to load.
+func lateRelocationWarnings(m *kmod.Module, release string) []string {
+	if !olderThan(release, 6, 3) {
+		return nil
+	}
+	var ws []string
+	for _, obj := range m.KlpObjects {
+		if obj == "vmlinux" {
+			continue
+		}
+		ws = append(ws, fmt.Sprintf("patch %s relocates code for module %s: on this kernel (before 6.3) %s cannot be loaded again after it is unloaded while %s stays loaded (unload the patch first)", m.Name, obj, obj, m.Name))
+	}
+	return ws
+}
+
+// olderThan reports whether a kernel release ("6.1.0-56-amd64") is older
+// than major.minor; an unparsable release is not.
+func olderThan(release string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(release, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma < major || ma == major && mi < minor
 }
 
 // signatureRequired tells whether the kernel refuses unsigned modules, and

@@ -93,6 +93,9 @@ func printModuleFile(out io.Writer, m *kmod.Module) {
 	for _, p := range m.Info["parm"] {
 		kv("parameter", p)
 	}
+	if len(m.KlpObjects) > 0 {
+		kv("klp relocs", strings.Join(m.KlpObjects, ", "))
+	}
 	switch s := m.Signature; {
 	case s == nil:
 		kv("signature", "none (loading it taints the kernel with E unless signatures are enforced)")
