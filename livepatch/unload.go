@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -174,6 +175,9 @@ func (s System) revertUnload(name string, timeout time.Duration, rep reporter) *
 // in which `unload --all` removes them.
 func (s System) UnloadOrder() ([]string, error) {
 	mods, err := s.Modules()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // a kernel without module support has none
+	}
 	if err != nil {
 		return nil, err
 	}
