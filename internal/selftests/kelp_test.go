@@ -219,7 +219,8 @@ func TestKelpCommands(t *testing.T) {
 		// until the blocker leaves the patched function.
 		{"wait: busy module", "insmod " + guestKO + "/" + busy + ".ko block_transition=Y", wantExit(0)},
 		{"wait: completes after the blocker leaves", "kelp load --timeout 2s --on-timeout wait " + demoKO + " >/tmp/wait.out 2>/tmp/wait.err & pid=$!\n" +
-			"sleep 3.5; echo N > /sys/module/" + busy + "/parameters/block_transition\n" +
+			"for i in $(seq 600); do grep -q 'still waiting' /tmp/wait.err && break; sleep 0.1; done\n" +
+			"echo N > /sys/module/" + busy + "/parameters/block_transition\n" +
 			"wait $pid; rc=$?; cat /tmp/wait.out; cat /tmp/wait.err >&2; exit $rc", func(t *testing.T, r vmtest.StepResult) {
 			wantExit(0, "1 task has not switched to the patched state after 2", "busymod_work_func", "still waiting for the transition (--on-timeout wait)")(t, r)
 			if !strings.Contains(r.Stdout, demo+": patched in ") {
