@@ -106,7 +106,13 @@ type differ struct {
 }
 
 func (d *differ) refuse(sym, sec, reason, hint string) {
-	d.rep.Refusals = append(d.rep.Refusals, Refusal{Unit: d.in.Unit, Symbol: sym, Section: sec, Reason: reason, Hint: hint})
+	r := Refusal{Unit: d.in.Unit, Symbol: sym, Section: sec, Reason: reason, Hint: hint}
+	for _, o := range d.rep.Refusals {
+		if o == r {
+			return
+		}
+	}
+	d.rep.Refusals = append(d.rep.Refusals, r)
 }
 
 func (d *differ) warn(format string, args ...any) {

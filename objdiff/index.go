@@ -61,6 +61,7 @@ type side struct {
 	// point to it.
 	referrers map[*elem]map[string]bool
 	entries   map[*elem][]entry // special-section entries anchored in an elem
+	refs      map[*elfobj.Section][]int64
 }
 
 // entry is one entry of a special section.
@@ -225,7 +226,7 @@ func (s *side) ident(t target) string {
 		}
 		return "new:" + e.id + d
 	case t.sec != nil:
-		return "anon:" + anonIdent(t.sec, t.off)
+		return "anon:" + s.anonIdent(t.sec, t.off)
 	case t.undef != nil:
 		return "u:" + t.undef.Name + ":" + strconv.FormatInt(t.delta, 10)
 	case t.other != nil:
@@ -234,8 +235,62 @@ func (s *side) ident(t target) string {
 	return "none"
 }
 
-// anonIdent names a place in a section without symbols by what is there:
-// the string, for string sections; the bytes around it otherwise.
+// anonIdent names a place in a section without symbols (strings,
+// replacement code, constants) by what is there: for strings the string;
+// otherwise the bytes and references from the place to the next place
+// anything refers to (the extent of one replacement or constant).
+func (s *side) anonIdent(sec *elfobj.Section, off int64) string {
+	if sec.Flags&elf.SHF_STRINGS != 0 || off < 0 || off >= int64(len(sec.Data)) {
+		return anonIdent(sec, off)
+	}
+	end := s.nextRef(sec, off)
+	var b strings.Builder
+	b.WriteString(stripNumbering(sec.Name) + ":" + hex.EncodeToString(sec.Data[off:end]))
+	for _, r := range s.relocsIn(sec, uint64(off), uint64(end-off)) {
+		t := s.target(sec, r)
+		if t.sec == sec {
+			fmt.Fprintf(&b, ",%d:self%+d", r.Offset-uint64(off), t.off-off)
+			continue
+		}
+		fmt.Fprintf(&b, ",%d:%s", r.Offset-uint64(off), s.ident(t))
+	}
+	return b.String()
+}
+
+// nextRef returns the first offset after off in sec that a relocation
+// refers to (or the section's end).
+func (s *side) nextRef(sec *elfobj.Section, off int64) int64 {
+	if s.refs == nil {
+		s.refs = map[*elfobj.Section][]int64{}
+		for from, rs := range s.relocs {
+			for _, r := range rs {
+				if r.Symbol == nil || r.Symbol.Section == nil || len(s.bySec[r.Symbol.Section]) > 0 {
+					continue
+				}
+				o := int64(r.Symbol.Value) + r.Addend
+				if s.pcrel(r) && from.Flags&elf.SHF_EXECINSTR != 0 {
+					o += 4
+				}
+				s.refs[r.Symbol.Section] = append(s.refs[r.Symbol.Section], o)
+			}
+		}
+		for _, v := range s.refs {
+			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		}
+	}
+	v := s.refs[sec]
+	i := sort.Search(len(v), func(i int) bool { return v[i] > off })
+	end := int64(len(sec.Data))
+	if i < len(v) && v[i] < end {
+		end = v[i]
+	}
+	if end-off > 256 {
+		end = off + 256
+	}
+	return end
+}
+
+// anonIdent names a place in a section without symbols by its contents.
 func anonIdent(sec *elfobj.Section, off int64) string {
 	name := stripNumbering(sec.Name)
 	data := sec.Data
@@ -259,11 +314,7 @@ func anonIdent(sec *elfobj.Section, off int64) string {
 	if off < 0 || off > int64(len(data)) {
 		return fmt.Sprintf("%s@%d", name, off)
 	}
-	end := off + 32
-	if end > int64(len(data)) {
-		end = int64(len(data))
-	}
-	return name + ":" + hex.EncodeToString(data[off:end])
+	return name + ":" + hex.EncodeToString(data[off:off+int64(len(data[off:]))])
 }
 
 // stripNumbering removes the numbers the compiler appends to names

@@ -1,0 +1,331 @@
+package objdiff
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kelp-project/kelp/elfobj"
+)
+
+// corpusCase is what one patch of testdata/corpus must produce.
+type corpusCase struct {
+	name string
+	// changed is the exact set of functions replaced (klp_funcs), over
+	// all units of the patch; new the exact set of new symbols.
+	changed, new []string
+	// klp must all be among the livepatch relocations
+	// ("object:symbol:sympos"); exports among the normal ones.
+	klp, exports []string
+	// notKlp must not be livepatch relocations.
+	notKlp []string
+	// helpers and fresh must be exactly these.
+	helpers, fresh []string
+	// special gives the exact number of entries kept per section.
+	special map[string]int
+	// refusals, when set, are expected instead of an output: each
+	// "symbol|section|text in the reason".
+	refusals []string
+}
+
+var corpus = []corpusCase{
+	{
+		name:    "body-change",
+		changed: []string{"loadavg_proc_show"},
+		klp:     []string{"vmlinux:get_avenrun:0", "vmlinux:nr_running:0", "vmlinux:nr_threads:0"},
+		exports: []string{"seq_printf", "__fentry__"},
+		special: map[string]int{"__mcount_loc": 1, ".orc_unwind_ip": 17, ".orc_unwind": 17, ".return_sites": 1},
+	},
+	{
+		name:    "string-literal",
+		changed: []string{"loadavg_proc_show"},
+		klp:     []string{"vmlinux:nr_threads:0"},
+		special: map[string]int{"__mcount_loc": 1},
+	},
+	{
+		name:    "new-static-function",
+		changed: []string{"version_proc_show"},
+		new:     []string{"kelp_version_note"},
+		klp:     []string{"vmlinux:linux_proc_banner:0"},
+		special: map[string]int{"__mcount_loc": 2},
+	},
+	{
+		name:    "new-global-cross-object",
+		changed: []string{"version_proc_show"},
+		new:     []string{"kelp_proc_reads", "reads.0"},
+		notKlp:  []string{"kelp_proc_reads"},
+	},
+	{
+		name:    "new-static-data",
+		changed: []string{"uptime_proc_show"},
+		new:     []string{"kelp_uptime_reads"},
+		klp:     []string{"vmlinux:get_idle_time:0"},
+	},
+	{
+		// The function-scope static is referenced where it lives in the
+		// running kernel, not duplicated; the WARN_ONCE flag is fresh.
+		name:    "static-local-kept",
+		changed: []string{"__queue_work"},
+		helpers: []string{"__queue_work.cold"},
+		fresh:   []string{"__already_done.15"},
+		klp:     []string{"vmlinux:printed_dbg_warning.6:0", "vmlinux:wq_unbound_cpumask:0", "vmlinux:__tracepoint_workqueue_queue_work:0"},
+		special: map[string]int{"__bug_table": 3, "__jump_table": 2, ".static_call_sites": 4},
+	},
+	{
+		name:    "clone-isra",
+		changed: []string{"uid_hash_find.isra.0"},
+		special: map[string]int{".smp_locks": 1, "__mcount_loc": 1},
+	},
+	{
+		name:    "clone-constprop",
+		changed: []string{"process_vm_rw_core.constprop.0"},
+		klp:     []string{"vmlinux:find_get_task_by_vpid:0", "vmlinux:mm_access:0"},
+	},
+	{
+		// A string in a .cold fragment of a .part piece changes: the
+		// piece changes, and so does the function its head is inlined
+		// into.
+		name:    "clone-part-cold",
+		changed: []string{"rseq_warn_flags.part.0", "__rseq_handle_notify_resume"},
+		helpers: []string{"rseq_warn_flags.part.0.cold", "__rseq_handle_notify_resume.cold"},
+		fresh:   []string{"__already_done.2", "__func__.0", "_rs.1"},
+		klp:     []string{"vmlinux:force_sigsegv:0", "vmlinux:__tracepoint_rseq_update:0"},
+	},
+	{
+		name:    "warn-line-shift",
+		special: map[string]int{},
+	},
+	{
+		name:    "exception-table",
+		changed: []string{"filldir64"},
+		klp:     []string{"vmlinux:verify_dirent_name:0"},
+		special: map[string]int{"__ex_table": 9, ".altinstructions": 5},
+	},
+	{
+		name:    "alternatives",
+		changed: []string{"fillonedir"},
+		special: map[string]int{".altinstructions": 5, "__ex_table": 8},
+	},
+	{
+		// The key is an exported vmlinux static key: a normal relocation.
+		name:    "jump-label-vmlinux",
+		changed: []string{"set_freezable"},
+		exports: []string{"freezer_active"},
+		klp:     []string{"vmlinux:freezer_lock:0"},
+		special: map[string]int{"__jump_table": 1},
+	},
+	{
+		name:    "paravirt",
+		changed: []string{"kthread_use_mm"},
+		special: map[string]int{".parainstructions": 2, ".altinstructions": 2, ".smp_locks": 2, "__bug_table": 2},
+	},
+	{
+		// call_rcu(..., delayed_put_task_struct) takes the address of an
+		// existing function: it keeps pointing to the kernel's copy.
+		name:    "smp-locks",
+		changed: []string{"put_task_struct_rcu_user"},
+		klp:     []string{"vmlinux:delayed_put_task_struct:0"},
+		special: map[string]int{".smp_locks": 1, "__bug_table": 1},
+	},
+	{
+		name:    "bug-table",
+		changed: []string{"stack_trace_print"},
+		helpers: []string{"stack_trace_print.cold"},
+		special: map[string]int{"__bug_table": 1},
+	},
+	{
+		name:    "tracepoint",
+		changed: []string{"delayed_put_task_struct"},
+		klp:     []string{"vmlinux:__tracepoint_sched_process_free:0", "vmlinux:__SCT__tp_func_sched_process_free:0", "vmlinux:__SCK__tp_func_sched_process_free:0"},
+		special: map[string]int{"__jump_table": 1, ".static_call_sites": 2},
+	},
+	{
+		name:    "static-inline-callers",
+		changed: []string{"kthread_func", "kthread_probe_data", "kthread_is_per_cpu"},
+	},
+	{
+		name:     "fail-init-function",
+		refusals: []string{"proc_loadavg_init|.init.text|changed __init function"},
+	},
+	{
+		name:     "fail-data-initial-value",
+		refusals: []string{"panic_timeout|.data.panic_timeout|existing data changes"},
+	},
+	{
+		name: "fail-data-size",
+		refusals: []string{
+			"warn_limit|.data..read_mostly|size of existing data changes from 4 to 8 bytes",
+			"kern_panic_table|.data.kern_panic_table|existing data changes",
+		},
+	},
+	{
+		name:     "fail-notrace",
+		refusals: []string{"core_kernel_text|.text.core_kernel_text|no fentry call"},
+	},
+	{
+		name: "fail-module-static-key",
+		refusals: []string{
+			"dm_submit_bio|__jump_table|key stats_enabled lives in module dm_mod",
+			"dm_submit_bio|__jump_table|key zoned_enabled lives in module dm_mod",
+		},
+	},
+	{
+		name:     "fail-sympos-ambiguous",
+		refusals: []string{"warned.1|.text.__flush_smp_call_function_queue|vmlinux defines 2 symbols called warned.1"},
+	},
+}
+
+// TestCorpus compiles each patch of testdata/corpus against the test
+// kernel's source and checks objdiff's answer.
+func TestCorpus(t *testing.T) {
+	for _, c := range corpus {
+		t.Run(c.name, func(t *testing.T) {
+			results := diffPatch(t, c.name)
+			checkCase(t, c, results)
+		})
+	}
+}
+
+func checkCase(t *testing.T, c corpusCase, results []unitResult) {
+	var changed, news, klp, exports, helpers, fresh, refusals []string
+	special := map[string]int{}
+	for _, r := range results {
+		if r.err != nil {
+			var refused *RefusedError
+			if !errors.As(r.err, &refused) {
+				t.Fatalf("%s: %v", r.unit.Object, r.err)
+			}
+		}
+		rep := r.res.Report
+		for _, f := range rep.Changed {
+			changed = append(changed, f.Name)
+			if len(f.Reasons) == 0 {
+				t.Errorf("%s changed without a reason", f.Name)
+			}
+		}
+		for _, n := range rep.New {
+			news = append(news, n.Name)
+		}
+		for _, k := range rep.KlpRelocs {
+			klp = append(klp, fmt.Sprintf("%s:%s:%d", k.Object, k.Symbol, k.Sympos))
+		}
+		for _, e := range rep.Exports {
+			exports = append(exports, e.Name)
+		}
+		helpers = append(helpers, rep.Helpers...)
+		fresh = append(fresh, rep.Fresh...)
+		for _, s := range rep.Special {
+			special[s.Section] += s.Kept
+		}
+		for _, f := range rep.Refusals {
+			refusals = append(refusals, f.Symbol+"|"+f.Section+"|"+f.Reason)
+			if f.Unit != r.unit.Object || f.Reason == "" {
+				t.Errorf("refusal %+v does not name the unit and the reason", f)
+			}
+		}
+		if r.err == nil && r.res.Object != nil {
+			checkOutput(t, r.res)
+		}
+		if r.err != nil && r.res.Object != nil {
+			t.Errorf("%s: refused but produced an object", r.unit.Object)
+		}
+	}
+	if c.refusals != nil {
+		for _, w := range c.refusals {
+			sym, rest, _ := strings.Cut(w, "|")
+			sec, text, _ := strings.Cut(rest, "|")
+			if !slices.ContainsFunc(refusals, func(r string) bool {
+				return strings.HasPrefix(r, sym+"|"+sec+"|") && strings.Contains(r, text)
+			}) {
+				t.Errorf("no refusal %q among %q", w, refusals)
+			}
+		}
+		if len(refusals) != len(c.refusals) {
+			t.Errorf("refusals %q, want %d", refusals, len(c.refusals))
+		}
+		return
+	}
+	if len(refusals) > 0 {
+		t.Fatalf("refused: %q", refusals)
+	}
+	sameSet(t, "changed", changed, c.changed)
+	sameSet(t, "new", news, c.new)
+	sameSet(t, "helpers", helpers, c.helpers)
+	sameSet(t, "fresh", fresh, c.fresh)
+	for _, k := range c.klp {
+		if !slices.Contains(klp, k) {
+			t.Errorf("no livepatch relocation to %s among %q", k, klp)
+		}
+	}
+	for _, n := range c.notKlp {
+		for _, k := range klp {
+			if strings.Contains(k, ":"+n+":") {
+				t.Errorf("%s is a livepatch relocation, want it resolved inside the patch", k)
+			}
+		}
+	}
+	for _, e := range c.exports {
+		if !slices.Contains(exports, e) {
+			t.Errorf("no normal relocation to the export %s among %q", e, exports)
+		}
+	}
+	for sec, n := range c.special {
+		if special[sec] != n {
+			t.Errorf("%s: %d entries kept, want %d", sec, special[sec], n)
+		}
+	}
+	if c.special != nil && len(c.special) == 0 && len(special) > 0 {
+		t.Errorf("special entries kept with nothing changed: %v", special)
+	}
+}
+
+func sameSet(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	g, w := slices.Clone(got), slices.Clone(want)
+	sort.Strings(g)
+	sort.Strings(w)
+	if !slices.Equal(g, w) {
+		t.Errorf("%s = %q, want %q", what, g, w)
+	}
+}
+
+// checkOutput checks the output object: it encodes and reads back, every
+// livepatch relocation is in a .klp.rela section against a .klp.sym
+// symbol, and the report's relocations are exactly those.
+func checkOutput(t *testing.T, res *Result) {
+	t.Helper()
+	data, err := res.Object.Encode()
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	f, err := elfobj.Parse(data)
+	if err != nil {
+		t.Fatalf("parse output: %v", err)
+	}
+	n := 0
+	for _, s := range f.Sections {
+		if !strings.HasPrefix(s.Name, ".klp.rela.") {
+			continue
+		}
+		if !s.IsLivepatchRelocs() {
+			t.Errorf("%s lacks SHF_RELA_LIVEPATCH", s.Name)
+		}
+		for _, r := range s.Relocs {
+			n++
+			if !r.Symbol.IsLivepatch() || !strings.HasPrefix(r.Symbol.Name, ".klp.sym.") {
+				t.Errorf("%s: relocation against %s, want a .klp.sym symbol", s.Name, r.Symbol)
+			}
+		}
+	}
+	if n != len(res.Report.KlpRelocs) {
+		t.Errorf("%d livepatch relocations in the object, %d in the report", n, len(res.Report.KlpRelocs))
+	}
+	for _, fn := range res.Report.Changed {
+		if s := f.Symbol(fn.Symbol); s == nil || s.Section == nil || s.Section.Name != fn.Section {
+			t.Errorf("changed function %s: symbol %s not defined in %s", fn.Name, fn.Symbol, fn.Section)
+		}
+	}
+}
