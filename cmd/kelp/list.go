@@ -22,7 +22,8 @@ version runs now. Linux 6.1 does not publish the order of its patch stack;
 kelp derives it from module load order (a patch cannot be re-enabled, so
 enable order is load order) and uses stack_order where the kernel has it
 (6.14+). Functions in transition show which version switched tasks run and
-which the others still run.
+which the others still run. Last come the patches installed in the store,
+per kernel release, with quarantines and damaged files.
 
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,
@@ -32,10 +33,15 @@ which the others still run.
 				return exitWith(exitFailure, "list patches: %v", err)
 			}
 			out := cmd.OutOrStdout()
+			inst, err := installedKernels()
+			if err != nil {
+				return exitWith(exitFailure, "list installed patches: %v", err)
+			}
 			if g.json {
-				return writeJSON(out, l)
+				return writeJSON(out, listReport{Listing: l, Installed: inst})
 			}
 			printListing(out, l)
+			printInstalled(out, inst)
 			return nil
 		},
 	}

@@ -81,9 +81,10 @@ func parseLoadArgs(args []string) ([]loadTarget, error) {
 
 func newLoadCmd(g *globals) *cobra.Command {
 	var tf transitionFlags
-	var noWait bool
+	var noWait, all, boot bool
+	var settle time.Duration
 	c := &cobra.Command{
-		Use:   "load FILE.ko [PARAM=VALUE...] [FILE.ko [PARAM=VALUE...]]...",
+		Use:   "load FILE.ko|NAME [PARAM=VALUE...]... | --all",
 		Short: "Apply livepatch modules to the running kernel and watch their transition",
 		Long: `load checks each livepatch module before anything is loaded (a readable
 kernel module, a livepatch, built for this kernel, known parameters, a
@@ -101,16 +102,46 @@ Interrupting kelp (Ctrl-C) reverts as well.
 Every file is checked before the first is loaded; loading stops at the first
 failure, keeping the patches loaded before it.
 
+A NAME instead of a file loads that patch from the store of the running
+kernel (see kelp install). --all loads every patch installed for the running
+kernel, in install order (from the newest cumulative patch on), skipping
+quarantined patches and recording an "applying" mark around each load;
+--boot is how kelp.service runs it: it honours kelp.enable=0 on the kernel
+command line, reports readiness to systemd after the loads, and keeps the
+marks for --settle before clearing them, so a boot that dies in that window
+quarantines the patch.
+
 ` + exitCodesHelp,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if all != (len(args) == 0) {
+				return exitWith(exitUsage, "load: give module files or names, or --all")
+			}
+			if boot && !all {
+				return exitWith(exitUsage, "load: --boot goes with --all")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action, err := tf.action()
 			if err != nil {
 				return err
 			}
+			if all {
+				ctx, stop := interruptible()
+				defer stop()
+				pr := newProgress(g, tf.verbose)
+				return loadAll(ctx, cmd.OutOrStdout(), g.json, boot, settle, livepatch.LoadOptions{
+					Timeout: tf.timeout, OnTimeout: action, Progress: pr.event,
+				})
+			}
 			targets, err := parseLoadArgs(args)
 			if err != nil {
 				return err
+			}
+			for i := range targets {
+				if p, ok := installedPath(targets[i].path); ok {
+					targets[i].path = p
+				}
 			}
 			out := cmd.OutOrStdout()
 			sys := livepatch.Host
@@ -156,6 +187,9 @@ failure, keeping the patches loaded before it.
 	}
 	tf.add(c, "reverse the transition and remove the module")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the transition has started, as insmod does")
+	c.Flags().BoolVar(&all, "all", false, "load every patch installed for the running kernel")
+	c.Flags().BoolVar(&boot, "boot", false, "with --all: run as kelp.service does at boot (crash-loop guard, systemd readiness)")
+	c.Flags().DurationVar(&settle, "settle", 15*time.Second, "with --boot: how long the system must stay up after the loads before they count as safe")
 	return c
 }
 
