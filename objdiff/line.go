@@ -24,11 +24,13 @@ func lineHelper(name string) bool {
 // masked contents of a function and its twin) differ lies in the 32-bit
 // immediate of a "mov $imm32, %reg" (opcode B8+r, optionally after a REX
 // prefix) that is followed, within a few instructions, by a call to a
-// line-taking helper, and both immediates look like line numbers. This
+// line-taking helper (one named like a warning or error reporter, or one
+// that is also passed __func__), and both immediates look like line
+// numbers. This
 // is the instruction-level second line of defence behind the #line
 // directives a build inserts after each changed hunk.
 func lineImmediatesOnly(oe, pe *elem, ob, pb []byte) bool {
-	calls := helperCalls(pe)
+	calls := lineCalls(pe)
 	if len(calls) == 0 {
 		return false
 	}
@@ -67,18 +69,39 @@ func lineImmediatesOnly(oe, pe *elem, ob, pb []byte) bool {
 	return true
 }
 
-// helperCalls returns the offsets (in e) of calls to line-taking helpers.
-func helperCalls(e *elem) []uint64 {
+// lineCalls returns the offsets (in e) of the calls that may take a
+// __LINE__ argument: calls to line-taking helpers, and calls preceded
+// closely by a reference to a __func__ string.
+func lineCalls(e *elem) []uint64 {
 	var out []uint64
 	data := e.bytesOf()
-	for _, r := range e.side.relocsIn(e.sec, e.off, e.size) {
-		if r.Symbol == nil || !lineHelper(r.Symbol.Name) {
+	rs := e.side.relocsIn(e.sec, e.off, e.size)
+	for i, r := range rs {
+		if r.Symbol == nil {
 			continue
 		}
 		at := r.Offset - e.off
-		if at >= 1 && at <= uint64(len(data)) && (data[at-1] == 0xe8 || data[at-1] == 0xe9) {
+		if at < 1 || at > uint64(len(data)) || (data[at-1] != 0xe8 && data[at-1] != 0xe9) {
+			continue
+		}
+		ok := lineHelper(r.Symbol.Name)
+		for j := i - 1; j >= 0 && !ok && at-(rs[j].Offset-e.off) < 64; j-- {
+			ok = funcName(e.side.target(e.sec, rs[j]))
+		}
+		if ok {
 			out = append(out, at)
 		}
 	}
 	return out
+}
+
+// funcName reports whether t is a __func__ string.
+func funcName(t target) bool {
+	switch {
+	case t.e != nil:
+		return t.e.key == "__func__"
+	case t.sec != nil:
+		return strings.Contains(t.sec.Name, "__func__")
+	}
+	return false
 }
