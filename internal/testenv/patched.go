@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -55,7 +54,7 @@ func (k *Kernel) CompilePatch(ctx context.Context, patch []byte) ([]PatchedUnit,
 		return nil, err
 	}
 	cmds := make([]string, len(files))
-	key := []string{"patched-v1", tree, string(patch)}
+	key := []string{"patched-v2", tree, string(patch)}
 	for i, f := range files {
 		if cmds[i], err = kbuildCommand(tree, objs[i]); err != nil {
 			return nil, err
@@ -79,10 +78,19 @@ func (k *Kernel) CompilePatch(ctx context.Context, patch []byte) ([]PatchedUnit,
 				}
 			}
 		}
-		cmd := exec.CommandContext(ctx, "patch", "-p1", "-s", "--no-backup-if-mismatch", "-d", filepath.Join(dir, "b"))
-		cmd.Stdin = bytes.NewReader(patch)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apply patch: %w\n%s", err, out)
+		for _, f := range files {
+			p := filepath.Join(dir, "b", f)
+			src, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			out, err := applyPatch(string(src), string(patch), f)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+				return err
+			}
 		}
 		for i, f := range files {
 			for _, side := range []string{"a", "b"} {

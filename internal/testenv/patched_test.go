@@ -82,3 +82,20 @@ func sectionData(t *testing.T, path, name string) []byte {
 	}
 	return d
 }
+
+func TestApplyPatch(t *testing.T) {
+	src := "a\nb\nc\nd\ne\nf\n"
+	patch := "--- a/x.c\n+++ b/x.c\n@@ -2,2 +2,3 @@\n b\n-c\n+C\n+C2\n@@ -5,1 +6,1 @@\n-e\n+E\n--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-zz\n+yy\n"
+	got, err := applyPatch(src, patch, "x.c")
+	if err != nil || got != "a\nb\nC\nC2\nd\nE\nf\n" {
+		t.Errorf("applyPatch = %q, %v", got, err)
+	}
+	// A hunk whose line number is off is found by its context.
+	got, err = applyPatch("0\n"+src, patch, "x.c")
+	if err != nil || got != "0\na\nb\nC\nC2\nd\nE\nf\n" {
+		t.Errorf("shifted applyPatch = %q, %v", got, err)
+	}
+	if _, err := applyPatch("q\n", patch, "x.c"); err == nil {
+		t.Error("a hunk that does not match was applied")
+	}
+}
