@@ -74,8 +74,18 @@ func gatherStatus() (*statusReport, error) {
 			r.InstalledFor[other] = len(es)
 		}
 	}
+	// Empty lists stay lists in JSON, so automation can count them.
 	if r.Installed == nil {
 		r.Installed = []store.Entry{}
+	}
+	if r.Quarantined == nil {
+		r.Quarantined = []store.Quarantine{}
+	}
+	if r.Applying == nil {
+		r.Applying = []store.Mark{}
+	}
+	if r.Problems == nil {
+		r.Problems = []store.Problem{}
 	}
 	return r, nil
 }
