@@ -1,0 +1,290 @@
+// Package e2e holds end-to-end tests that drive kelp as an admin would, on
+// a real Debian system booted under QEMU.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/internal/vmtest"
+)
+
+const patched = "this has been live patched"
+
+// shipArtifacts are what a release engineer produces on a build host: kelp's
+// own package, a patch package, and an apt repository holding the patch.
+type shipArtifacts struct {
+	kelpDeb, patchDeb, patchPkg, repo string
+}
+
+func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kelp := filepath.Join(dir, "kelp")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=1.0.0", "-o", kelp, "./cmd/kelp")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kelp: %v\n%s", err, out)
+	}
+	tree, err := k.SourceTree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ko, err := k.BuildModule(ctx, testenv.ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := filepath.Join(dir, "dist")
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run(kelp, "package", "--self", "--format", "deb", "-o", dist)
+	run(kelp, "package", ko, "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
+	a := shipArtifacts{patchPkg: "kelp-patch-livepatch-sample-" + k.Release}
+	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
+	for _, d := range debs {
+		if strings.HasPrefix(filepath.Base(d), "kelp_") {
+			a.kelpDeb = d
+		} else if strings.HasPrefix(filepath.Base(d), a.patchPkg+"_") {
+			a.patchDeb = d
+		}
+	}
+	if a.kelpDeb == "" || a.patchDeb == "" {
+		t.Fatalf("packages not written: %v", debs)
+	}
+	// The repository, as docs/shipping.md sets it up.
+	if _, err := exec.LookPath("reprepro"); err != nil {
+		testenv.Missing(t, &testenv.ErrMissing{What: "reprepro", Package: "reprepro"})
+	}
+	a.repo = filepath.Join(dir, "repo")
+	os.MkdirAll(filepath.Join(a.repo, "conf"), 0o755)
+	os.WriteFile(filepath.Join(a.repo, "conf", "distributions"), []byte("Codename: bookworm\nComponents: main\nArchitectures: amd64\nDescription: kelp live patches\n"), 0o644)
+	run("reprepro", "-b", a.repo, "includedeb", "bookworm", a.patchDeb)
+	return a
+}
+
+// treeFiles returns every file under dir as payload files under guest.
+func treeFiles(t *testing.T, dir, guest string) []vmtest.File {
+	t.Helper()
+	var out []vmtest.File
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out = append(out, vmtest.File{Path: filepath.Join(guest, rel), Host: p})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// statusJSON is the part of `kelp status --json` the test reads.
+type statusJSON struct {
+	Kernel string `json:"kernel"`
+	Loaded []struct {
+		Name    string `json:"name"`
+		Enabled bool   `json:"enabled"`
+	} `json:"loaded"`
+	Installed []struct {
+		Name string `json:"name"`
+	} `json:"installed"`
+	Quarantined []struct {
+		Name   string `json:"name"`
+		Reason string `json:"reason"`
+	} `json:"quarantined"`
+	Applying []struct {
+		Name string `json:"name"`
+	} `json:"applying"`
+}
+
+func parseStatus(t *testing.T, out string) statusJSON {
+	t.Helper()
+	var st statusJSON
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("kelp status --json: %v\n%s", err, out)
+	}
+	return st
+}
+
+// TestKeepAndShip installs kelp and a patch as Debian packages on a real
+// Debian system, reboots it, cuts its power while a patch is being applied
+// at boot, removes the patch package, rolls it out again from an apt
+// repository with the documented Ansible playbook, and boots with
+// kelp.enable=0.
+func TestKeepAndShip(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	img, err := vmtest.System(context.Background(), k)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	a := buildArtifacts(t, k)
+	disk, err := vmtest.NewSystemDisk(t.TempDir(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := func(name string, steps []vmtest.Step, extra func(*vmtest.Config)) *vmtest.Result {
+		t.Helper()
+		t.Logf("boot: %s", name)
+		cfg := vmtest.Config{Kernel: k, System: disk, Timeout: 5 * time.Minute, Steps: steps}
+		if extra != nil {
+			extra(&cfg)
+		}
+		return vmtest.RunT(t, cfg)
+	}
+	mark := "/var/lib/kelp/" + k.Release + "/applying/livepatch_sample"
+	waitSettled := "for i in $(seq 120); do [ \"$(systemctl show -p SubState --value kelp.service)\" = exited ] && break; sleep 1; done; systemctl show -p SubState --value kelp.service"
+
+	// 1. dpkg -i kelp and the patch package: the patch is live.
+	r := boot("install packages", []vmtest.Step{
+		{Name: "before", Shell: "cat /proc/cmdline"},
+		{Name: "install", Shell: "dpkg -i /kelp/" + filepath.Base(a.kelpDeb) + " /kelp/" + filepath.Base(a.patchDeb)},
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "enabled", Shell: "systemctl is-enabled kelp.service"},
+		{Name: "status", Shell: "kelp status --json"},
+	}, func(c *vmtest.Config) {
+		c.Files = []vmtest.File{{Path: "/kelp/" + filepath.Base(a.kelpDeb), Host: a.kelpDeb}, {Path: "/kelp/" + filepath.Base(a.patchDeb), Host: a.patchDeb}}
+	})
+	if strings.Contains(r.MustStep(t, "before").Stdout, patched) {
+		t.Fatal("patched before anything was installed")
+	}
+	r.MustStep(t, "install")
+	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
+		t.Fatalf("after dpkg -i, /proc/cmdline = %q", got)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "enabled").Stdout); got != "enabled" {
+		t.Errorf("kelp.service is %q after installing kelp", got)
+	}
+	st := parseStatus(t, r.MustStep(t, "status").Stdout)
+	if len(st.Loaded) != 1 || st.Loaded[0].Name != "livepatch_sample" || len(st.Installed) != 1 {
+		t.Errorf("status after install: %+v", st)
+	}
+
+	// 2. Reboot: kelp.service applies the patch again.
+	r = boot("reboot", []vmtest.Step{
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "settled", Shell: waitSettled},
+		{Name: "service", Shell: "systemctl status kelp.service --no-pager; systemctl is-failed kelp.service; true"},
+		{Name: "journal", Shell: "journalctl -b -u kelp.service --no-pager -o cat"},
+		{Name: "marks", Shell: "ls /var/lib/kelp/" + k.Release + "/applying/ | wc -l"},
+		{Name: "metrics", Shell: "kelp status --prometheus /run/kelp.prom && cat /run/kelp.prom"},
+	}, nil)
+	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
+		t.Fatalf("after reboot, /proc/cmdline = %q", got)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "settled").Stdout); got != "exited" {
+		t.Errorf("kelp.service sub-state %q, want exited (active, its work done)", got)
+	}
+	svc := r.MustStep(t, "service").Stdout
+	if !strings.Contains(svc, "Active: active (exited)") || !strings.Contains(svc, "\nactive") {
+		t.Errorf("systemctl status kelp:\n%s", svc)
+	}
+	if j := r.MustStep(t, "journal").Stdout; !strings.Contains(j, "livepatch_sample: loaded") {
+		t.Errorf("kelp.service journal lacks the load:\n%s", j)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "marks").Stdout); got != "0" {
+		t.Errorf("%s applying marks left after settling", got)
+	}
+	metrics := r.MustStep(t, "metrics").Stdout
+	for _, want := range []string{"kelp_patches_loaded 1\n", "kelp_patches_installed 1\n", "kelp_patches_quarantined 0\n", `kelp_patch{name="livepatch_sample",state="enabled"} 1`, `kelp_kernel_info{release="` + k.Release + `"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("node_exporter metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
+	// 3. Power lost right after the applying mark is written at boot.
+	boot("power cut while applying", []vmtest.Step{
+		{Name: "marked", Shell: "test -e " + mark + " && cat " + mark},
+	}, func(c *vmtest.Config) { c.KillAfter = "marked" })
+	r = boot("after the power cut", []vmtest.Step{
+		{Name: "running", Shell: "systemctl is-system-running --wait; true"},
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "status", Shell: "kelp status --json"},
+		{Name: "status-text", Shell: "kelp status"},
+	}, nil)
+	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
+		t.Errorf("system state after the crash boot: %q", got)
+	}
+	if strings.Contains(r.MustStep(t, "cmdline").Stdout, patched) {
+		t.Error("the quarantined patch was loaded again")
+	}
+	st = parseStatus(t, r.MustStep(t, "status").Stdout)
+	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != "livepatch_sample" || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
+		t.Errorf("status after the crash boot: %+v", st)
+	}
+	t.Logf("kelp status after the power cut:\n%s", r.MustStep(t, "status-text").Stdout)
+
+	// 4. Lift the quarantine, load, then apt-get remove: unloaded and
+	// uninstalled. Then the documented roll-out installs it again from
+	// the apt repository.
+	inventory := "[canary]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
+	r = boot("remove and roll out again", []vmtest.Step{
+		{Name: "reload", Shell: "kelp unquarantine livepatch_sample && kelp load livepatch_sample && cat /proc/cmdline"},
+		{Name: "remove", Shell: "apt-get remove -y " + a.patchPkg},
+		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c livepatch_sample /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
+		{Name: "repo", Shell: "echo 'deb [trusted=yes] file:/kelp/repo bookworm main' > /etc/apt/sources.list.d/kelp.list"},
+		{Name: "rollout", Shell: "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_package=" + a.patchPkg + " -e patch_module=livepatch_sample -e patch_kernel=" + k.Release},
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+	}, func(c *vmtest.Config) {
+		c.Files = append(treeFiles(t, a.repo, "/kelp/repo"),
+			vmtest.File{Path: "/kelp/inventory.ini", Data: []byte(inventory)},
+			vmtest.File{Path: "/kelp/kelp-rollout.yml", Host: "../../examples/ansible/kelp-rollout.yml"})
+	})
+	if got := r.MustStep(t, "reload").Stdout; !strings.Contains(got, patched) {
+		t.Fatalf("reload after unquarantine: %q", got)
+	}
+	r.MustStep(t, "remove")
+	after := strings.Fields(r.MustStep(t, "after-remove").Stdout)
+	if s, _ := r.Step("after-remove"); strings.Contains(s.Stdout, patched) || len(after) < 3 || after[len(after)-3] != "0" || after[len(after)-1] != "0" {
+		t.Errorf("after apt-get remove (cmdline, livepatch dirs, module, store files):\n%s", s.Stdout)
+	}
+	r.MustStep(t, "repo")
+	if s := r.MustStep(t, "rollout"); !strings.Contains(s.Stdout, "failed=0") {
+		t.Errorf("ansible-playbook:\n%s", s.Stdout)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
+		t.Errorf("after the roll-out, /proc/cmdline = %q", got)
+	}
+
+	// 5. kelp.enable=0: nothing is loaded at boot.
+	r = boot("kelp.enable=0", []vmtest.Step{
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "loaded", Shell: "ls /sys/kernel/livepatch | wc -l"},
+		{Name: "service", Shell: "systemctl status kelp.service --no-pager; true"},
+	}, func(c *vmtest.Config) { c.Cmdline = []string{"kelp.enable=0"} })
+	if got := r.MustStep(t, "cmdline").Stdout; !strings.Contains(got, "kelp.enable=0") {
+		t.Errorf("/proc/cmdline = %q", got)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "loaded").Stdout); got != "0" {
+		t.Errorf("%s patches loaded with kelp.enable=0", got)
+	}
+	if got := r.MustStep(t, "service").Stdout; !strings.Contains(got, "ConditionKernelCommandLine=!kelp.enable=0 was not met") {
+		t.Errorf("kelp.service with kelp.enable=0:\n%s", got)
+	}
+}
