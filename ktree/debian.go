@@ -1,0 +1,90 @@
+package ktree
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// VersionMismatchError reports a source package of another version than
+// the kernel image: its objects would not match the running code.
+type VersionMismatchError struct {
+	Image, ImageVersion   string
+	Source, SourceVersion string
+}
+
+func (e *VersionMismatchError) Error() string {
+	return fmt.Sprintf("kernel source %s %s is not the version of the kernel image %s %s: install %s=%s, or give --sourcedir",
+		e.Source, e.SourceVersion, e.Image, e.ImageVersion, e.Source, e.ImageVersion)
+}
+
+// debianSource finds the linux-source tarball of the same Debian version
+// as the package that installed the kernel image of release.
+func debianSource(ctx context.Context, root, release string) (string, error) {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		return "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
+	}
+	image := filepath.Join("/boot", "vmlinuz-"+release)
+	imgPkg, err := dpkgOwner(ctx, image)
+	if err != nil {
+		return "", fmt.Errorf("kernel image %s: %w", image, err)
+	}
+	imgVer, err := dpkgVersion(ctx, imgPkg)
+	if err != nil {
+		return "", err
+	}
+	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
+	sort.Sort(sort.Reverse(sort.StringSlice(tars)))
+	if len(tars) == 0 {
+		return "", fmt.Errorf("kernel source for %s not found (install linux-source-%s=%s, or give --sourcedir)", release, majorMinor(release), imgVer)
+	}
+	var mismatch error
+	for _, tar := range tars {
+		srcPkg, err := dpkgOwner(ctx, strings.TrimPrefix(tar, root))
+		if err != nil {
+			continue
+		}
+		srcVer, err := dpkgVersion(ctx, srcPkg)
+		if err != nil {
+			continue
+		}
+		if srcVer == imgVer {
+			return tar, nil
+		}
+		if mismatch == nil {
+			mismatch = &VersionMismatchError{Image: imgPkg, ImageVersion: imgVer, Source: srcPkg, SourceVersion: srcVer}
+		}
+	}
+	if mismatch != nil {
+		return "", mismatch
+	}
+	return "", fmt.Errorf("kernel source for %s: %s are not from an installed package (give --sourcedir)", release, strings.Join(tars, ", "))
+}
+
+func dpkgOwner(ctx context.Context, path string) (string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-S", path).Output()
+	if err != nil {
+		return "", fmt.Errorf("no package owns %s", path)
+	}
+	pkg, _, _ := strings.Cut(strings.TrimSpace(string(out)), ":")
+	return pkg, nil
+}
+
+func dpkgVersion(ctx context.Context, pkg string) (string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	if err != nil || len(out) == 0 {
+		return "", fmt.Errorf("package %s is not installed", pkg)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func majorMinor(release string) string {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return release
+	}
+	return parts[0] + "." + parts[1]
+}

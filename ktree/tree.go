@@ -1,0 +1,259 @@
+package ktree
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// ObjectFlags are the flags kelp adds to the kernel's own when it compiles
+// objects to diff: one section per function and per data object.
+const ObjectFlags = "-ffunction-sections -fdata-sections"
+
+// Tree is a kernel source tree prepared to compile objects of one target
+// kernel (make olddefconfig modules_prepare with the target's config).
+type Tree struct {
+	Dir     string // the prepared tree
+	Release string // target kernel release, e.g. 6.1.0-56-amd64
+	Config  string // the target's config (before olddefconfig)
+	Headers string // the target's kbuild directory (Module.symvers, for linking)
+	Jobs    int    // parallel compiles
+}
+
+// Options say which tree to prepare for which kernel. Only Release is
+// needed on a Debian system with the kernel's packages installed.
+type Options struct {
+	Release string // target kernel release (default: the running one)
+	// SourceDir is a kernel source tree to use (prepared in place once);
+	// empty: extract SourceTar into CacheDir.
+	SourceDir string
+	// SourceTar is the kernel source tarball; empty: the installed
+	// linux-source-<version> package, which must be of the same Debian
+	// version as the kernel image package.
+	SourceTar string
+	Config    string // default /boot/config-<release>
+	Headers   string // default /usr/src/linux-headers-<release>
+	// CacheDir holds extracted trees (default $XDG_CACHE_HOME/kelp/trees).
+	CacheDir string
+	// Dir, when set, is the exact directory of the extracted tree
+	// (CacheDir and the default naming are not used).
+	Dir string
+	// SkipCompilerCheck builds even when gcc is not the compiler the
+	// kernel was built with.
+	SkipCompilerCheck bool
+	Jobs              int // default: all cores
+	// Step reports long steps (extracting, preparing) before they start.
+	Step func(msg string)
+	// Root is prepended to the default system paths (tests).
+	Root string
+}
+
+// CompilerMismatchError reports that the local gcc is not the compiler
+// that built the target kernel: objects would differ from the running
+// code in ways no diff can tell from a patch.
+type CompilerMismatchError struct {
+	Kernel, Local string
+}
+
+func (e *CompilerMismatchError) Error() string {
+	return fmt.Sprintf("compiler %q differs from the one that built the kernel (%q); install that compiler, or build anyway with --skip-compiler-check", e.Local, e.Kernel)
+}
+
+// Open locates (extracting and preparing it the first time) the source
+// tree for the target kernel of opts.
+func Open(ctx context.Context, opts Options) (*Tree, error) {
+	if opts.Release == "" {
+		rel, err := runningRelease()
+		if err != nil {
+			return nil, err
+		}
+		opts.Release = rel
+	}
+	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs}
+	if t.Config == "" {
+		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)
+	}
+	if t.Headers == "" {
+		t.Headers = filepath.Join(opts.Root, "/usr/src", "linux-headers-"+opts.Release)
+	}
+	if t.Jobs <= 0 {
+		t.Jobs = runtime.NumCPU()
+	}
+	cfg, err := os.ReadFile(t.Config)
+	if err != nil {
+		return nil, fmt.Errorf("kernel config of %s: %w (give --config)", opts.Release, err)
+	}
+	if err := checkCompiler(ctx, cfg, opts.SkipCompilerCheck); err != nil {
+		return nil, err
+	}
+	step := opts.Step
+	if step == nil {
+		step = func(string) {}
+	}
+	switch {
+	case opts.SourceDir != "":
+		t.Dir = opts.SourceDir
+		if err := prepareInPlace(ctx, t.Dir, cfg, t.Jobs, step); err != nil {
+			return nil, err
+		}
+		return t, nil
+	case opts.SourceTar == "":
+		tar, err := debianSource(ctx, opts.Root, opts.Release)
+		if err != nil {
+			return nil, err
+		}
+		opts.SourceTar = tar
+	}
+	dir := opts.Dir
+	if dir == "" {
+		tarKey, err := FileKey(opts.SourceTar)
+		if err != nil {
+			return nil, fmt.Errorf("kernel source: %w", err)
+		}
+		cache := opts.CacheDir
+		if cache == "" {
+			if cache, err = DefaultCacheDir(); err != nil {
+				return nil, err
+			}
+		}
+		dir = filepath.Join(cache, opts.Release+"-"+Digest(tarKey, string(cfg)))
+	}
+	t.Dir, err = Cached(dir, func(dir string) error {
+		step("extracting " + opts.SourceTar + " into " + dir)
+		if err := run(ctx, dir, "tar", "-xf", opts.SourceTar, "--strip-components=1"); err != nil {
+			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
+		}
+		step("preparing the tree (make olddefconfig modules_prepare)")
+		return prepare(ctx, dir, cfg, t.Jobs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/kelp/trees (~/.cache/kelp/trees).
+func DefaultCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
+	return filepath.Join(base, "kelp", "trees"), nil
+}
+
+// prepare configures dir with cfg and runs modules_prepare.
+func prepare(ctx context.Context, dir string, cfg []byte, jobs int) error {
+	if err := os.WriteFile(filepath.Join(dir, ".config"), cfg, 0o644); err != nil {
+		return err
+	}
+	// Distribution configs name certificate files that exist only in
+	// their packaging trees; they play no part in compiling objects.
+	for _, opt := range []string{"SYSTEM_TRUSTED_KEYS", "SYSTEM_REVOCATION_KEYS"} {
+		if err := run(ctx, dir, "scripts/config", "--set-str", opt, ""); err != nil {
+			return err
+		}
+	}
+	if err := run(ctx, dir, "make", "-s", "-j"+strconv.Itoa(jobs), "olddefconfig", "modules_prepare"); err != nil {
+		return fmt.Errorf("prepare kernel tree: %w", err)
+	}
+	return nil
+}
+
+// prepareInPlace prepares a user's tree once per config; the marker
+// written last says it is done.
+func prepareInPlace(ctx context.Context, dir string, cfg []byte, jobs int, step func(string)) error {
+	if _, err := os.Stat(filepath.Join(dir, "Makefile")); err != nil {
+		return fmt.Errorf("source tree %s: %w", dir, err)
+	}
+	marker := filepath.Join(dir, ".kelp-prepared")
+	want := Digest(string(cfg))
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+		return nil
+	}
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+		return nil
+	}
+	os.Remove(marker)
+	step("preparing " + dir + " (make olddefconfig modules_prepare)")
+	if err := prepare(ctx, dir, cfg, jobs); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte(want), 0o644)
+}
+
+// checkCompiler compares gcc's version line with CONFIG_CC_VERSION_TEXT,
+// ignoring the program name (gcc-12 and gcc are the same compiler).
+func checkCompiler(ctx context.Context, cfg []byte, skip bool) error {
+	want := configString(cfg, "CONFIG_CC_VERSION_TEXT")
+	if want == "" || skip {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
+	if err != nil {
+		return fmt.Errorf("gcc --version: %w (install gcc)", err)
+	}
+	have, _, _ := strings.Cut(string(out), "\n")
+	if versionPart(have) != versionPart(want) {
+		return &CompilerMismatchError{Kernel: want, Local: have}
+	}
+	return nil
+}
+
+func versionPart(s string) string {
+	_, v, _ := strings.Cut(strings.TrimSpace(s), " ")
+	return v
+}
+
+// configString returns the value of option in a .config, unquoted.
+func configString(cfg []byte, option string) string {
+	sc := bufio.NewScanner(bytes.NewReader(cfg))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), option+"="); ok {
+			if u, err := strconv.Unquote(v); err == nil {
+				return u
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+func runningRelease() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "", fmt.Errorf("running kernel release: %w (give --kernel)", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// run executes a command in dir; on failure the error carries the tail of
+// its output.
+func run(ctx context.Context, dir string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%s: %w\n%s", name, err, tail(out.String(), 30))
+	}
+	return nil
+}
+
+var errNotDebian = errors.New("not a Debian system (dpkg-query not found)")
