@@ -1,0 +1,273 @@
+package klpmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/kmod"
+	"github.com/kelp-project/kelp/modsign"
+	"github.com/kelp-project/kelp/objdiff"
+)
+
+// Unit is one translation unit's diff: Object is "vmlinux" or the name of
+// the module the unit is linked into; Diff is what objdiff.Diff returned.
+type Unit struct {
+	Object string
+	Diff   *objdiff.Result
+}
+
+// Options says what module to build and for which kernel.
+type Options struct {
+	Name    string            // module name (kernel-safe: [a-z0-9_], ≤ 55 chars)
+	Kernel  string            // target kernel release, e.g. 6.1.0-56-amd64
+	Headers string            // kbuild directory of the target (e.g. /usr/src/linux-headers-<rel>)
+	Replace bool              // klp_patch.replace
+	Modinfo map[string]string // extra .modinfo entries, written in key order
+	WorkDir string            // where to work; the caller removes it
+	// SignKey and SignCert, when set, are the PEM (or DER) private key and
+	// certificate the module is signed with (sha256).
+	SignKey, SignCert string
+	// Jobs is make's -j (0: one job per unit and the init file).
+	Jobs int
+	// Make is the make program (default "make").
+	Make string
+}
+
+// Module is the assembled livepatch module and what went into it.
+type Module struct {
+	Path    string   `json:"path"` // NAME.ko inside WorkDir
+	Name    string   `json:"name"`
+	Kernel  string   `json:"kernel"`
+	Replace bool     `json:"replace"`
+	Objects []Object `json:"objects"`
+	// KlpRelocs are the livepatch relocations of the final module
+	// (sections and offsets as the module has them).
+	KlpRelocs []KlpReloc `json:"klp_relocs,omitempty"`
+	// KlpSymbols are the .klp.sym symbols of the final module.
+	KlpSymbols []string `json:"klp_symbols,omitempty"`
+	// Exports are the vmlinux exports the module calls (its __versions).
+	Exports     []string `json:"exports,omitempty"`
+	States      []State  `json:"states,omitempty"`
+	ForceUnsafe []string `json:"force_unsafe,omitempty"`
+	Signed      bool     `json:"signed"`
+	Size        int64    `json:"size"`
+	// Timings of the steps, for the build report.
+	Timings map[string]time.Duration `json:"timings"`
+}
+
+// Object is one klp_object: vmlinux or a module, and what it patches.
+type Object struct {
+	Name      string     `json:"name"`
+	Funcs     []Func     `json:"funcs"`
+	Callbacks []Callback `json:"callbacks,omitempty"`
+}
+
+// Func is one klp_func.
+type Func struct {
+	Object  string `json:"object"`
+	Unit    string `json:"unit"`
+	OldName string `json:"old_name"`
+	Sympos  int    `json:"old_sympos"`
+	NewFunc string `json:"new_func"` // the symbol in the module
+}
+
+// Callback is one callback declared with a marker of include/kelp/patch.h.
+type Callback struct {
+	Object string `json:"object"`
+	Unit   string `json:"unit"`
+	Kind   string `json:"kind"` // pre_patch, post_patch, pre_unpatch, post_unpatch
+	Func   string `json:"func"`
+	Symbol string `json:"symbol"`
+}
+
+// State is one klp_state the patch declares.
+type State struct {
+	ID      uint64 `json:"id"`
+	Version uint32 `json:"version"`
+}
+
+// KlpReloc is one livepatch relocation.
+type KlpReloc = objdiff.KlpReloc
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_]{1,55}$`)
+
+// Build assembles the livepatch module and returns the path of the .ko
+// (inside WorkDir) plus a report of what went into it.
+func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	m := &Module{Name: opts.Name, Kernel: opts.Kernel, Replace: opts.Replace, Timings: map[string]time.Duration{}}
+	t0 := time.Now()
+	var preps []*prepared
+	holders := map[string]klpSym{}
+	exports := map[string]bool{}
+	for i, u := range units {
+		if u.Diff == nil || u.Diff.Report == nil {
+			return nil, fmt.Errorf("klpmod: unit %d (%s): no diff", i, u.Object)
+		}
+		if u.Object == "" {
+			u.Object = "vmlinux"
+		}
+		if u.Diff.Object == nil {
+			continue // nothing changed in this unit
+		}
+		if u.Object != "vmlinux" && !nameRE.MatchString(u.Object) {
+			return nil, fmt.Errorf("klpmod: unit %s: object %q is not a module name", u.Diff.Report.Unit, u.Object)
+		}
+		p, err := prepare(len(preps), u)
+		if err != nil {
+			return nil, fmt.Errorf("klpmod: %w", err)
+		}
+		preps = append(preps, p)
+		for k, v := range p.holder {
+			holders[k] = v
+		}
+		for _, e := range u.Diff.Report.Exports {
+			exports[e.Name] = true
+		}
+		m.ForceUnsafe = append(m.ForceUnsafe, p.force...)
+	}
+	objs := groupObjects(preps)
+	nfuncs := 0
+	for _, o := range objs {
+		nfuncs += len(o.funcs)
+		ob := Object{Name: o.name, Funcs: o.funcs}
+		for _, k := range callbackKinds {
+			ob.Callbacks = append(ob.Callbacks, o.cbs[k]...)
+		}
+		m.Objects = append(m.Objects, ob)
+	}
+	if nfuncs == 0 {
+		return nil, errors.New("klpmod: the patch replaces no function: nothing to live patch")
+	}
+	states, err := mergeStates(preps)
+	if err != nil {
+		return nil, err
+	}
+	m.States = states
+	m.Exports = sortedKeys(exports)
+	m.Timings["prepare"] = time.Since(t0)
+
+	t0 = time.Now()
+	dir := filepath.Join(opts.WorkDir, "kbuild")
+	if err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, opts.modinfo())); err != nil {
+		return nil, fmt.Errorf("klpmod: %w", err)
+	}
+	if err := runKbuild(ctx, dir, opts, len(preps)+1); err != nil {
+		return nil, fmt.Errorf("klpmod: %w", err)
+	}
+	m.Timings["kbuild"] = time.Since(t0)
+
+	t0 = time.Now()
+	f, err := elfobj.ReadFile(filepath.Join(dir, opts.Name+".ko"))
+	if err != nil {
+		return nil, fmt.Errorf("klpmod: read the linked module: %w", err)
+	}
+	if m.KlpRelocs, err = postLink(f, holders); err != nil {
+		return nil, fmt.Errorf("klpmod: %w", err)
+	}
+	for _, s := range f.Symbols {
+		if s.IsLivepatch() {
+			m.KlpSymbols = append(m.KlpSymbols, s.Name)
+		}
+	}
+	data, err := f.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("klpmod: write the module: %w", err)
+	}
+	m.Timings["post-link"] = time.Since(t0)
+	if opts.SignKey != "" {
+		t0 = time.Now()
+		key, cert, err := modsign.LoadKeyPair(opts.SignKey, opts.SignCert)
+		if err != nil {
+			return nil, fmt.Errorf("klpmod: signing key: %w", err)
+		}
+		if data, err = modsign.Sign(data, key, cert, 0); err != nil {
+			return nil, fmt.Errorf("klpmod: sign: %w", err)
+		}
+		m.Signed = true
+		m.Timings["sign"] = time.Since(t0)
+	}
+	m.Path = filepath.Join(opts.WorkDir, opts.Name+".ko")
+	if err := os.WriteFile(m.Path, data, 0o644); err != nil {
+		return nil, fmt.Errorf("klpmod: %w", err)
+	}
+	m.Size = int64(len(data))
+	if _, err := kmod.Parse(data); err != nil {
+		return nil, fmt.Errorf("klpmod: the module does not read back: %w", err)
+	}
+	return m, nil
+}
+
+func (o *Options) check() error {
+	switch {
+	case !nameRE.MatchString(o.Name):
+		return fmt.Errorf("klpmod: module name %q: want 1 to 55 characters of [a-z0-9_]", o.Name)
+	case o.Headers == "":
+		return errors.New("klpmod: no kbuild directory of the target kernel (Options.Headers)")
+	case o.WorkDir == "":
+		return errors.New("klpmod: no work directory")
+	case (o.SignKey == "") != (o.SignCert == ""):
+		return errors.New("klpmod: signing needs both a key and a certificate")
+	}
+	if _, err := os.Stat(filepath.Join(o.Headers, "Makefile")); err != nil {
+		return fmt.Errorf("klpmod: kbuild directory of the target: %w", err)
+	}
+	for k, v := range o.Modinfo {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("klpmod: modinfo entry %q=%q: keys must be non-empty without '=', values without NUL", k, v)
+		}
+		switch k {
+		case "livepatch", "license", "vermagic", "name", "depends", "retpoline", "intree", "srcversion":
+			return fmt.Errorf("klpmod: modinfo key %q is set by the build", k)
+		}
+	}
+	return nil
+}
+
+// modinfo returns the extra entries in key order.
+func (o *Options) modinfo() [][2]string {
+	var out [][2]string
+	for _, k := range sortedKeys(o.Modinfo) {
+		out = append(out, [2]string{k, o.Modinfo[k]})
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// mergeStates collects the units' klp_state declarations: one per id, and
+// the same id declared with two versions is an error.
+func mergeStates(preps []*prepared) ([]State, error) {
+	by := map[uint64]State{}
+	for _, p := range preps {
+		for _, s := range p.states {
+			if o, ok := by[s.ID]; ok && o.Version != s.Version {
+				return nil, fmt.Errorf("klpmod: state %d declared with versions %d and %d", s.ID, o.Version, s.Version)
+			}
+			by[s.ID] = s
+		}
+	}
+	out := make([]State, 0, len(by))
+	for _, s := range by {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}

@@ -1,0 +1,36 @@
+// Package klpmod assembles a livepatch kernel module from the objects
+// objdiff carved out of each translation unit a patch touches.
+//
+// Build works in four steps, all under Options.WorkDir:
+//
+//  1. Each unit's object is prepared for linking: the new version of every
+//     changed function gets a unique global hidden alias
+//     (__kelp_u<N>_<name>) the generated init code can name, and every
+//     livepatch relocation (".klp.rela.<object>.<section>" against a
+//     ".klp.sym.<object>.<name>,<sympos>" symbol) becomes an ordinary
+//     relocation against a placeholder absolute symbol. Linkers drop the
+//     livepatch markers, but they carry ordinary relocations through
+//     section merging with the offsets right.
+//  2. An init file is generated: one klp_func per changed function, one
+//     klp_object per owner (vmlinux, or the module the unit belongs to),
+//     the callbacks and states the patch declared with the markers of
+//     include/kelp/patch.h, klp_patch.replace, MODULE_INFO(livepatch, "Y"),
+//     MODULE_LICENSE("GPL") and the caller's extra .modinfo strings.
+//  3. kbuild links the init file and the prepared objects (as prebuilt
+//     "_shipped" objects) against the target's headers: modpost records
+//     the CRCs of the vmlinux exports the patch calls in __versions, and
+//     the module gets the target's vermagic.
+//  4. The post-link pass turns the relocations against placeholders back
+//     into ".klp.rela.<object>.<section>" sections (SHT_RELA,
+//     SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH, sh_info the section of
+//     the final module) and the placeholders into ".klp.sym" symbols
+//     (st_shndx SHN_LIVEPATCH), then signs the module when asked to.
+//
+// # Markers for patch authors
+//
+// include/kelp/patch.h (and the kpatch-compatible kpatch-macros.h) let a
+// patch declare callbacks, states and force-unsafe functions. Each marker
+// is a new function or data object with a reserved name prefix, so objdiff
+// carries it into the unit's object like any new symbol; Build finds the
+// markers by name and wires them into the init code.
+package klpmod

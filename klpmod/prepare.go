@@ -1,0 +1,253 @@
+package klpmod
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kelp-project/kelp/elfobj"
+)
+
+// klpSym is a livepatch symbol the final module needs, standing in the
+// link as a placeholder.
+type klpSym struct {
+	Object string // vmlinux or a module name
+	Name   string
+	Sympos int
+	Type   elf.SymType
+	Bind   elf.SymBind
+}
+
+// symName is the symbol's name in the final module.
+func (k klpSym) symName() string {
+	return fmt.Sprintf(".klp.sym.%s.%s,%d", k.Object, k.Name, k.Sympos)
+}
+
+// prepared is one unit's object made ready for the kbuild link.
+type prepared struct {
+	index  int
+	unit   Unit
+	obj    *elfobj.File
+	funcs  []Func                // klp_funcs, NewFunc set to the alias
+	cbs    []Callback            // callbacks the unit declared
+	states []State               // klp_states the unit declared
+	force  []string              // functions marked force-unsafe
+	holder map[string]klpSym     // placeholder name -> livepatch symbol
+	hidden map[string]bool       // global hidden aliases added
+	relocs map[string][]KlpReloc // by placeholder, for the report
+}
+
+// Marker name prefixes (include/kelp/patch.h).
+const (
+	markerCallback = "__kelp_cb_"
+	markerState    = "__kelp_state_"
+	markerForce    = "__kelp_force_unsafe_"
+)
+
+// callbackKinds are the klp_callbacks members, in the order the kernel
+// runs them.
+var callbackKinds = []string{"pre_patch", "post_patch", "pre_unpatch", "post_unpatch"}
+
+// prepare copies the unit's object and makes it linkable: aliases for the
+// new functions and markers, placeholders for livepatch relocations.
+func prepare(i int, u Unit) (*prepared, error) {
+	rep := u.Diff.Report
+	data, err := u.Diff.Object.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: encode: %w", rep.Unit, err)
+	}
+	f, err := elfobj.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("unit %s: %w", rep.Unit, err)
+	}
+	p := &prepared{index: i, unit: u, obj: f, holder: map[string]klpSym{}, hidden: map[string]bool{}, relocs: map[string][]KlpReloc{}}
+	for _, c := range rep.Changed {
+		sym := definedFunc(f, c.Symbol)
+		if sym == nil {
+			return nil, fmt.Errorf("unit %s: the new version of %s (%s) is not defined in the object", rep.Unit, c.Name, c.Symbol)
+		}
+		p.funcs = append(p.funcs, Func{Object: u.Object, Unit: rep.Unit, OldName: c.Name, Sympos: c.Sympos, NewFunc: p.alias(sym)})
+	}
+	if err := p.markers(); err != nil {
+		return nil, err
+	}
+	if err := p.placeholders(); err != nil {
+		return nil, err
+	}
+	if err := f.Validate(); err != nil {
+		return nil, fmt.Errorf("unit %s: prepared object: %w", rep.Unit, err)
+	}
+	return p, nil
+}
+
+func definedFunc(f *elfobj.File, name string) *elfobj.Symbol {
+	for _, s := range f.Symbols {
+		if s.Name == name && s.Section != nil && s.Type == elf.STT_FUNC {
+			return s
+		}
+	}
+	return nil
+}
+
+// alias adds a global hidden symbol for sym, unique in the module, and
+// returns its name. The original symbol stays as it is, so backtraces
+// still show the function's own name.
+func (p *prepared) alias(sym *elfobj.Symbol) string {
+	name := fmt.Sprintf("__kelp_u%d_%s", p.index, sym.Name)
+	if p.hidden[name] {
+		return name
+	}
+	p.hidden[name] = true
+	p.obj.AddSymbol(&elfobj.Symbol{
+		Name: name, Bind: elf.STB_GLOBAL, Type: sym.Type, Other: byte(elf.STV_HIDDEN),
+		Section: sym.Section, Value: sym.Value, Size: sym.Size,
+	})
+	return name
+}
+
+// markers finds the callbacks, states and force-unsafe markers the unit
+// declared with include/kelp/patch.h.
+func (p *prepared) markers() error {
+	unit := p.unit.Diff.Report.Unit
+	for _, s := range slices.Clone(p.obj.Symbols) {
+		if s.Section == nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(s.Name, markerCallback) && s.Type == elf.STT_FUNC:
+			rest := strings.TrimPrefix(s.Name, markerCallback)
+			kind := ""
+			for _, k := range callbackKinds {
+				if strings.HasPrefix(rest, k+"_") {
+					kind = k
+				}
+			}
+			if kind == "" {
+				return fmt.Errorf("unit %s: %s: unknown callback marker (want %s<pre_patch|post_patch|pre_unpatch|post_unpatch>_<fn>)", unit, s.Name, markerCallback)
+			}
+			fn := strings.TrimPrefix(rest, kind+"_")
+			if i := strings.IndexByte(fn, '.'); i >= 0 {
+				// A compiler clone of the wrapper: the original is there too.
+				continue
+			}
+			p.cbs = append(p.cbs, Callback{Object: p.unit.Object, Unit: unit, Kind: kind, Func: fn, Symbol: p.alias(s)})
+		case strings.HasPrefix(s.Name, markerState) && s.Type == elf.STT_OBJECT:
+			b, err := symBytes(s, 16)
+			if err != nil {
+				return fmt.Errorf("unit %s: state marker %s: %w", unit, s.Name, err)
+			}
+			p.states = append(p.states, State{ID: binary.LittleEndian.Uint64(b), Version: binary.LittleEndian.Uint32(b[8:])})
+		case strings.HasPrefix(s.Name, markerForce) && s.Type == elf.STT_OBJECT:
+			p.force = append(p.force, strings.TrimPrefix(s.Name, markerForce))
+		}
+	}
+	return nil
+}
+
+func symBytes(s *elfobj.Symbol, n uint64) ([]byte, error) {
+	if s.Section.Type == elf.SHT_NOBITS {
+		return make([]byte, n), nil
+	}
+	if s.Size < n || s.Value+n > uint64(len(s.Section.Data)) {
+		return nil, fmt.Errorf("%d bytes, want %d", s.Size, n)
+	}
+	return s.Section.Data[s.Value : s.Value+n], nil
+}
+
+// placeholders replaces each livepatch relocation by an ordinary one
+// against a placeholder absolute symbol, and removes the .klp.rela
+// sections and .klp.sym symbols: the linker would drop the markers, but
+// it carries ordinary relocations through section merging.
+func (p *prepared) placeholders() error {
+	f := p.obj
+	unit := p.unit.Diff.Report.Unit
+	byKlp := map[*elfobj.Symbol]*elfobj.Symbol{}
+	var gone []*elfobj.Section
+	for _, sec := range slices.Clone(f.Sections) {
+		if !sec.IsLivepatchRelocs() {
+			continue
+		}
+		obj, _, ok := klpRelaName(sec.Name)
+		if !ok || sec.Info == nil {
+			return fmt.Errorf("unit %s: %s: not a livepatch relocation section of the form .klp.rela.<object>.<section>", unit, sec.Name)
+		}
+		var rela *elfobj.Section
+		for _, r := range f.RelocSections(sec.Info) {
+			if r.Type == elf.SHT_RELA && !r.IsLivepatchRelocs() {
+				rela = r
+				break
+			}
+		}
+		if rela == nil {
+			rela = f.AddRelocSection(sec.Info)
+		}
+		for _, r := range sec.Relocs {
+			ks := r.Symbol
+			if ks == nil || !ks.IsLivepatch() {
+				return fmt.Errorf("unit %s: %s: relocation against %s, want a .klp.sym symbol", unit, sec.Name, ks)
+			}
+			k, err := parseKlpSym(ks)
+			if err != nil {
+				return fmt.Errorf("unit %s: %w", unit, err)
+			}
+			if k.Object != obj {
+				return fmt.Errorf("unit %s: %s: relocation against %s of another object", unit, sec.Name, ks.Name)
+			}
+			ph := byKlp[ks]
+			if ph == nil {
+				name := fmt.Sprintf("__kelp_u%d_klp%d", p.index, len(byKlp))
+				ph = f.AddSymbol(&elfobj.Symbol{Name: name, Bind: elf.STB_GLOBAL, Type: elf.STT_NOTYPE, Other: byte(elf.STV_HIDDEN), Shndx: elf.SHN_ABS})
+				byKlp[ks] = ph
+				p.holder[name] = k
+			}
+			r.Symbol = ph
+			rela.Relocs = append(rela.Relocs, r)
+			p.relocs[ph.Name] = append(p.relocs[ph.Name], KlpReloc{
+				Section: sec.Info.Name, Offset: r.Offset, Type: f.Arch().RelocName(r.Type), Addend: r.Addend,
+				Object: k.Object, Symbol: k.Name, Sympos: k.Sympos,
+			})
+		}
+		gone = append(gone, sec)
+	}
+	for _, sec := range gone {
+		f.RemoveSection(sec)
+	}
+	for ks := range byKlp {
+		f.RemoveSymbol(ks)
+	}
+	for _, s := range slices.Clone(f.Symbols) {
+		if s.IsLivepatch() {
+			f.RemoveSymbol(s) // unreferenced
+		}
+	}
+	return nil
+}
+
+// klpRelaName splits ".klp.rela.<object>.<section>".
+func klpRelaName(name string) (obj, sec string, ok bool) {
+	rest, ok := strings.CutPrefix(name, ".klp.rela.")
+	if !ok {
+		return "", "", false
+	}
+	obj, sec, ok = strings.Cut(rest, ".")
+	sec = "." + sec
+	return obj, sec, ok && obj != "" && len(sec) > 1
+}
+
+// parseKlpSym reads ".klp.sym.<object>.<name>,<sympos>".
+func parseKlpSym(s *elfobj.Symbol) (klpSym, error) {
+	rest, ok := strings.CutPrefix(s.Name, ".klp.sym.")
+	obj, rest, ok2 := strings.Cut(rest, ".")
+	i := strings.LastIndexByte(rest, ',')
+	if !ok || !ok2 || obj == "" || i <= 0 {
+		return klpSym{}, fmt.Errorf("livepatch symbol %q is not of the form .klp.sym.<object>.<name>,<sympos>", s.Name)
+	}
+	pos, err := strconv.Atoi(rest[i+1:])
+	if err != nil || pos < 0 {
+		return klpSym{}, fmt.Errorf("livepatch symbol %q: bad sympos", s.Name)
+	}
+	return klpSym{Object: obj, Name: rest[:i], Sympos: pos, Type: s.Type, Bind: s.Bind}, nil
+}
