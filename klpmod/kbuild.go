@@ -39,9 +39,6 @@ func writeKbuild(dir string, opts Options, preps []*prepared, initC string) erro
 	// The file names contain '-', so none can be the module's own
 	// object (module names are [a-z0-9_]).
 	kbuild := fmt.Sprintf("obj-m := %s.o\n%s-y := %s\n", opts.Name, opts.Name, strings.Join(objs, " "))
-	// Keep the work directory out of the debug information, so the same
-	// inputs give the same module wherever they are built.
-	kbuild += fmt.Sprintf("ccflags-y := -ffile-prefix-map=%s/=\n", dir)
 	return os.WriteFile(filepath.Join(dir, "Kbuild"), []byte(kbuild), 0o644)
 }
 
@@ -77,6 +74,11 @@ func runKbuild(ctx context.Context, dir string, opts Options, jobs int) error {
 	}
 	cmd := exec.CommandContext(ctx, mk, "-C", opts.Headers, "M="+dir, fmt.Sprintf("-j%d", jobs), "modules")
 	cmd.Dir = dir
+	// Keep the work directory out of the debug information (of the init
+	// file and of modpost's NAME.mod.c), so the same inputs give the same
+	// module wherever they are built.
+	kcflags := strings.TrimSpace(os.Getenv("KCFLAGS") + " -ffile-prefix-map=" + dir + "=.")
+	cmd.Env = append(os.Environ(), "KCFLAGS="+kcflags)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

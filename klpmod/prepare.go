@@ -28,16 +28,17 @@ func (k klpSym) symName() string {
 
 // prepared is one unit's object made ready for the kbuild link.
 type prepared struct {
-	index  int
-	unit   Unit
-	obj    *elfobj.File
-	funcs  []Func                // klp_funcs, NewFunc set to the alias
-	cbs    []Callback            // callbacks the unit declared
-	states []State               // klp_states the unit declared
-	force  []string              // functions marked force-unsafe
-	holder map[string]klpSym     // placeholder name -> livepatch symbol
-	hidden map[string]bool       // global hidden aliases added
-	relocs map[string][]KlpReloc // by placeholder, for the report
+	index   int
+	unit    Unit
+	obj     *elfobj.File
+	funcs   []Func            // klp_funcs, NewFunc set to the alias
+	cbs     []Callback        // callbacks the unit declared
+	states  []State           // klp_states the unit declared
+	force   []string          // functions marked force-unsafe
+	holder  map[string]klpSym // placeholder name -> livepatch symbol
+	hidden  map[string]bool   // global hidden aliases added
+	aliasOf map[*elfobj.Symbol]string
+	relocs  map[string][]KlpReloc // by placeholder, for the report
 }
 
 // Marker name prefixes (include/kelp/patch.h).
@@ -63,7 +64,7 @@ func prepare(i int, u Unit) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unit %s: %w", rep.Unit, err)
 	}
-	p := &prepared{index: i, unit: u, obj: f, holder: map[string]klpSym{}, hidden: map[string]bool{}, relocs: map[string][]KlpReloc{}}
+	p := &prepared{index: i, unit: u, obj: f, holder: map[string]klpSym{}, hidden: map[string]bool{}, aliasOf: map[*elfobj.Symbol]string{}, relocs: map[string][]KlpReloc{}}
 	for _, c := range rep.Changed {
 		sym := definedFunc(f, c.Symbol)
 		if sym == nil {
@@ -96,11 +97,22 @@ func definedFunc(f *elfobj.File, name string) *elfobj.Symbol {
 // returns its name. The original symbol stays as it is, so backtraces
 // still show the function's own name.
 func (p *prepared) alias(sym *elfobj.Symbol) string {
-	name := fmt.Sprintf("__kelp_u%d_%s", p.index, sym.Name)
-	if p.hidden[name] {
+	if name, ok := p.aliasOf[sym]; ok {
 		return name
 	}
+	// A C identifier: compiler clones are named "foo.part.0".
+	base := fmt.Sprintf("__kelp_u%d_%s", p.index, strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, sym.Name))
+	name := base
+	for n := 1; p.hidden[name] || p.obj.Symbol(name) != nil; n++ {
+		name = fmt.Sprintf("%s_%d", base, n)
+	}
 	p.hidden[name] = true
+	p.aliasOf[sym] = name
 	p.obj.AddSymbol(&elfobj.Symbol{
 		Name: name, Bind: elf.STB_GLOBAL, Type: sym.Type, Other: byte(elf.STV_HIDDEN),
 		Section: sym.Section, Value: sym.Value, Size: sym.Size,
@@ -233,8 +245,7 @@ func klpRelaName(name string) (obj, sec string, ok bool) {
 		return "", "", false
 	}
 	obj, sec, ok = strings.Cut(rest, ".")
-	sec = "." + sec
-	return obj, sec, ok && obj != "" && len(sec) > 1
+	return obj, sec, ok && obj != "" && sec != ""
 }
 
 // parseKlpSym reads ".klp.sym.<object>.<name>,<sympos>".
