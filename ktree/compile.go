@@ -39,6 +39,9 @@ type CompileOptions struct {
 	// LineGuards inserts #line directives after each changed hunk so
 	// code after it keeps its __LINE__.
 	LineGuards bool
+	// Include is a directory of headers for patch authors (e.g.
+	// kelp/patch.h), searched after the tree's own.
+	Include string
 	// Step reports what is compiled, before it starts.
 	Step func(msg string)
 }
@@ -87,7 +90,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		if err != nil {
 			return nil, err
 		}
-		units[i] = Unit{Object: o.Name, Source: o.Source, Owner: ownerOf(cmd),
+		units[i] = Unit{Object: o.Name, Source: o.Source, Owner: OwnerOf(cmd),
 			Orig:    filepath.Join(work, "a", o.Name),
 			Patched: filepath.Join(overlay, o.Name)}
 		if err := copyFile(filepath.Join(t.Dir, o.Name), units[i].Orig); err != nil {
@@ -110,14 +113,23 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			inc = overlay
 		}
 		var err error
-		if u.OrigCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, filepath.Join(t.Dir, u.Source), "", u.Orig); err != nil {
+		// genksyms reads the copy the way it reads the patched one, so
+		// the two CRCs differ only by the patch.
+		origCopy := filepath.Join(filepath.Dir(u.Orig), path.Base(u.Source))
+		if err := copyFile(filepath.Join(t.Dir, u.Source), origCopy); err != nil {
+			return err
+		}
+		if err := prependLine(origCopy, u.Source); err != nil {
+			return err
+		}
+		if u.OrigCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, origCopy, "", "", u.Orig); err != nil {
 			return err
 		}
 		copyPath := filepath.Join(overlay, u.Source)
-		if err := t.compileCopy(ctx, cmd, u.Object, u.Source, copyPath, u.Patched, inc); err != nil {
+		if err := t.compileCopy(ctx, cmd, u.Object, u.Source, copyPath, u.Patched, inc, opts.Include); err != nil {
 			return fmt.Errorf("compile patched %s: %w", u.Object, err)
 		}
-		if u.PatchedCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, copyPath, inc, u.Patched); err != nil {
+		if u.PatchedCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, copyPath, inc, opts.Include, u.Patched); err != nil {
 			return err
 		}
 		return nil
@@ -193,9 +205,9 @@ func (t *Tree) Command(obj string) (string, error) {
 
 var modNameRE = regexp.MustCompile(`-DKBUILD_MODNAME='"([^"]*)"'`)
 
-// ownerOf reads kbuild's own answer from the command: -DMODULE marks a
+// OwnerOf reads kbuild's own answer from the command: -DMODULE marks a
 // module object, KBUILD_MODNAME names the module.
-func ownerOf(cmd string) string {
+func OwnerOf(cmd string) string {
 	if !strings.Contains(cmd, " -DMODULE ") {
 		return Vmlinux
 	}
@@ -245,16 +257,9 @@ func overlayIncludes(flags, overlay string) string {
 // with kbuild's command for obj, run in the tree. A #line directive keeps
 // __FILE__ what it is in the tree, -iquote finds the headers next to the
 // original, and objtool (when the command runs it) processes the copy.
-func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj, overlay string) error {
-	body, err := os.ReadFile(copyPath)
-	if err != nil {
+func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj, overlay, include string) error {
+	if err := prependLine(copyPath, src); err != nil {
 		return err
-	}
-	if !strings.HasPrefix(string(body), "#line 1 ") {
-		body = append([]byte(fmt.Sprintf("#line 1 %q\n", src)), body...)
-		if err := os.WriteFile(copyPath, body, 0o644); err != nil {
-			return err
-		}
 	}
 	if err := os.MkdirAll(filepath.Dir(outObj), 0o755); err != nil {
 		return err
@@ -265,6 +270,9 @@ func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj,
 	}
 	flags = mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(outObj+".d"))
 	flags = overlayIncludes(flags, overlay)
+	if include != "" {
+		flags += " -I" + shellQuote(include)
+	}
 	script := flags + " -iquote " + path.Dir(src) + " -c -o " + shellQuote(outObj) + " " + shellQuote(copyPath)
 	if post != "" {
 		script += " && " + post + shellQuote(outObj)
@@ -272,10 +280,23 @@ func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj,
 	return run(ctx, t.Dir, "sh", "-c", script)
 }
 
+// prependLine starts the copy at p with a #line directive naming the
+// tree's src, so __FILE__ and diagnostics are what they are in the tree.
+func prependLine(p, src string) error {
+	body, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(string(body), "#line 1 ") {
+		return nil
+	}
+	return os.WriteFile(p, append([]byte(fmt.Sprintf("#line 1 %q\n", src)), body...), 0o644)
+}
+
 // crcs runs genksyms over srcPath (preprocessed as kbuild would for obj)
 // when it exports symbols, and returns the CRCs; the .symvers record is
 // written next to outObj.
-func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, outObj string) (map[string]uint32, error) {
+func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, include, outObj string) (map[string]uint32, error) {
 	body, err := os.ReadFile(srcPath)
 	if err != nil {
 		return nil, err
@@ -289,18 +310,25 @@ func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, outObj
 	}
 	flags = mmdRE.ReplaceAllString(flags, "")
 	flags = overlayIncludes(flags, overlay)
+	if include != "" {
+		flags += " -I" + shellQuote(include)
+	}
 	out := outObj + ".symvers"
 	script := flags + " -iquote " + path.Dir(src) + " -E -D__GENKSYMS__ " + shellQuote(srcPath) +
 		" | scripts/genksyms/genksyms -r /dev/null > " + shellQuote(out)
 	if err := run(ctx, t.Dir, "sh", "-c", script); err != nil {
 		return nil, fmt.Errorf("genksyms %s: %w", obj, err)
 	}
-	return readSymvers(out)
+	return ReadSymvers(out)
 }
 
-// readSymvers reads genksyms' "#SYMVER name 0xcrc" lines.
-func readSymvers(p string) (map[string]uint32, error) {
+// ReadSymvers reads genksyms' "#SYMVER name 0xcrc" lines; a missing
+// file is an empty set.
+func ReadSymvers(p string) (map[string]uint32, error) {
 	data, err := os.ReadFile(p)
+	if os.IsNotExist(err) {
+		return map[string]uint32{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +369,7 @@ func (t *Tree) CompileProbe(ctx context.Context, name string, src []byte, like, 
 		return "", err
 	}
 	out := filepath.Join(dir, obj)
-	if err := t.compileCopy(ctx, gcc, like, strings.TrimSuffix(like, ".o")+".c", c, out, ""); err != nil {
+	if err := t.compileCopy(ctx, gcc, like, strings.TrimSuffix(like, ".o")+".c", c, out, "", ""); err != nil {
 		return "", err
 	}
 	return out, nil

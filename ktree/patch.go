@@ -31,6 +31,25 @@ type Hunk struct {
 	Old, New []string // lines with their "\n"
 }
 
+// Merge combines patches written against the same tree into one: the
+// hunks of a file changed by several patches are applied in one pass
+// (they must not overlap).
+func Merge(ps ...*Patch) *Patch {
+	out := &Patch{}
+	for _, p := range ps {
+		for _, f := range p.Files {
+			if g := out.File(f.Path); g != nil {
+				g.Hunks = append(g.Hunks, f.Hunks...)
+				sort.SliceStable(g.Hunks, func(i, j int) bool { return g.Hunks[i].Start < g.Hunks[j].Start })
+				continue
+			}
+			out.Files = append(out.Files, FilePatch{Path: f.Path, Hunks: append([]Hunk(nil), f.Hunks...)})
+		}
+	}
+	sort.Slice(out.Files, func(i, j int) bool { return out.Files[i].Path < out.Files[j].Path })
+	return out
+}
+
 // Paths returns the files the patch changes, sorted.
 func (p *Patch) Paths() []string {
 	out := make([]string, len(p.Files))

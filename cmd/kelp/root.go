@@ -43,6 +43,8 @@ as an ordinary package.
 		newStatusCmd(g),
 		newSignCmd(g),
 		newPackageCmd(g),
+		newBuildCmd(g),
+		newSymbolsCmd(g),
 	)
 	return root
 }

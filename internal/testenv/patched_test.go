@@ -8,18 +8,6 @@ import (
 	"testing"
 )
 
-func TestPatchedFiles(t *testing.T) {
-	files, err := patchedFiles([]byte("--- a/fs/b.c\n+++ b/fs/b.c\n@@\n--- a/fs/a.c\t2024\n+++ b/fs/a.c\t2024\n"))
-	if err != nil || len(files) != 2 || files[0] != "fs/a.c" || files[1] != "fs/b.c" {
-		t.Errorf("patchedFiles = %q, %v", files, err)
-	}
-	for _, bad := range []string{"+++ b/include/linux/fs.h\n", "+++ b/../x.c\n", "+++ fs/a.c\n", ""} {
-		if _, err := patchedFiles([]byte(bad)); err == nil {
-			t.Errorf("patchedFiles(%q) accepted", bad)
-		}
-	}
-}
-
 // TestCompilePatch compiles a one-line string change twice and checks that
 // only the patched copy carries the new string and that the unpatched copy
 // has the same code as the object kbuild built in the tree.
@@ -81,21 +69,4 @@ func sectionData(t *testing.T, path, name string) []byte {
 		t.Fatal(err)
 	}
 	return d
-}
-
-func TestApplyPatch(t *testing.T) {
-	src := "a\nb\nc\nd\ne\nf\n"
-	patch := "--- a/x.c\n+++ b/x.c\n@@ -2,2 +2,3 @@\n b\n-c\n+C\n+C2\n@@ -5,1 +6,1 @@\n-e\n+E\n--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-zz\n+yy\n"
-	got, err := applyPatch(src, patch, "x.c")
-	if err != nil || got != "a\nb\nC\nC2\nd\nE\nf\n" {
-		t.Errorf("applyPatch = %q, %v", got, err)
-	}
-	// A hunk whose line number is off is found by its context.
-	got, err = applyPatch("0\n"+src, patch, "x.c")
-	if err != nil || got != "0\na\nb\nC\nC2\nd\nE\nf\n" {
-		t.Errorf("shifted applyPatch = %q, %v", got, err)
-	}
-	if _, err := applyPatch("q\n", patch, "x.c"); err == nil {
-		t.Error("a hunk that does not match was applied")
-	}
 }

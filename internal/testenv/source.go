@@ -7,55 +7,46 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
+
+	"github.com/kelp-project/kelp/ktree"
 )
 
 // SourceTree returns the kernel source from k.SourceTar, extracted into the
 // test cache and prepared for building objects with k's configuration
-// (make olddefconfig modules_prepare). It is done once per tarball and
-// config; later calls return at once.
+// (make olddefconfig modules_prepare, by ktree). It is done once per
+// tarball and config; later calls return at once.
 func (k *Kernel) SourceTree(ctx context.Context) (string, error) {
-	tarKey, err := FileKey(k.SourceTar)
+	t, err := k.Tree(ctx)
 	if err != nil {
 		return "", err
+	}
+	return t.Dir, nil
+}
+
+// Tree returns k's prepared source tree (see SourceTree) as a ktree.Tree.
+func (k *Kernel) Tree(ctx context.Context) (*ktree.Tree, error) {
+	tarKey, err := FileKey(k.SourceTar)
+	if err != nil {
+		return nil, err
 	}
 	cfgKey, err := FileKey(k.Config)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	cache, err := CacheDir()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	dir := filepath.Join(cache, "trees", k.Release+"-"+Digest(tarKey, cfgKey))
-	_, err = Cached(dir, func(tmp string) error {
-		if err := run(ctx, tmp, "tar", "-xJf", k.SourceTar, "--strip-components=1"); err != nil {
-			return fmt.Errorf("extract %s: %w", k.SourceTar, err)
-		}
-		cfg, err := os.ReadFile(k.Config)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, ".config"), cfg, 0o644); err != nil {
-			return err
-		}
-		// Debian's config names certificate files that exist only in its
-		// packaging tree; they play no part in compiling objects.
-		for _, opt := range []string{"SYSTEM_TRUSTED_KEYS", "SYSTEM_REVOCATION_KEYS"} {
-			if err := run(ctx, tmp, "scripts/config", "--set-str", opt, ""); err != nil {
-				return err
-			}
-		}
-		if err := run(ctx, tmp, "make", "-s", "-j"+strconv.Itoa(runtime.NumCPU()), "olddefconfig", "modules_prepare"); err != nil {
-			return fmt.Errorf("prepare kernel tree: %w", err)
-		}
-		return nil
+	return ktree.Open(ctx, ktree.Options{
+		Release:   k.Release,
+		SourceTar: k.SourceTar,
+		Config:    k.Config,
+		Headers:   k.Headers,
+		Dir:       filepath.Join(cache, "trees", k.Release+"-"+Digest(tarKey, cfgKey)),
+		// The tests build with whatever gcc the machine has; the objects
+		// are compared with each other, not with the shipped kernel.
+		SkipCompilerCheck: true,
 	})
-	if err != nil {
-		return "", err
-	}
-	return dir, nil
 }
 
 // run executes a command in dir; on failure the error carries the tail of

@@ -1,0 +1,469 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/klpmod"
+	"github.com/kelp-project/kelp/ksym"
+	"github.com/kelp-project/kelp/ktree"
+	"github.com/kelp-project/kelp/objdiff"
+)
+
+// Options say what to build for which kernel.
+type Options struct {
+	Patches []string      // patch files, applied together
+	Tree    ktree.Options // target kernel, source tree, config
+	// Symbols is a kallsyms dump or a vmlinux with a symbol table of the
+	// target; empty: /proc/kallsyms when the target is the running kernel.
+	Symbols string
+	// ModulesDir holds the target's modules (default
+	// /lib/modules/<release>), read when the patch changes a module.
+	ModulesDir string
+	Name       string // module name (default: from the first patch's file name)
+	OutDir     string // where NAME.ko and NAME.json go (default ".")
+	NoReplace  bool   // build a patch that stacks instead of replacing
+	SignKey    string
+	SignCert   string
+	KeepWork   bool // keep the work directory (its path is in the result)
+	// Progress receives one event per stage.
+	Progress func(Event)
+}
+
+// Event reports a stage starting (Done false) or finished.
+type Event struct {
+	Stage   string
+	Message string
+	Done    bool
+	Elapsed time.Duration
+}
+
+// Result is what a build produced; it is also NAME.json.
+type Result struct {
+	Name        string            `json:"name"`
+	Kernel      string            `json:"kernel"`
+	Module      string            `json:"module"`
+	Report      string            `json:"report"`
+	Patches     []string          `json:"patches"`
+	PatchSHA256 string            `json:"patch_sha256"`
+	Replace     bool              `json:"replace"`
+	Functions   []string          `json:"functions"`
+	Units       []*objdiff.Report `json:"units"`
+	Ignored     []string          `json:"ignored,omitempty"`
+	Warnings    []string          `json:"warnings,omitempty"`
+	Timings     []Timing          `json:"timings"`
+	WorkDir     string            `json:"work_dir,omitempty"`
+	Assembly    *klpmod.Module    `json:"assembly,omitempty"`
+}
+
+// Timing is how long one stage took.
+type Timing struct {
+	Stage   string        `json:"stage"`
+	Seconds float64       `json:"seconds"`
+	Elapsed time.Duration `json:"-"`
+}
+
+// RefusedError is a patch kelp will not turn into a livepatch, with every
+// reason found.
+type RefusedError struct {
+	Refusals []string
+	Units    []*objdiff.Report
+}
+
+func (e *RefusedError) Error() string {
+	if len(e.Refusals) == 1 {
+		return "refused: " + e.Refusals[0]
+	}
+	return fmt.Sprintf("refused (%d reasons): %s", len(e.Refusals), strings.Join(e.Refusals, "; "))
+}
+
+// ErrNoChange is returned when the patch changes no function (e.g. only
+// comments or line numbers).
+var ErrNoChange = errors.New("no functional change: the patch changes no function's code")
+
+// Build runs the pipeline: tree, objects, compile, diff, assemble.
+func Build(ctx context.Context, opts Options) (res *Result, err error) {
+	b := &builder{opts: opts, res: &Result{}}
+	if len(opts.Patches) == 0 {
+		return nil, fmt.Errorf("no patch given")
+	}
+	work, err := os.MkdirTemp("", "kelp-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if opts.KeepWork {
+			b.res.WorkDir = work
+			if res != nil {
+				res.WorkDir = work
+			}
+			return
+		}
+		os.RemoveAll(work)
+	}()
+	b.work = work
+	if err := b.run(ctx); err != nil {
+		return b.res, err
+	}
+	return b.res, nil
+}
+
+type builder struct {
+	opts  Options
+	res   *Result
+	work  string
+	patch *ktree.Patch
+	tree  *ktree.Tree
+	kern  *ksym.Kernel
+	units []ktree.Unit
+	diffs []klpmod.Unit
+	objs  []ktree.Object
+}
+
+// stage runs f as a named stage, timing it and reporting it.
+func (b *builder) stage(name, msg string, f func() (string, error)) error {
+	if b.opts.Progress != nil {
+		b.opts.Progress(Event{Stage: name, Message: msg})
+	}
+	start := time.Now()
+	done, err := f()
+	d := time.Since(start)
+	b.res.Timings = append(b.res.Timings, Timing{Stage: name, Seconds: d.Seconds(), Elapsed: d})
+	if err != nil {
+		return err
+	}
+	if b.opts.Progress != nil {
+		b.opts.Progress(Event{Stage: name, Message: done, Done: true, Elapsed: d})
+	}
+	return nil
+}
+
+func (b *builder) step(stage string) func(string) {
+	return func(msg string) {
+		if b.opts.Progress != nil {
+			b.opts.Progress(Event{Stage: stage, Message: msg})
+		}
+	}
+}
+
+func (b *builder) run(ctx context.Context) error {
+	if err := b.readPatches(); err != nil {
+		return err
+	}
+	err := b.stage("tree", "locating the kernel source tree", func() (string, error) {
+		topts := b.opts.Tree
+		topts.Step = b.step("tree")
+		t, err := ktree.Open(ctx, topts)
+		if err != nil {
+			return "", err
+		}
+		b.tree = t
+		b.res.Kernel = t.Release
+		return "source tree " + t.Dir + " for " + t.Release, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols() }); err != nil {
+		return err
+	}
+	err = b.stage("objects", "finding the objects the patch reaches", func() (string, error) {
+		objs, ignored, err := b.tree.Objects(ctx, b.patch)
+		if err != nil {
+			return "", err
+		}
+		b.objs, b.res.Ignored = objs, ignored
+		names := make([]string, len(objs))
+		for i, o := range objs {
+			names[i] = o.Name
+		}
+		return fmt.Sprintf("%d object(s): %s", len(objs), strings.Join(names, " ")), nil
+	})
+	if err != nil {
+		return err
+	}
+	err = b.stage("compile", "compiling original and patched objects", func() (string, error) {
+		inc, err := writeHeaders(filepath.Join(b.work, "include"))
+		if err != nil {
+			return "", err
+		}
+		b.units, err = b.tree.CompilePatch(ctx, b.patch, b.objs, filepath.Join(b.work, "units"),
+			ktree.CompileOptions{LineGuards: true, Include: inc, Step: b.step("compile")})
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d object(s) compiled twice", len(b.units)), nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.stage("diff", "comparing the objects", func() (string, error) { return b.diff(ctx) }); err != nil {
+		return err
+	}
+	return b.stage("module", "assembling the livepatch module", func() (string, error) { return b.assemble(ctx) })
+}
+
+func (b *builder) readPatches() error {
+	h := sha256.New()
+	var ps []*ktree.Patch
+	for _, p := range b.opts.Patches {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		h.Write(data)
+		pp, err := ktree.ParsePatch(data)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		ps = append(ps, pp)
+		b.res.Patches = append(b.res.Patches, filepath.Base(p))
+	}
+	b.patch = ktree.Merge(ps...)
+	b.res.PatchSHA256 = hex.EncodeToString(h.Sum(nil))
+	b.res.Name = b.opts.Name
+	if b.res.Name == "" {
+		b.res.Name = ModuleName(b.opts.Patches[0])
+	}
+	if !validName(b.res.Name) {
+		return fmt.Errorf("module name %q: want 1 to 55 characters of a-z, 0-9 and _", b.res.Name)
+	}
+	return nil
+}
+
+func (b *builder) loadSymbols() (string, error) {
+	src := b.opts.Symbols
+	if src == "" {
+		running, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+		if strings.TrimSpace(string(running)) != b.tree.Release {
+			return "", fmt.Errorf("symbols of %s: give --symbols FILE (a kallsyms dump taken on the target with kelp symbols, or its vmlinux with symbols); /proc/kallsyms is the running kernel's (%s)", b.tree.Release, strings.TrimSpace(string(running)))
+		}
+		src = DefaultKallsyms
+	}
+	k, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
+	if err != nil {
+		return "", err
+	}
+	b.kern = k
+	return fmt.Sprintf("%d vmlinux symbols from %s, %d exports", len(k.Vmlinux.Syms), src, len(k.Exports)), nil
+}
+
+func (b *builder) modulesDir() string {
+	if b.opts.ModulesDir != "" {
+		return b.opts.ModulesDir
+	}
+	return filepath.Join(b.opts.Tree.Root, "/lib/modules", b.tree.Release)
+}
+
+// diff runs objdiff on every unit and gathers refusals from all of them.
+func (b *builder) diff(ctx context.Context) (string, error) {
+	lay, err := b.layouts(ctx, b.units[0].Object)
+	if err != nil {
+		return "", err
+	}
+	type pair struct{ orig, patched *elfobj.File }
+	pairs := make([]pair, len(b.units))
+	provided := map[string]bool{}
+	for i, u := range b.units {
+		if pairs[i].orig, err = elfobj.ReadFile(u.Orig); err != nil {
+			return "", err
+		}
+		if pairs[i].patched, err = elfobj.ReadFile(u.Patched); err != nil {
+			return "", err
+		}
+		for _, s := range pairs[i].patched.Symbols {
+			if !s.IsLocal() && s.Section != nil && s.Type != elf.STT_SECTION {
+				if o := pairs[i].orig.Symbol(s.Name); o == nil || o.IsUndefined() {
+					provided[s.Name] = true
+				}
+			}
+		}
+		if u.Owner != ksym.Vmlinux && b.kern.Modules[u.Owner] == nil {
+			t, err := moduleTable(b.modulesDir(), u.Owner)
+			if err != nil {
+				return "", err
+			}
+			b.kern.Modules[u.Owner] = t
+		}
+	}
+	var refusals []string
+	for i, u := range b.units {
+		res, err := objdiff.Diff(objdiff.Input{
+			Unit:        u.Object,
+			Object:      u.Owner,
+			Orig:        pairs[i].orig,
+			Patched:     pairs[i].patched,
+			Layouts:     lay,
+			Resolver:    &ksym.Resolver{Kernel: b.kern, Object: u.Owner, Unit: pairs[i].orig},
+			Provided:    provided,
+			OrigCRCs:    u.OrigCRCs,
+			PatchedCRCs: u.PatchedCRCs,
+		})
+		var re *objdiff.RefusedError
+		switch {
+		case errors.As(err, &re):
+			for _, r := range re.Refusals {
+				refusals = append(refusals, r.String())
+			}
+		case err != nil:
+			return "", err
+		}
+		if res == nil {
+			continue
+		}
+		b.res.Units = append(b.res.Units, res.Report)
+		b.res.Warnings = append(b.res.Warnings, res.Report.Warnings...)
+		for _, f := range res.Report.Changed {
+			b.res.Functions = append(b.res.Functions, fmt.Sprintf("%s:%s,%d", u.Owner, f.Name, f.Sympos))
+		}
+		if err == nil && res.Object != nil {
+			b.diffs = append(b.diffs, klpmod.Unit{Object: u.Owner, Diff: res})
+		}
+	}
+	if len(refusals) > 0 {
+		return "", &RefusedError{Refusals: refusals, Units: b.res.Units}
+	}
+	if len(b.diffs) == 0 {
+		return "", ErrNoChange
+	}
+	sort.Strings(b.res.Functions)
+	return fmt.Sprintf("%d function(s) changed: %s", len(b.res.Functions), strings.Join(b.res.Functions, " ")), nil
+}
+
+// layouts reads the special-section entry sizes of the target tree from
+// objdiff's probe compiled there with the flags of the object like
+// (cached in the tree: the sizes depend on the config, not the object).
+func (b *builder) layouts(ctx context.Context, like string) (objdiff.Layouts, error) {
+	dir := filepath.Join(b.tree.Dir, ".kelp-probe", ktree.Digest(objdiff.LayoutProbe))
+	_, err := ktree.Cached(dir, func(dir string) error {
+		p, err := b.tree.CompileProbe(ctx, "kelp_layout_probe", []byte(objdiff.LayoutProbe), like, dir)
+		if err != nil {
+			return err
+		}
+		return os.Rename(p, filepath.Join(dir, "probe.o"))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("special section layouts: %w", err)
+	}
+	f, err := elfobj.ReadFile(filepath.Join(dir, "probe.o"))
+	if err != nil {
+		return nil, err
+	}
+	return objdiff.LayoutsFromProbe(f)
+}
+
+func (b *builder) assemble(ctx context.Context) (string, error) {
+	b.res.Replace = !b.opts.NoReplace
+	replace := "N"
+	if b.res.Replace {
+		replace = "Y"
+	}
+	mod, err := klpmod.Build(ctx, b.diffs, klpmod.Options{
+		Name:    b.res.Name,
+		Kernel:  b.tree.Release,
+		Headers: b.tree.Headers,
+		Replace: b.res.Replace,
+		Modinfo: map[string]string{
+			"kelp.kernel":       b.tree.Release,
+			"kelp.patch":        strings.Join(b.res.Patches, ","),
+			"kelp.patch_sha256": b.res.PatchSHA256,
+			"kelp.functions":    strings.Join(b.res.Functions, " "),
+			"kelp.replace":      replace,
+		},
+		WorkDir:  filepath.Join(b.work, "module"),
+		SignKey:  b.opts.SignKey,
+		SignCert: b.opts.SignCert,
+		Jobs:     b.tree.Jobs,
+	})
+	if err != nil {
+		return "", err
+	}
+	b.res.Assembly = mod
+	out := b.opts.OutDir
+	if out == "" {
+		out = "."
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	ko := filepath.Join(out, b.res.Name+".ko")
+	js := filepath.Join(out, b.res.Name+".json")
+	b.res.Module, b.res.Report = ko, js
+	if err := writeAtomic(ko, mod.Path); err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(b.res, "", "  ")
+	if err != nil {
+		os.Remove(ko)
+		return "", err
+	}
+	if err := os.WriteFile(js+".tmp", append(data, '\n'), 0o644); err != nil {
+		os.Remove(ko)
+		return "", err
+	}
+	if err := os.Rename(js+".tmp", js); err != nil {
+		os.Remove(ko)
+		return "", err
+	}
+	return fmt.Sprintf("%s (%d bytes)", ko, mod.Size), nil
+}
+
+// writeAtomic copies src to dst through a temporary file, so a failed
+// build leaves no partial output.
+func writeAtomic(dst, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_]{1,55}$`)
+
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+// ModuleName derives a kernel-safe module name from a patch file name:
+// lower case, [a-z0-9_], at most 55 characters.
+func ModuleName(patchFile string) string {
+	base := filepath.Base(patchFile)
+	for _, ext := range []string{".patch", ".diff"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	var sb strings.Builder
+	for _, r := range strings.ToLower(base) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			sb.WriteRune(r)
+		default:
+			sb.WriteByte('_')
+		}
+	}
+	name := strings.Trim(sb.String(), "_")
+	if name == "" {
+		name = "patch"
+	}
+	if name[0] >= '0' && name[0] <= '9' {
+		name = "p_" + name
+	}
+	if len(name) > 55 {
+		name = name[:55]
+	}
+	return name
+}

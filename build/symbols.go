@@ -1,0 +1,77 @@
+package build
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/ksym"
+)
+
+// DefaultKallsyms is the symbol source when building on the target.
+const DefaultKallsyms = "/proc/kallsyms"
+
+// loadSymbols reads the vmlinux symbols from a kallsyms dump or a vmlinux
+// ELF file with a symbol table, and the exports from Module.symvers.
+func loadSymbols(symbols, symvers string) (*ksym.Kernel, error) {
+	data, err := os.ReadFile(symbols)
+	if err != nil {
+		return nil, fmt.Errorf("symbols: %w", err)
+	}
+	k := &ksym.Kernel{Modules: map[string]*ksym.Table{}}
+	if bytes.HasPrefix(data, []byte("\x7fELF")) {
+		f, err := elfobj.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("symbols %s: %w", symbols, err)
+		}
+		k.Vmlinux = ksym.VmlinuxTable(f)
+	} else {
+		ka, err := ksym.ParseKallsyms(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("symbols %s: %w", symbols, err)
+		}
+		// Only the order counts: a dump read without privilege (all
+		// addresses zero) lists the symbols in the same order.
+		k.Vmlinux = ka.Object(ksym.Vmlinux)
+	}
+	if k.Vmlinux == nil || len(k.Vmlinux.Syms) < 1000 {
+		return nil, fmt.Errorf("symbols %s: not a kallsyms dump or a vmlinux with a symbol table", symbols)
+	}
+	sv, err := os.Open(symvers)
+	if err != nil {
+		return nil, fmt.Errorf("exported symbols: %w (install the kernel's headers package)", err)
+	}
+	defer sv.Close()
+	if k.Exports, err = ksym.ParseSymvers(sv); err != nil {
+		return nil, fmt.Errorf("%s: %w", symvers, err)
+	}
+	return k, nil
+}
+
+// moduleTable reads the symbol table of module name from its .ko under
+// modulesDir (/lib/modules/<release>).
+func moduleTable(modulesDir, name string) (*ksym.Table, error) {
+	var found string
+	filepath.WalkDir(modulesDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, ".ko") && ksym.ModuleName(p) == name {
+			found = p
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if found == "" {
+		return nil, fmt.Errorf("module %s of the patch not found under %s", name, modulesDir)
+	}
+	if !strings.HasSuffix(found, ".ko") {
+		return nil, fmt.Errorf("module %s: compressed module files (%s) are not read; decompress it", name, found)
+	}
+	f, err := elfobj.ReadFile(found)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %w", name, err)
+	}
+	return ksym.ModuleTable(f, name), nil
+}

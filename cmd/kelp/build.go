@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/ktree"
+	"github.com/spf13/cobra"
+)
+
+func newBuildCmd(g *globals) *cobra.Command {
+	var opts build.Options
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "build [flags] PATCH...",
+		Short: "Build a livepatch module from source patches",
+		Long: `build turns one or more source patches (unified diffs against the kernel
+tree, applied with -p1 like kpatch-build's) into a livepatch module for the
+target kernel: NAME.ko and NAME.json (what changed, per object, and the
+time each stage took).
+
+Only the objects the patch reaches are compiled, original and patched,
+with the kernel's own kbuild command lines plus -ffunction-sections
+-fdata-sections; no full kernel build.
+
+Defaults on Debian, for the target kernel (--kernel, default: running):
+  source   the linux-source-<version> package of the kernel image's
+           version, extracted once into $XDG_CACHE_HOME/kelp/trees
+           (~/.cache/kelp/trees) and prepared with make olddefconfig
+           modules_prepare; or --sourcedir DIR
+  config   /boot/config-<kernel>, or --config
+  headers  /usr/src/linux-headers-<kernel> (Module.symvers, linking)
+  symbols  /proc/kallsyms when building on the target itself; elsewhere
+           --symbols FILE: a dump taken on the target with
+           "kelp symbols > FILE", or the target's vmlinux with symbols
+  modules  /lib/modules/<kernel>, when the patch changes a module
+
+Patches may include <kelp/patch.h> (callbacks, states, force-unsafe), or
+kpatch's "kpatch-macros.h" and "kpatch-syscall.h".`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Patches = args
+			p := newBuildProgress(g, verbose)
+			opts.Progress = p.event
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			res, err := build.Build(ctx, opts)
+			if err != nil {
+				return buildError(g, cmd, res, err)
+			}
+			if g.json {
+				return writeJSON(cmd.OutOrStdout(), res)
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintln(os.Stderr, "warning: "+w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "built %s for %s (%s)\n", res.Module, res.Kernel, strings.Join(res.Functions, ", "))
+			if res.WorkDir != "" {
+				fmt.Fprintf(os.Stderr, "work directory kept: %s\n", res.WorkDir)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&opts.Tree.Release, "kernel", "k", "", "target kernel release (default: the running kernel)")
+	f.StringVar(&opts.Tree.SourceDir, "sourcedir", "", "kernel source tree to use instead of the distribution's source package")
+	f.StringVar(&opts.Tree.Config, "config", "", "kernel config of the target (default /boot/config-<kernel>)")
+	f.StringVar(&opts.Tree.Headers, "headers", "", "kbuild directory of the target (default /usr/src/linux-headers-<kernel>)")
+	f.StringVar(&opts.Tree.CacheDir, "cachedir", "", "where source trees are extracted (default $XDG_CACHE_HOME/kelp/trees)")
+	f.BoolVar(&opts.Tree.SkipCompilerCheck, "skip-compiler-check", false, "build even when gcc is not the compiler that built the kernel")
+	f.IntVarP(&opts.Tree.Jobs, "jobs", "j", 0, "parallel compiles (default: all cores)")
+	f.StringVar(&opts.Symbols, "symbols", "", "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target)")
+	f.StringVar(&opts.ModulesDir, "modules", "", "the target's modules directory (default /lib/modules/<kernel>)")
+	f.StringVarP(&opts.Name, "name", "n", "", "module name (default: from the first patch's file name)")
+	f.StringVarP(&opts.OutDir, "output", "o", ".", "directory for NAME.ko and NAME.json")
+	f.BoolVar(&opts.NoReplace, "no-replace", false, "build a patch that stacks on loaded ones instead of replacing them (atomic replace is the default)")
+	f.StringVar(&opts.SignKey, "sign-key", "", "private key to sign the module with (PEM), with --sign-cert")
+	f.StringVar(&opts.SignCert, "sign-cert", "", "certificate of the signing key (PEM or DER)")
+	f.BoolVar(&opts.KeepWork, "keep-work", false, "keep the work directory (objects, diffs, generated module source)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "show every step inside the stages")
+	return c
+}
+
+// buildError prints what a failed build found (each refusal on its own
+// line) and turns the error into an exit.
+func buildError(g *globals, cmd *cobra.Command, res *build.Result, err error) error {
+	var re *build.RefusedError
+	var kr *ktree.RefusedError
+	var cm *ktree.CompilerMismatchError
+	var vm *ktree.VersionMismatchError
+	if g.json {
+		out := map[string]any{"error": map[string]any{"kind": "error", "exit_code": exitFailure, "message": err.Error()}}
+		if res != nil {
+			out["result"] = res
+		}
+		writeJSON(cmd.OutOrStdout(), out)
+	}
+	switch {
+	case errors.As(err, &re):
+		if !g.json {
+			for _, r := range re.Refusals {
+				fmt.Fprintln(os.Stderr, "refused: "+r)
+			}
+		}
+		return exitWith(exitFailure, "build: patch refused (%d reason(s) above)", len(re.Refusals))
+	case errors.As(err, &kr):
+		return exitWith(exitFailure, "build: refused: %v", err)
+	case errors.As(err, &cm), errors.As(err, &vm):
+		return exitWith(exitFailure, "build: %v", err)
+	case errors.Is(err, build.ErrNoChange):
+		return exitWith(exitFailure, "build: %v", err)
+	case errors.Is(err, context.Canceled):
+		return exitWith(exitFailure, "build: interrupted; no output written")
+	}
+	return exitWith(exitFailure, "build: %v", err)
+}
+
+// buildProgress prints one line per finished stage with its duration
+// (and the steps inside with -v); nothing under --json.
+type buildProgress struct {
+	quiet, verbose bool
+}
+
+func newBuildProgress(g *globals, verbose bool) *buildProgress {
+	return &buildProgress{quiet: g.json, verbose: verbose}
+}
+
+func (p *buildProgress) event(e build.Event) {
+	if p.quiet {
+		return
+	}
+	switch {
+	case e.Done:
+		fmt.Fprintf(os.Stderr, "%-8s %6s  %s\n", e.Stage, fmtDur(e.Elapsed), e.Message)
+	case p.verbose || e.Stage == "tree" && strings.HasPrefix(e.Message, "extracting") || strings.HasPrefix(e.Message, "preparing"):
+		fmt.Fprintf(os.Stderr, "%-8s         %s\n", e.Stage, e.Message)
+	}
+}

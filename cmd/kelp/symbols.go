@@ -1,0 +1,38 @@
+package main
+
+import (
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func newSymbolsCmd(_ *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "symbols > FILE",
+		Short: "Print the running kernel's symbol table, for kelp build --symbols elsewhere",
+		Long: `symbols prints /proc/kallsyms of the running kernel. Run it on the target
+(as root: without privilege the addresses read as zero, which kelp build
+accepts since only the order counts, but the file is then less useful to
+people) and give the file to kelp build --symbols on the build machine:
+
+  target$ sudo kelp symbols > kallsyms-$(uname -r)
+  build$  kelp build --kernel 6.1.0-56-amd64 --symbols kallsyms-6.1.0-56-amd64 fix.patch
+
+Build on a target with no livepatch module loaded, or after kelp unload
+--all: kelp build reads vmlinux's symbols from the dump and the modules'
+from /lib/modules.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open("/proc/kallsyms")
+			if err != nil {
+				return exitWith(exitFailure, "symbols: %v", err)
+			}
+			defer f.Close()
+			if _, err := io.Copy(cmd.OutOrStdout(), f); err != nil {
+				return exitWith(exitFailure, "symbols: %v", err)
+			}
+			return nil
+		},
+	}
+}
