@@ -159,7 +159,11 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 
 	t0 = time.Now()
 	dir := filepath.Join(opts.WorkDir, "kbuild")
-	if err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, opts.modinfo())); err != nil {
+	modinfo := opts.modinfo()
+	if len(m.ForceUnsafe) > 0 && opts.Modinfo["kelp.force_unsafe"] == "" {
+		modinfo = append(modinfo, [2]string{"kelp.force_unsafe", strings.Join(m.ForceUnsafe, ",")})
+	}
+	if err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo)); err != nil {
 		return nil, fmt.Errorf("klpmod: %w", err)
 	}
 	if err := runKbuild(ctx, dir, opts, len(preps)+1); err != nil {

@@ -107,7 +107,8 @@ func initSource(name string, objs []*object, states []State, replace bool, modin
 		}
 		w("\t{ }\n};\n")
 	}
-	w("\nstatic struct klp_patch kelp_patch = {\n\t.mod = THIS_MODULE,\n\t.objs = kelp_objs,\n")
+	// Global, so kelp/patch.h's kelp_get_state() can name it.
+	w("\nstruct klp_patch __kelp_patch = {\n\t.mod = THIS_MODULE,\n\t.objs = kelp_objs,\n")
 	if len(states) > 0 {
 		w("\t.states = kelp_states,\n")
 	}
@@ -115,7 +116,7 @@ func initSource(name string, objs []*object, states []State, replace bool, modin
 	w(`
 static int __init kelp_patch_init(void)
 {
-	return klp_enable_patch(&kelp_patch);
+	return klp_enable_patch(&__kelp_patch);
 }
 
 static void __exit kelp_patch_exit(void)

@@ -35,6 +35,7 @@ type prepared struct {
 	cbs     []Callback        // callbacks the unit declared
 	states  []State           // klp_states the unit declared
 	force   []string          // functions marked force-unsafe
+	ignore  []string          // functions not to redirect
 	holder  map[string]klpSym // placeholder name -> livepatch symbol
 	hidden  map[string]bool   // global hidden aliases added
 	aliasOf map[*elfobj.Symbol]string
@@ -46,7 +47,14 @@ const (
 	markerCallback = "__kelp_cb_"
 	markerState    = "__kelp_state_"
 	markerForce    = "__kelp_force_unsafe_"
+	markerIgnore   = "__kelp_ignore_function_"
 )
+
+// ProvidedSymbols are the globals the generated init file defines for the
+// patch's own code (kelp/patch.h's kelp_get_state uses __kelp_patch): the
+// build must pass them to objdiff as Input.Provided, so references to
+// them stay inside the module.
+var ProvidedSymbols = []string{"__kelp_patch"}
 
 // callbackKinds are the klp_callbacks members, in the order the kernel
 // runs them.
@@ -75,6 +83,7 @@ func prepare(i int, u Unit) (*prepared, error) {
 	if err := p.markers(); err != nil {
 		return nil, err
 	}
+	p.funcs = slices.DeleteFunc(p.funcs, func(fn Func) bool { return slices.Contains(p.ignore, fn.OldName) })
 	if err := p.placeholders(); err != nil {
 		return nil, err
 	}
@@ -154,6 +163,8 @@ func (p *prepared) markers() error {
 			p.states = append(p.states, State{ID: binary.LittleEndian.Uint64(b), Version: binary.LittleEndian.Uint32(b[8:])})
 		case strings.HasPrefix(s.Name, markerForce) && s.Type == elf.STT_OBJECT:
 			p.force = append(p.force, strings.TrimPrefix(s.Name, markerForce))
+		case strings.HasPrefix(s.Name, markerIgnore) && s.Type == elf.STT_OBJECT:
+			p.ignore = append(p.ignore, strings.TrimPrefix(s.Name, markerIgnore))
 		}
 	}
 	return nil

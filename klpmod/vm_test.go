@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,13 +44,17 @@ func signingKey(t *testing.T) (key, cert string) {
 //     the kernel working (forks and exits through the patched tracepoint
 //     caller, directory listings through the patched filldir64, proc
 //     files through patched handlers) and unloads;
-//   - a signed module loads, and kmod reads its signature back.
+//   - a signed module loads, and kmod reads its signature back;
+//   - the four callbacks declared with kpatch's macro names run in order
+//     around patching and unpatching, and post-patch finds the declared
+//     klp_state.
 func TestLoadInKernel(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	key, cert := signingKey(t)
 	cmdline := buildPatch(t, k, "cmdline-string", Options{Name: "kelp_cmdline", Replace: true})
 	loadavg := buildPatch(t, k, "body-change", Options{Name: "kelp_loadavg", Replace: true})
 	signed := buildPatch(t, k, "cmdline-string", Options{Name: "kelp_signed", Replace: true, SignKey: key, SignCert: cert})
+	callbacks := buildMarkers(t, k)
 	units := diffUnits(t, k, combinedPatch(t, vmCombined...))
 	all, err := Build(context.Background(), units, Options{Name: "kelp_all", Kernel: k.Release, Headers: k.Headers, Replace: true, WorkDir: t.TempDir()})
 	if err != nil {
@@ -71,6 +76,7 @@ func TestLoadInKernel(t *testing.T) {
 			{Path: "/root/kelp_loadavg.ko", Host: loadavg.Path},
 			{Path: "/root/kelp_all.ko", Host: all.Path},
 			{Path: "/root/kelp_signed.ko", Host: signed.Path},
+			{Path: "/root/kelp_callbacks.ko", Host: callbacks.Path},
 		},
 		Steps: []vmtest.Step{
 			{Name: "before", Shell: "cat /proc/cmdline"},
@@ -91,6 +97,8 @@ func TestLoadInKernel(t *testing.T) {
 			{Name: "all-unload", Shell: "kelp unload kelp_all >/dev/null && cat /proc/cmdline"},
 
 			{Name: "signed-load", Shell: "kelp load /root/kelp_signed.ko && cat /proc/cmdline && kelp unload kelp_signed"},
+
+			{Name: "callbacks", Shell: "kelp load /root/kelp_callbacks.ko >/dev/null && cat /proc/cmdline && kelp unload kelp_callbacks >/dev/null && dmesg | grep kelp-test:"},
 		},
 	})
 	before := res.MustStep(t, "before").Stdout
@@ -136,7 +144,19 @@ func TestLoadInKernel(t *testing.T) {
 	if got := res.MustStep(t, "signed-load").Stdout; !strings.Contains(got, "kelp.patched=1") {
 		t.Errorf("signed module: /proc/cmdline = %q", got)
 	}
-	for _, p := range []string{"kelp_cmdline", "kelp_loadavg", "kelp_all", "kelp_signed"} {
+	cb := res.MustStep(t, "callbacks").Stdout
+	t.Logf("callbacks:\n%s", cb)
+	var seen []string
+	for _, l := range strings.Split(cb, "\n") {
+		if _, msg, ok := strings.Cut(l, "kelp-test: "); ok {
+			seen = append(seen, msg)
+		}
+	}
+	want := []string{"pre_patch vmlinux", "post_patch vmlinux state 42 version 3", "pre_unpatch vmlinux", "post_unpatch vmlinux"}
+	if !strings.Contains(cb, "kelp.patched=1") || !slices.Equal(seen, want) {
+		t.Errorf("callbacks module: callbacks ran %q, want %q", seen, want)
+	}
+	for _, p := range []string{"kelp_cmdline", "kelp_loadavg", "kelp_all", "kelp_signed", "kelp_callbacks"} {
 		if !strings.Contains(res.Dmesg, "'"+p+"': patching complete") || !strings.Contains(res.Dmesg, "'"+p+"': unpatching complete") {
 			t.Errorf("kernel log lacks the patching and unpatching of %s", p)
 		}
