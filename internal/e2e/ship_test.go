@@ -227,6 +227,7 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
 		{Name: "status", Shell: "kelp status --json"},
 		{Name: "status-text", Shell: "kelp status"},
+		{Name: "list", Shell: "kelp list"},
 	}, nil)
 	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
 		t.Errorf("system state after the crash boot: %q", got)
@@ -239,6 +240,9 @@ func TestKeepAndShip(t *testing.T) {
 		t.Errorf("status after the crash boot: %+v", st)
 	}
 	t.Logf("kelp status after the power cut:\n%s", r.MustStep(t, "status-text").Stdout)
+	if got := r.MustStep(t, "list").Stdout; !strings.Contains(got, k.Release+" (running): livepatch_sample (quarantined)") {
+		t.Errorf("kelp list does not show the quarantined installed patch:\n%s", got)
+	}
 
 	// 4. Lift the quarantine, load, then apt-get remove: unloaded and
 	// uninstalled. Then the documented roll-out installs it again from
