@@ -48,6 +48,9 @@ func TestBuild(t *testing.T) {
 		{"new-global-cross-object", patchFile(t, "new-global-cross-object")},
 		{"static-local-kept", patchFile(t, "static-local-kept")},
 		{"combined", combinedPatch(t, combined...)},
+		// A unit of the ext4 module: a klp_object named ext4, its
+		// relocations in .klp.rela.ext4.* sections.
+		{"ext4-feature-string", patchFile(t, "ext4-feature-string")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

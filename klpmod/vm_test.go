@@ -45,6 +45,9 @@ func signingKey(t *testing.T) (key, cert string) {
 //     caller, directory listings through the patched filldir64, proc
 //     files through patched handlers) and unloads;
 //   - a signed module loads, and kmod reads its signature back;
+//   - a unit of the ext4 module (a klp_object named ext4, relocations in
+//     .klp.rela.ext4.* sections) patches the loaded module: the feature
+//     files in /sys/fs/ext4/features read differently until unload;
 //   - the four callbacks declared with kpatch's macro names run in order
 //     around patching and unpatching, and post-patch finds the declared
 //     klp_state.
@@ -55,6 +58,7 @@ func TestLoadInKernel(t *testing.T) {
 	loadavg := buildPatch(t, k, "body-change", Options{Name: "kelp_loadavg", Replace: true})
 	signed := buildPatch(t, k, "cmdline-string", Options{Name: "kelp_signed", Replace: true, SignKey: key, SignCert: cert})
 	callbacks := buildMarkers(t, k)
+	ext4 := buildPatch(t, k, "ext4-feature-string", Options{Name: "kelp_ext4", Replace: true})
 	units := diffUnits(t, k, combinedPatch(t, vmCombined...))
 	all, err := Build(context.Background(), units, Options{Name: "kelp_all", Kernel: k.Release, Headers: k.Headers, Replace: true, WorkDir: t.TempDir()})
 	if err != nil {
@@ -70,13 +74,15 @@ func TestLoadInKernel(t *testing.T) {
 	}
 
 	res := vmtest.RunT(t, vmtest.Config{
-		Kernel: k,
+		Kernel:  k,
+		Modules: []string{"ext4"},
 		Files: []vmtest.File{
 			{Path: "/root/kelp_cmdline.ko", Host: cmdline.Path},
 			{Path: "/root/kelp_loadavg.ko", Host: loadavg.Path},
 			{Path: "/root/kelp_all.ko", Host: all.Path},
 			{Path: "/root/kelp_signed.ko", Host: signed.Path},
 			{Path: "/root/kelp_callbacks.ko", Host: callbacks.Path},
+			{Path: "/root/kelp_ext4.ko", Host: ext4.Path},
 		},
 		Steps: []vmtest.Step{
 			{Name: "before", Shell: "cat /proc/cmdline"},
@@ -98,6 +104,7 @@ func TestLoadInKernel(t *testing.T) {
 
 			{Name: "signed-load", Shell: "kelp load /root/kelp_signed.ko && cat /proc/cmdline && kelp unload kelp_signed"},
 
+			{Name: "ext4", Shell: "f=/sys/fs/ext4/features/lazy_itable_init; cat $f; kelp load /root/kelp_ext4.ko >/dev/null && cat $f && kelp list | grep ext4_attr_show && kelp unload kelp_ext4 >/dev/null && cat $f"},
 			{Name: "callbacks", Shell: "kelp load /root/kelp_callbacks.ko >/dev/null && cat /proc/cmdline && kelp unload kelp_callbacks >/dev/null && dmesg | grep kelp-test:"},
 		},
 	})
@@ -144,6 +151,11 @@ func TestLoadInKernel(t *testing.T) {
 	if got := res.MustStep(t, "signed-load").Stdout; !strings.Contains(got, "kelp.patched=1") {
 		t.Errorf("signed module: /proc/cmdline = %q", got)
 	}
+	e4 := res.MustStep(t, "ext4").Stdout
+	t.Logf("ext4:\n%s", e4)
+	if lines := strings.Split(strings.TrimSpace(e4), "\n"); len(lines) < 4 || lines[0] != "supported" || lines[1] != "supported (kelp)" || !strings.Contains(e4, "ext4 (patched): ext4_attr_show,1") || lines[len(lines)-1] != "supported" {
+		t.Errorf("ext4 feature file before, while patched (and kelp list), after: %q", lines)
+	}
 	cb := res.MustStep(t, "callbacks").Stdout
 	t.Logf("callbacks:\n%s", cb)
 	var seen []string
@@ -156,7 +168,7 @@ func TestLoadInKernel(t *testing.T) {
 	if !strings.Contains(cb, "kelp.patched=1") || !slices.Equal(seen, want) {
 		t.Errorf("callbacks module: callbacks ran %q, want %q", seen, want)
 	}
-	for _, p := range []string{"kelp_cmdline", "kelp_loadavg", "kelp_all", "kelp_signed", "kelp_callbacks"} {
+	for _, p := range []string{"kelp_cmdline", "kelp_loadavg", "kelp_all", "kelp_signed", "kelp_callbacks", "kelp_ext4"} {
 		if !strings.Contains(res.Dmesg, "'"+p+"': patching complete") || !strings.Contains(res.Dmesg, "'"+p+"': unpatching complete") {
 			t.Errorf("kernel log lacks the patching and unpatching of %s", p)
 		}
