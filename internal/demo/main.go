@@ -1,19 +1,30 @@
-// Command demo boots the Debian test kernel under QEMU and shows kelp at
-// work inside it: `kelp check`, then the kernel's sample livepatch changing
-// /proc/cmdline live and being reverted. It is what `make demo` runs.
+// Command demo runs kelp's main job for real: it builds
+// examples/cmdline-hide-password.patch into a livepatch module with kelp
+// build against the installed Debian kernel, boots that kernel under QEMU
+// with a password on its command line, and shows /proc/cmdline before
+// kelp load, kelp list, /proc/cmdline while patched, and after kelp
+// unload. It is what `make demo` runs.
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
 )
+
+const example = "examples/cmdline-hide-password.patch"
 
 func main() {
 	verbose := flag.Bool("v", false, "stream the guest console")
@@ -31,36 +42,57 @@ func run(verbose bool) error {
 		return err
 	}
 	fmt.Printf("== kernel %s (Debian image, headers and source installed by make deps)\n", k.Release)
-	fmt.Println("== preparing the kernel source tree and building samples/livepatch/livepatch-sample.ko (cached after the first run)")
-	tree, err := k.SourceTree(ctx)
+	fmt.Println("== the target's symbols: /proc/kallsyms of a boot of that kernel (kelp symbols; cached)")
+	symbols, err := kallsyms(k)
 	if err != nil {
 		return err
 	}
-	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
+	topts, err := k.TreeOptions()
 	if err != nil {
 		return err
 	}
-	ko, err := k.BuildModule(ctx, testenv.ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}})
+	out, err := os.MkdirTemp("", "kelp-demo-")
 	if err != nil {
 		return err
 	}
+	defer os.RemoveAll(out)
+	fmt.Printf("== kelp build %s (the source tree is extracted and prepared once)\n", example)
+	patch, _ := os.ReadFile(example)
+	fmt.Printf("%s\n", indent(string(patch)))
+	start := time.Now()
+	res, err := build.Build(ctx, build.Options{
+		Patches:    []string{example},
+		Tree:       topts,
+		Symbols:    symbols,
+		ModulesDir: k.ModulesDir,
+		OutDir:     out,
+		Progress: func(e build.Event) {
+			if e.Done {
+				fmt.Printf("   %-8s %6.2fs  %s\n", e.Stage, e.Elapsed.Seconds(), e.Message)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("== built %s in %.1fs\n", filepath.Base(res.Module), time.Since(start).Seconds())
 
+	name := res.Name
 	steps := []vmtest.Step{
-		{Name: "kelp check", Shell: "kelp check"},
 		{Name: "cat /proc/cmdline", Shell: "cat /proc/cmdline"},
-		{Name: "insmod livepatch-sample.ko", Shell: "insmod /root/livepatch-sample.ko && while [ \"$(cat /sys/kernel/livepatch/livepatch_sample/transition)\" = 1 ]; do sleep 0.1; done; echo enabled=$(cat /sys/kernel/livepatch/livepatch_sample/enabled)"},
-		{Name: "cat /proc/cmdline", Shell: "cat /proc/cmdline"},
-		{Name: "echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled", Shell: "echo 0 > /sys/kernel/livepatch/livepatch_sample/enabled && while [ -e /sys/kernel/livepatch/livepatch_sample ] && [ \"$(cat /sys/kernel/livepatch/livepatch_sample/transition)\" = 1 ]; do sleep 0.1; done"},
-		{Name: "cat /proc/cmdline", Shell: "cat /proc/cmdline"},
-		{Name: "rmmod livepatch_sample", Shell: "rmmod livepatch_sample"},
-		{Name: "kernel log", Shell: "dmesg | grep -E 'livepatch' || true"},
+		{Name: "kelp load " + name + ".ko", Shell: "kelp load /root/" + name + ".ko"},
+		{Name: "kelp list", Shell: "kelp list"},
+		{Name: "cat /proc/cmdline ", Shell: "cat /proc/cmdline"},
+		{Name: "kelp unload " + name, Shell: "kelp unload " + name},
+		{Name: "cat /proc/cmdline  ", Shell: "cat /proc/cmdline"},
 	}
 	cfg := vmtest.Config{
-		Kernel: k,
-		Files:  []vmtest.File{{Path: "/root/livepatch-sample.ko", Host: ko}},
-		Steps:  steps,
+		Kernel:  k,
+		Cmdline: []string{"iscsi.password=hunter2"},
+		Files:   []vmtest.File{{Path: "/root/" + name + ".ko", Host: res.Module}},
+		Steps:   steps,
 		OnStep: func(r vmtest.StepResult) {
-			fmt.Printf("\n[guest]$ %s\n%s", r.Name, r.Stdout)
+			fmt.Printf("\n[guest]$ %s\n%s", strings.TrimSpace(r.Name), r.Stdout)
 			if r.Stderr != "" {
 				fmt.Print(r.Stderr)
 			}
@@ -72,22 +104,77 @@ func run(verbose bool) error {
 	if verbose {
 		cfg.Console = os.Stderr
 	}
-	fmt.Println("== booting it under QEMU (TCG)")
-	res, err := vmtest.Run(ctx, cfg)
+	fmt.Println("== booting it under QEMU (TCG) with iscsi.password=hunter2 on the command line")
+	vm, err := vmtest.Run(ctx, cfg)
 	if err != nil {
-		if !verbose && res != nil {
-			fmt.Fprintln(os.Stderr, res.Console)
+		if !verbose && vm != nil {
+			fmt.Fprintln(os.Stderr, vm.Console)
 		}
 		return err
 	}
-	fmt.Printf("\n== done: guest booted, patched and restored in %.1fs\n", res.Elapsed.Seconds())
-	for _, r := range res.Steps {
+	fmt.Printf("\n== done: built, booted, patched and restored; the guest ran for %.1fs\n", vm.Elapsed.Seconds())
+	for _, r := range vm.Steps {
 		if r.Exit != 0 {
 			return fmt.Errorf("step %q failed", r.Name)
 		}
 	}
-	if got := strings.TrimSpace(res.Steps[3].Stdout); got != "this has been live patched" {
-		return fmt.Errorf("/proc/cmdline did not change while patched (%q)", got)
+	before, during, after := vm.Steps[0].Stdout, vm.Steps[3].Stdout, vm.Steps[5].Stdout
+	switch {
+	case !strings.Contains(before, "password=hunter2"):
+		return fmt.Errorf("/proc/cmdline before the patch: %q", before)
+	case !strings.Contains(during, "password=********") || strings.Contains(during, "hunter2"):
+		return fmt.Errorf("/proc/cmdline did not change while patched (%q)", during)
+	case !strings.Contains(after, "password=hunter2"):
+		return fmt.Errorf("/proc/cmdline after kelp unload: %q", after)
 	}
 	return nil
+}
+
+func indent(s string) string {
+	return "   | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n   | ")
+}
+
+// kallsyms returns the test kernel's /proc/kallsyms as kelp symbols would
+// print it on the target: taken from a boot of the kernel the first time,
+// in the same cache entry the tests use.
+func kallsyms(k *testenv.Kernel) (string, error) {
+	key, err := testenv.FileKey(k.Image)
+	if err != nil {
+		return "", err
+	}
+	cache, err := testenv.CacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key))
+	_, err = testenv.Cached(dir, func(dir string) error {
+		res, err := vmtest.Run(context.Background(), vmtest.Config{
+			Kernel: k,
+			Steps:  []vmtest.Step{{Name: "kallsyms", Shell: "kelp symbols | gzip -c | base64"}},
+		})
+		if err != nil {
+			return err
+		}
+		st, ok := res.Step("kallsyms")
+		if !ok || st.Exit != 0 {
+			return fmt.Errorf("kelp symbols in the guest failed: %s", st.Stderr)
+		}
+		gz, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(st.Stdout), ""))
+		if err != nil {
+			return err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(zr)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "kallsyms"), data, 0o644)
+	})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "kallsyms"), nil
 }

@@ -25,19 +25,29 @@ func (k *Kernel) SourceTree(ctx context.Context) (string, error) {
 
 // Tree returns k's prepared source tree (see SourceTree) as a ktree.Tree.
 func (k *Kernel) Tree(ctx context.Context) (*ktree.Tree, error) {
-	tarKey, err := FileKey(k.SourceTar)
+	opts, err := k.TreeOptions()
 	if err != nil {
 		return nil, err
+	}
+	return ktree.Open(ctx, opts)
+}
+
+// TreeOptions are the ktree options that name k's tree in the test cache,
+// for code that opens it itself (kelp build in tests).
+func (k *Kernel) TreeOptions() (ktree.Options, error) {
+	tarKey, err := FileKey(k.SourceTar)
+	if err != nil {
+		return ktree.Options{}, err
 	}
 	cfgKey, err := FileKey(k.Config)
 	if err != nil {
-		return nil, err
+		return ktree.Options{}, err
 	}
 	cache, err := CacheDir()
 	if err != nil {
-		return nil, err
+		return ktree.Options{}, err
 	}
-	return ktree.Open(ctx, ktree.Options{
+	return ktree.Options{
 		Release:   k.Release,
 		SourceTar: k.SourceTar,
 		Config:    k.Config,
@@ -46,7 +56,7 @@ func (k *Kernel) Tree(ctx context.Context) (*ktree.Tree, error) {
 		// The tests build with whatever gcc the machine has; the objects
 		// are compared with each other, not with the shipped kernel.
 		SkipCompilerCheck: true,
-	})
+	}, nil
 }
 
 // run executes a command in dir; on failure the error carries the tail of
