@@ -28,6 +28,7 @@ test: deps vet
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
+	$(GO) run ./bench -cold
 
 clean:
 	rm -rf bin

@@ -346,7 +346,7 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 // objdiff's probe compiled there with the flags of the object like
 // (cached in the tree: the sizes depend on the config, not the object).
 func (b *builder) layouts(ctx context.Context, like string) (objdiff.Layouts, error) {
-	dir := filepath.Join(b.tree.Dir, ".kelp-probe", ktree.Digest(objdiff.LayoutProbe))
+	dir := filepath.Join(b.tree.Dir, ".kelp-probe", ktree.Digest("layout-v2", objdiff.LayoutProbe))
 	_, err := ktree.Cached(dir, func(dir string) error {
 		p, err := b.tree.CompileProbe(ctx, "kelp_layout_probe", []byte(objdiff.LayoutProbe), like, dir)
 		if err != nil {

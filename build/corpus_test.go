@@ -1,0 +1,237 @@
+package build_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/internal/vmtest"
+	"github.com/kelp-project/kelp/ksym/ksymtest"
+	"github.com/kelp-project/kelp/ktree"
+)
+
+// corpusDir is the integration corpus: X.patch must build, X-FAIL.patch
+// must be refused with the reason its "Expect:" header line gives, and
+// X-LOADED.test (a guest shell script) must fail before kelp load, pass
+// after, and fail again after kelp unload.
+const corpusDir = "../testdata/patches"
+
+type corpusPatch struct {
+	name   string // X (without -FAIL)
+	path   string
+	fail   bool
+	expect string // for -FAIL: a substring of the refusal
+	loaded string // X-LOADED.test contents, if any
+	setup  string // X-SETUP.sh contents, run in the guest before the checks
+}
+
+func readCorpus(t *testing.T) []corpusPatch {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*.patch"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("corpus %s: %v", corpusDir, err)
+	}
+	sort.Strings(files)
+	var out []corpusPatch
+	for _, f := range files {
+		base := strings.TrimSuffix(filepath.Base(f), ".patch")
+		c := corpusPatch{name: strings.TrimSuffix(base, "-FAIL"), path: f, fail: strings.HasSuffix(base, "-FAIL")}
+		if c.fail {
+			c.expect = header(t, f, "Expect:")
+			if c.expect == "" {
+				t.Fatalf("%s: no Expect: line", f)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-LOADED.test")); err == nil {
+			c.loaded = string(b)
+		}
+		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-SETUP.sh")); err == nil {
+			c.setup = string(b)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// header returns the value of the first "key value" line before the diff.
+func header(t *testing.T, path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "--- ") {
+			break
+		}
+		if v, ok := strings.CutPrefix(l, key); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func buildOptions(t *testing.T, k *testenv.Kernel, out string, patches ...string) build.Options {
+	t.Helper()
+	topts, err := k.TreeOptions()
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	return build.Options{
+		Patches:    patches,
+		Tree:       topts,
+		Symbols:    ksymtest.KallsymsPath(t, k),
+		ModulesDir: k.ModulesDir,
+		OutDir:     out,
+	}
+}
+
+// TestCorpus builds every patch of the corpus, checks each refusal, then
+// boots the kernel once: each LOADED check fails, passes under kelp load,
+// fails after kelp unload; then all buildable patches combined in one
+// module pass every check at once and unload cleanly.
+func TestCorpus(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	corpus := readCorpus(t)
+	out := t.TempDir()
+	var built []corpusPatch
+	var all []string
+	touched := map[string]string{} // file → the patch of the combined module that changes it
+	for _, c := range corpus {
+		c := c
+		ok := t.Run(filepath.Base(c.path), func(t *testing.T) {
+			opts := buildOptions(t, k, out, c.path)
+			opts.Name = build.ModuleName(c.name)
+			res, err := build.Build(ctx, opts)
+			if c.fail {
+				if err == nil {
+					t.Fatalf("built %s; want a refusal containing %q", res.Module, c.expect)
+				}
+				if !strings.Contains(err.Error(), c.expect) {
+					t.Fatalf("error %q; want one containing %q", err, c.expect)
+				}
+				var re *build.RefusedError
+				var kr *ktree.RefusedError
+				if !errors.As(err, &re) && !errors.As(err, &kr) && !errors.Is(err, build.ErrNoChange) {
+					t.Errorf("error %q is not a refusal", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(res.Module); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Functions) == 0 {
+				t.Errorf("no function patched")
+			}
+		})
+		if !ok || c.fail {
+			continue
+		}
+		built = append(built, c)
+		// Patches that change the same file were written against the
+		// same lines; the combined module takes the first of them.
+		data, _ := os.ReadFile(c.path)
+		p, err := ktree.ParsePatch(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clash := ""
+		for _, f := range p.Paths() {
+			if other, ok := touched[f]; ok {
+				clash = f + " (" + other + ")"
+			}
+		}
+		if clash != "" {
+			t.Logf("combined module: %s left out, it changes %s too", c.name, clash)
+			continue
+		}
+		for _, f := range p.Paths() {
+			touched[f] = c.name
+		}
+		all = append(all, c.path)
+	}
+	if t.Failed() {
+		return
+	}
+	opts := buildOptions(t, k, out, all...)
+	opts.Name = "corpus_all"
+	if _, err := build.Build(ctx, opts); err != nil {
+		t.Fatalf("combined module: %v", err)
+	}
+	runLoadedChecks(t, k, out, built)
+}
+
+func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpusPatch) {
+	var files []vmtest.File
+	var steps []vmtest.Step
+	check := func(c corpusPatch, phase string) {
+		steps = append(steps, vmtest.Step{Name: c.name + " " + phase, Shell: "sh /root/" + c.name + "-LOADED.test"})
+	}
+	var checked []corpusPatch
+	for _, c := range built {
+		name := build.ModuleName(c.name)
+		files = append(files, vmtest.File{Path: "/root/" + name + ".ko", Host: filepath.Join(out, name+".ko")})
+		if c.loaded == "" {
+			continue
+		}
+		checked = append(checked, c)
+		files = append(files, vmtest.File{Path: "/root/" + c.name + "-LOADED.test", Data: []byte(c.loaded)})
+		if c.setup != "" {
+			files = append(files, vmtest.File{Path: "/root/" + c.name + "-SETUP.sh", Data: []byte(c.setup)})
+		}
+	}
+	files = append(files, vmtest.File{Path: "/root/corpus_all.ko", Host: filepath.Join(out, "corpus_all.ko")})
+	for _, c := range checked {
+		name := build.ModuleName(c.name)
+		if c.setup != "" {
+			steps = append(steps, vmtest.Step{Name: c.name + " setup", Shell: "sh /root/" + c.name + "-SETUP.sh"})
+		}
+		check(c, "before")
+		steps = append(steps, vmtest.Step{Name: c.name + " load", Shell: "kelp load /root/" + name + ".ko"})
+		check(c, "loaded")
+		steps = append(steps, vmtest.Step{Name: c.name + " unload", Shell: "kelp unload " + name})
+		check(c, "after")
+	}
+	steps = append(steps, vmtest.Step{Name: "all load", Shell: "kelp load /root/corpus_all.ko && kelp list"})
+	for _, c := range checked {
+		check(c, "all")
+	}
+	steps = append(steps,
+		vmtest.Step{Name: "all unload", Shell: "kelp unload corpus_all && ! grep -q corpus_all /proc/modules"},
+		vmtest.Step{Name: "unpatched", Shell: "! ls /sys/kernel/livepatch/* 2>/dev/null | grep ."},
+	)
+	res := vmtest.RunT(t, vmtest.Config{Kernel: k, Files: files, Steps: steps, Timeout: 10 * 60e9})
+	want := map[string]int{"before": 1, "loaded": 0, "after": 1, "all": 0}
+	for _, s := range steps {
+		r, ok := res.Step(s.Name)
+		if !ok {
+			t.Errorf("%s: did not run", s.Name)
+			continue
+		}
+		phase := s.Name[strings.LastIndexByte(s.Name, ' ')+1:]
+		w, isCheck := want[phase]
+		if !isCheck {
+			w = 0
+		}
+		if (r.Exit == 0) != (w == 0) {
+			t.Errorf("%s: exit %d, want %s\n%s%s", s.Name, r.Exit, map[bool]string{true: "success", false: "failure"}[w == 0], r.Stdout, r.Stderr)
+		}
+	}
+	if t.Failed() {
+		t.Log(fmt.Sprintf("dmesg:\n%s", res.Dmesg))
+	}
+}
