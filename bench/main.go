@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -155,7 +156,7 @@ func gccFloor(ctx context.Context, tree *ktree.Tree, objs []ktree.Object) (time.
 			outObj := filepath.Join(tmp, fmt.Sprintf("%d-%d.o", i, side))
 			s := strings.ReplaceAll(cmd, " -o "+o.Name+" ", " -o "+outObj+" ")
 			s = strings.TrimSuffix(strings.TrimRight(s, " "), o.Name) + outObj
-			s = strings.Replace(s, "-Wp,-MMD,", "-Wp,-MMD,"+tmp+"/", 1)
+			s = mmd.ReplaceAllString(s, "-Wp,-MMD,"+outObj+".d")
 			scripts = append(scripts, s)
 		}
 	}
@@ -171,6 +172,8 @@ func gccFloor(ctx context.Context, tree *ktree.Tree, objs []ktree.Object) (time.
 	}
 	return time.Since(start), nil
 }
+
+var mmd = regexp.MustCompile(`-Wp,-MMD,\S+`)
 
 func runJobs(cmds []*exec.Cmd, jobs int) error {
 	sem := make(chan struct{}, jobs)
