@@ -195,8 +195,8 @@ func (b *builder) run(ctx context.Context) error {
 		return err
 	}
 	err = b.stage("compile", "compiling original and patched objects", func() (string, error) {
-		inc, err := writeHeaders(filepath.Join(b.work, "include"))
-		if err != nil {
+		inc := filepath.Join(b.work, "include")
+		if err := klpmod.WriteInclude(inc); err != nil {
 			return "", err
 		}
 		b.units, err = b.tree.CompilePatch(ctx, b.patch, b.objs, filepath.Join(b.work, "units"),
@@ -275,7 +275,12 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 	}
 	type pair struct{ orig, patched *elfobj.File }
 	pairs := make([]pair, len(b.units))
+	// Globals the generated init file defines (the klp_patch itself) and
+	// new globals other units of the patch define stay inside the module.
 	provided := map[string]bool{}
+	for _, s := range klpmod.ProvidedSymbols {
+		provided[s] = true
+	}
 	for i, u := range b.units {
 		if pairs[i].orig, err = elfobj.ReadFile(u.Orig); err != nil {
 			return "", err

@@ -11,7 +11,7 @@ import (
 var include embed.FS
 
 // WriteInclude writes the headers for patch authors into dir:
-// dir/kelp/patch.h and dir/kpatch-macros.h. Compile the patched units with
+// dir/kelp/patch.h, dir/kpatch-macros.h and dir/kpatch-syscall.h. Compile the patched units with
 // -I dir so that "#include <kelp/patch.h>" and kpatch's
 // "#include \"kpatch-macros.h\"" find them.
 func WriteInclude(dir string) error {
