@@ -92,10 +92,9 @@ func run(verbose bool) error {
 		Files:   []vmtest.File{{Path: "/root/" + name + ".ko", Host: res.Module}},
 		Steps:   steps,
 		OnStep: func(r vmtest.StepResult) {
-			fmt.Printf("\n[guest]$ %s\n%s", strings.TrimSpace(r.Name), r.Stdout)
-			if r.Stderr != "" {
-				fmt.Print(r.Stderr)
-			}
+			// kelp's progress goes to stderr, its summary to stdout: show
+			// them in the order a terminal would.
+			fmt.Printf("\n[guest]$ %s\n%s%s", strings.TrimSpace(r.Name), r.Stderr, r.Stdout)
 			if r.Exit != 0 {
 				fmt.Printf("(exit %d)\n", r.Exit)
 			}
