@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/ktree"
+	"github.com/kelp-project/kelp/modsign"
 	"github.com/spf13/cobra"
 )
 
@@ -45,6 +46,16 @@ kpatch's "kpatch-macros.h" and "kpatch-syscall.h".`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Patches = args
+			// A signing key that cannot be used should stop the build
+			// before any work, not after it.
+			if (opts.SignKey == "") != (opts.SignCert == "") {
+				return exitWith(exitUsage, "build: --sign-key and --sign-cert go together")
+			}
+			if opts.SignKey != "" {
+				if _, _, err := modsign.LoadKeyPair(opts.SignKey, opts.SignCert); err != nil {
+					return exitWith(exitFailure, "build: signing key: %v", err)
+				}
+			}
 			p := newBuildProgress(g, verbose)
 			opts.Progress = p.event
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
