@@ -3,7 +3,9 @@
 #   make test   every test, including the ones that boot the kernel
 GO      ?= go
 SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A package version must start with a digit: before the first tag it is
+# 0.1.0~git<commit>.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
