@@ -33,6 +33,14 @@ type corpusPatch struct {
 	setup  string // X-SETUP.sh contents, run in the guest before the checks
 }
 
+// wantFunctions pins the exact functions a patch changes, as
+// "owner:name,sympos", where that set is what the case proves.
+var wantFunctions = map[string][]string{
+	// fs/pnode.h and three .c files: every object including the header
+	// is compiled twice; do_change_type is inlined in path_mount.
+	"header-three-objects": {"vmlinux:change_mnt_propagation,0", "vmlinux:path_mount,0", "vmlinux:show_mountinfo,0"},
+}
+
 func readCorpus(t *testing.T) []corpusPatch {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(corpusDir, "*.patch"))
@@ -136,6 +144,9 @@ func TestCorpus(t *testing.T) {
 			}
 			if len(res.Functions) == 0 {
 				t.Errorf("no function patched")
+			}
+			if want, ok := wantFunctions[c.name]; ok && strings.Join(res.Functions, " ") != strings.Join(want, " ") {
+				t.Errorf("functions %q; want %q", res.Functions, want)
 			}
 		})
 		if !ok || c.fail {
