@@ -41,6 +41,12 @@ var wantFunctions = map[string][]string{
 	"header-three-objects": {"vmlinux:change_mnt_propagation,0", "vmlinux:path_mount,0", "vmlinux:show_mountinfo,0"},
 }
 
+// lineRange is the lines [start, end) of a file one hunk of a patch replaces.
+type lineRange struct {
+	patch      string
+	start, end int
+}
+
 func readCorpus(t *testing.T) []corpusPatch {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(corpusDir, "*.patch"))
@@ -115,7 +121,7 @@ func TestCorpus(t *testing.T) {
 	out := t.TempDir()
 	var built []corpusPatch
 	var all []string
-	touched := map[string]string{} // file → the patch of the combined module that changes it
+	touched := map[string][]lineRange{} // file → the lines each patch changes
 	for _, c := range corpus {
 		c := c
 		ok := t.Run(filepath.Base(c.path), func(t *testing.T) {
@@ -153,25 +159,24 @@ func TestCorpus(t *testing.T) {
 			continue
 		}
 		built = append(built, c)
-		// Patches that change the same file were written against the
-		// same lines; the combined module takes the first of them.
+		// Every buildable patch goes into the combined module, so no two
+		// may change the same lines.
 		data, _ := os.ReadFile(c.path)
 		p, err := ktree.ParsePatch(data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		clash := ""
-		for _, f := range p.Paths() {
-			if other, ok := touched[f]; ok {
-				clash = f + " (" + other + ")"
+		for _, f := range p.Files {
+			for _, h := range f.Hunks {
+				for _, o := range touched[f.Path] {
+					if h.Start < o.end && o.start < h.Start+len(h.Old) {
+						t.Errorf("combined module: %s and %s change the same lines of %s (%d-%d)", o.patch, c.name, f.Path, h.Start+1, h.Start+len(h.Old))
+					}
+				}
 			}
-		}
-		if clash != "" {
-			t.Logf("combined module: %s left out, it changes %s too", c.name, clash)
-			continue
-		}
-		for _, f := range p.Paths() {
-			touched[f] = c.name
+			for _, h := range f.Hunks {
+				touched[f.Path] = append(touched[f.Path], lineRange{c.name, h.Start, h.Start + len(h.Old)})
+			}
 		}
 		all = append(all, c.path)
 	}
