@@ -14,6 +14,7 @@ import (
 	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
+	"github.com/kelp-project/kelp/internal/vmtest/proto"
 	"github.com/kelp-project/kelp/ksym/ksymtest"
 	"github.com/kelp-project/kelp/ktree"
 )
@@ -21,16 +22,19 @@ import (
 // corpusDir is the integration corpus: X.patch must build, X-FAIL.patch
 // must be refused with the reason its "Expect:" header line gives, and
 // X-LOADED.test (a guest shell script) must fail before kelp load, pass
-// after, and fail again after kelp unload.
+// after, and fail again after kelp unload. A "Modules:" header line names
+// kernel modules the guest gets under /lib/modules, with their
+// dependencies, not loaded: the check modprobes them itself.
 const corpusDir = "../testdata/patches"
 
 type corpusPatch struct {
 	name   string // X (without -FAIL)
 	path   string
 	fail   bool
-	expect string // for -FAIL: a substring of the refusal
-	loaded string // X-LOADED.test contents, if any
-	setup  string // X-SETUP.sh contents, run in the guest before the checks
+	expect string   // for -FAIL: a substring of the refusal
+	loaded string   // X-LOADED.test contents, if any
+	setup  string   // X-SETUP.sh contents, run in the guest before the checks
+	mods   []string // "Modules:" header: modules the guest can modprobe
 }
 
 // wantFunctions pins the exact functions a patch changes, as
@@ -64,6 +68,7 @@ func readCorpus(t *testing.T) []corpusPatch {
 				t.Fatalf("%s: no Expect: line", f)
 			}
 		}
+		c.mods = strings.Fields(header(t, f, "Modules:"))
 		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-LOADED.test")); err == nil {
 			c.loaded = string(b)
 		}
@@ -191,8 +196,33 @@ func TestCorpus(t *testing.T) {
 	runLoadedChecks(t, k, out, built)
 }
 
+// moduleFiles returns the guest files of the named modules and their
+// dependencies, where modprobe finds them.
+func moduleFiles(t *testing.T, k *testenv.Kernel, names []string) []vmtest.File {
+	t.Helper()
+	f, err := os.Open(filepath.Join(k.ModulesDir, "modules.dep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	md, err := proto.ParseModuleDeps(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels, err := md.LoadOrder(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []vmtest.File
+	for _, rel := range rels {
+		files = append(files, vmtest.File{Path: filepath.Join("/lib/modules", k.Release, rel), Host: filepath.Join(k.ModulesDir, rel)})
+	}
+	return files
+}
+
 func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpusPatch) {
 	var files []vmtest.File
+	var mods []string
 	var steps []vmtest.Step
 	check := func(c corpusPatch, phase string) {
 		steps = append(steps, vmtest.Step{Name: c.name + " " + phase, Shell: "sh /root/" + c.name + "-LOADED.test"})
@@ -201,6 +231,7 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 	for _, c := range built {
 		name := build.ModuleName(c.name)
 		files = append(files, vmtest.File{Path: "/root/" + name + ".ko", Host: filepath.Join(out, name+".ko")})
+		mods = append(mods, c.mods...)
 		if c.loaded == "" {
 			continue
 		}
@@ -211,6 +242,9 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		}
 	}
 	files = append(files, vmtest.File{Path: "/root/corpus_all.ko", Host: filepath.Join(out, "corpus_all.ko")})
+	if len(mods) > 0 {
+		files = append(files, moduleFiles(t, k, mods)...)
+	}
 	for _, c := range checked {
 		name := build.ModuleName(c.name)
 		if c.setup != "" {
