@@ -3,6 +3,7 @@ package build_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,6 +44,14 @@ var wantFunctions = map[string][]string{
 	// fs/pnode.h and three .c files: every object including the header
 	// is compiled twice; do_change_type is inlined in path_mount.
 	"header-three-objects": {"vmlinux:change_mnt_propagation,0", "vmlinux:path_mount,0", "vmlinux:show_mountinfo,0"},
+}
+
+// wantSpecial pins, per patch, how many entries of a special section the
+// report (NAME.json) says the module keeps, summed over its units.
+var wantSpecial = map[string]map[string]int{
+	// static_call(pv_steal_clock): one call site whose key, in vmlinux,
+	// is reached through a livepatch relocation.
+	"static-call": {".static_call_sites": 1},
 }
 
 // lineRange is the lines [start, end) of a file one hunk of a patch replaces.
@@ -159,6 +168,9 @@ func TestCorpus(t *testing.T) {
 			if want, ok := wantFunctions[c.name]; ok && strings.Join(res.Functions, " ") != strings.Join(want, " ") {
 				t.Errorf("functions %q; want %q", res.Functions, want)
 			}
+			if want, ok := wantSpecial[c.name]; ok {
+				checkSpecial(t, res.Report, want)
+			}
 		})
 		if !ok || c.fail {
 			continue
@@ -194,6 +206,31 @@ func TestCorpus(t *testing.T) {
 		t.Fatalf("combined module: %v", err)
 	}
 	runLoadedChecks(t, k, out, built)
+}
+
+// checkSpecial compares the special section entries a report keeps with
+// want.
+func checkSpecial(t *testing.T, report string, want map[string]int) {
+	t.Helper()
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep build.Result
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("%s: %v", report, err)
+	}
+	got := map[string]int{}
+	for _, u := range rep.Units {
+		for _, s := range u.Special {
+			got[s.Section] += s.Kept
+		}
+	}
+	for sec, n := range want {
+		if got[sec] != n {
+			t.Errorf("%s: %d %s entries kept; want %d", filepath.Base(report), got[sec], sec, n)
+		}
+	}
 }
 
 // moduleFiles returns the guest files of the named modules and their
