@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -154,7 +156,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 		return nil, err
 	}
 	m.States = states
-	m.Exports = sortedKeys(exports)
+	m.Exports = slices.Sorted(maps.Keys(exports))
 	m.Timings["prepare"] = time.Since(t0)
 
 	t0 = time.Now()
@@ -241,18 +243,9 @@ func (o *Options) check() error {
 // modinfo returns the extra entries in key order.
 func (o *Options) modinfo() [][2]string {
 	var out [][2]string
-	for _, k := range sortedKeys(o.Modinfo) {
+	for _, k := range slices.Sorted(maps.Keys(o.Modinfo)) {
 		out = append(out, [2]string{k, o.Modinfo[k]})
 	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

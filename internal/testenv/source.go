@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 
 	"github.com/kelp-project/kelp/ktree"
 )
@@ -92,7 +94,7 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 		return "", &ErrMissing{What: "Module.symvers in " + k.Headers, Package: "linux-headers-" + k.Release}
 	}
 	parts := []string{k.Release, hdrKey, m.Name}
-	names := sortedKeys(m.Files)
+	names := slices.Sorted(maps.Keys(m.Files))
 	for _, n := range names {
 		parts = append(parts, n, string(m.Files[n]))
 	}

@@ -1,17 +1,7 @@
 package testenv
 
 import (
-	"sort"
 	"strings"
 )
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 func join(s []string) string { return strings.Join(s, " ") }
