@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,16 +16,7 @@ import (
 // file exactly as they were.
 func TestFullDisk(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	ctx := context.Background()
-	tree, err := k.SourceTree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ko, err := k.BuildModule(ctx, testenv.ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}})
+	ko, err := k.SampleLivepatch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

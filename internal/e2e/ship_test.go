@@ -39,15 +39,7 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build kelp: %v\n%s", err, out)
 	}
-	tree, err := k.SourceTree(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ko, err := k.BuildModule(ctx, testenv.ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}})
+	ko, err := k.SampleLivepatch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

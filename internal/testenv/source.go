@@ -126,3 +126,18 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 	}
 	return filepath.Join(dir, m.Name+".ko"), nil
 }
+
+// SampleLivepatch builds the kernel's own samples/livepatch/livepatch-sample.c
+// (it makes /proc/cmdline read "this has been live patched") from the
+// source tree against k's headers and returns the .ko path.
+func (k *Kernel) SampleLivepatch(ctx context.Context) (string, error) {
+	tree, err := k.SourceTree(ctx)
+	if err != nil {
+		return "", err
+	}
+	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
+	if err != nil {
+		return "", err
+	}
+	return k.BuildModule(ctx, ModuleSource{Name: "livepatch-sample", Files: map[string][]byte{"livepatch-sample.c": src}})
+}

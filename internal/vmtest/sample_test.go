@@ -2,8 +2,6 @@ package vmtest
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,22 +60,10 @@ func TestSampleLivepatch(t *testing.T) {
 	}
 }
 
-// buildSample compiles samples/livepatch/livepatch-sample.c from the
-// installed kernel source against the installed headers.
+// buildSample builds the kernel's samples/livepatch module.
 func buildSample(t testing.TB, k *testenv.Kernel) string {
 	t.Helper()
-	tree, err := k.SourceTree(context.Background())
-	if err != nil {
-		t.Fatalf("kernel source: %v", err)
-	}
-	src, err := os.ReadFile(filepath.Join(tree, "samples/livepatch/livepatch-sample.c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ko, err := k.BuildModule(context.Background(), testenv.ModuleSource{
-		Name:  "livepatch-sample",
-		Files: map[string][]byte{"livepatch-sample.c": src},
-	})
+	ko, err := k.SampleLivepatch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
