@@ -1,8 +1,6 @@
 package selftests
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +18,7 @@ import (
 // kernel never lets a module whose patch was forced while unpatching go.
 func TestUnpatchForce(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	src, err := os.ReadFile("testdata/" + sleeper + ".c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ko, err := k.BuildModule(context.Background(), testenv.ModuleSource{Name: sleeper, Files: map[string][]byte{sleeper + ".c": src}})
-	if err != nil {
-		t.Fatalf("build %s: %v", sleeper, err)
-	}
+	ko := buildSleeper(t, k)
 	const (
 		sysfs    = "/sys/kernel/livepatch/" + sleeper
 		param    = "/sys/module/" + sleeper + "/parameters/hold"
@@ -45,12 +36,7 @@ func TestUnpatchForce(t *testing.T) {
 				t.Errorf("the usage error came after a look-up:\n%s", r.Stderr)
 			}
 		}},
-		{"load", "kelp load " + guestKO + "/" + sleeper + ".ko && cat /proc/cmdline", func(t *testing.T, r vmtest.StepResult) {
-			wantExit(0)(t, r)
-			if !strings.Contains(r.Stdout, sleeper+": patched in ") || !strings.HasSuffix(strings.TrimSpace(r.Stdout), sleeperOut) {
-				t.Errorf("stdout %q", r.Stdout)
-			}
-		}},
+		sleeperLoad(),
 		// And with the patch loaded, it is still refused with nothing
 		// done: the patch stays enabled, no transition started.
 		{"usage: force needs --yes, patch untouched", "kelp unload --timeout 3s --on-timeout force " + sleeper + "; rc=$?\n" +
@@ -64,17 +50,7 @@ func TestUnpatchForce(t *testing.T) {
 			}
 			t.Logf("usage error: %s", r.Stderr)
 		}},
-		// A reader of /proc/cmdline sleeps inside the replacement while
-		// hold is set: the unpatching transition cannot complete.
-		{"stall: reader inside the replacement", "echo Y > " + param + "\n" +
-			"cat /proc/cmdline > /tmp/cat.out 2>&1 & pid=$!\n" +
-			"echo $pid > /tmp/cat.pid\n" +
-			"for i in $(seq 200); do grep -q " + sleeperFn + " /proc/$pid/stack && break; sleep 0.05; done\n" +
-			"echo $pid; cat /proc/$pid/stack >&2; grep -q " + sleeperFn + " /proc/$pid/stack", func(t *testing.T, r vmtest.StepResult) {
-			wantExit(0)(t, r)
-			catPID = strings.TrimSpace(r.Stdout)
-			t.Logf("cat pid %s, kernel stack:\n%s", catPID, r.Stderr)
-		}},
+		sleeperHold(&catPID),
 		{"force: unload times out and forces", "kelp unload --timeout 3s --on-timeout force --yes " + sleeper, func(t *testing.T, r vmtest.StepResult) {
 			t.Logf("stalled unload, forced:\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 			if catPID == "" {

@@ -1,23 +1,12 @@
 package selftests
 
 import (
-	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
-)
-
-// sleeper is testdata/klp_sleeper.c: a livepatch of cmdline_proc_show
-// whose replacement, sleeper_cmdline_proc_show, sleeps while the module
-// parameter hold is set.
-const (
-	sleeper    = "klp_sleeper"
-	sleeperFn  = "sleeper_cmdline_proc_show"
-	sleeperOut = "klp_sleeper: this has been live patched"
 )
 
 // TestUnpatchStall proves in one boot that a stalled unpatching transition
@@ -27,14 +16,7 @@ const (
 // task has left the function, kelp unload succeeds.
 func TestUnpatchStall(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	src, err := os.ReadFile("testdata/" + sleeper + ".c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ko, err := k.BuildModule(context.Background(), testenv.ModuleSource{Name: sleeper, Files: map[string][]byte{sleeper + ".c": src}})
-	if err != nil {
-		t.Fatalf("build %s: %v", sleeper, err)
-	}
+	ko := buildSleeper(t, k)
 	const (
 		sysfs = "/sys/kernel/livepatch/" + sleeper
 		param = "/sys/module/" + sleeper + "/parameters/hold"
@@ -43,23 +25,8 @@ func TestUnpatchStall(t *testing.T) {
 	var catPID string
 	checks := []check{
 		{"setup", setupStep, wantExit(0)},
-		{"load", "kelp load " + guestKO + "/" + sleeper + ".ko && cat /proc/cmdline", func(t *testing.T, r vmtest.StepResult) {
-			wantExit(0)(t, r)
-			if !strings.Contains(r.Stdout, sleeper+": patched in ") || !strings.HasSuffix(strings.TrimSpace(r.Stdout), sleeperOut) {
-				t.Errorf("stdout %q", r.Stdout)
-			}
-		}},
-		// A reader of /proc/cmdline sleeps inside the replacement while
-		// hold is set: the unpatching transition cannot complete.
-		{"stall: reader inside the replacement", "echo Y > " + param + "\n" +
-			"cat /proc/cmdline > /tmp/cat.out 2>&1 & pid=$!\n" +
-			"echo $pid > /tmp/cat.pid\n" +
-			"for i in $(seq 200); do grep -q " + sleeperFn + " /proc/$pid/stack && break; sleep 0.05; done\n" +
-			"echo $pid; cat /proc/$pid/stack >&2; grep -q " + sleeperFn + " /proc/$pid/stack", func(t *testing.T, r vmtest.StepResult) {
-			wantExit(0)(t, r)
-			catPID = strings.TrimSpace(r.Stdout)
-			t.Logf("cat pid %s, kernel stack:\n%s", catPID, r.Stderr)
-		}},
+		sleeperLoad(),
+		sleeperHold(&catPID),
 		{"stall: unload times out and reverts", "kelp unload --timeout 3s " + sleeper, func(t *testing.T, r vmtest.StepResult) {
 			t.Logf("stalled unload, reverted:\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 			if catPID == "" {
