@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -288,12 +287,8 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 		if pairs[i].patched, err = elfobj.ReadFile(u.Patched); err != nil {
 			return "", err
 		}
-		for _, s := range pairs[i].patched.Symbols {
-			if !s.IsLocal() && s.Section != nil && s.Type != elf.STT_SECTION {
-				if o := pairs[i].orig.Symbol(s.Name); o == nil || o.IsUndefined() {
-					provided[s.Name] = true
-				}
-			}
+		for _, name := range objdiff.NewGlobals(pairs[i].orig, pairs[i].patched) {
+			provided[name] = true
 		}
 		if u.Owner != ksym.Vmlinux && b.kern.Modules[u.Owner] == nil {
 			t, err := moduleTable(b.modulesDir(), u.Owner)

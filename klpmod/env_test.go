@@ -2,7 +2,6 @@ package klpmod
 
 import (
 	"context"
-	"debug/elf"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,12 +80,8 @@ func diffUnits(t testing.TB, k *testenv.Kernel, patch []byte) []Unit {
 		if pairs[i].patched, err = elfobj.ReadFile(u.Patched); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range pairs[i].patched.Symbols {
-			if !s.IsLocal() && s.Section != nil && s.Type != elf.STT_SECTION {
-				if o := pairs[i].orig.Symbol(s.Name); o == nil || o.IsUndefined() {
-					provided[s.Name] = true
-				}
-			}
+		for _, name := range objdiff.NewGlobals(pairs[i].orig, pairs[i].patched) {
+			provided[name] = true
 		}
 	}
 	var out []Unit

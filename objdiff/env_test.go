@@ -2,7 +2,6 @@ package objdiff
 
 import (
 	"context"
-	"debug/elf"
 	"os"
 	"path/filepath"
 	"sync"
@@ -73,12 +72,8 @@ func diffPatch(t *testing.T, name string) []unitResult {
 		if pairs[i].patched, err = elfobj.ReadFile(u.Patched); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range pairs[i].patched.Symbols {
-			if !s.IsLocal() && s.Section != nil && s.Type != elf.STT_SECTION {
-				if o := pairs[i].orig.Symbol(s.Name); o == nil || o.IsUndefined() {
-					provided[s.Name] = true
-				}
-			}
+		for _, name := range NewGlobals(pairs[i].orig, pairs[i].patched) {
+			provided[name] = true
 		}
 	}
 	out := make([]unitResult, len(units))
