@@ -22,6 +22,7 @@ import (
 
 	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/ktree"
 )
 
@@ -55,7 +56,7 @@ func run(cold bool, n int) error {
 	if err != nil {
 		return err
 	}
-	symbols, err := cachedKallsyms(k)
+	symbols, err := vmtest.Kallsyms(ctx, k)
 	if err != nil {
 		return err
 	}
@@ -205,18 +206,3 @@ func median(ds []time.Duration) time.Duration {
 
 // cachedKallsyms is the test kernel's kallsyms dump that the tests and
 // make demo take from a boot (kelp symbols) and cache.
-func cachedKallsyms(k *testenv.Kernel) (string, error) {
-	key, err := testenv.FileKey(k.Image)
-	if err != nil {
-		return "", err
-	}
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key), "kallsyms")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no kallsyms dump of %s yet (run make demo or go test ./build first): %w", k.Release, err)
-	}
-	return p, nil
-}

@@ -7,13 +7,9 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +39,7 @@ func run(verbose bool) error {
 	}
 	fmt.Printf("== kernel %s (Debian image, headers and source installed by make deps)\n", k.Release)
 	fmt.Println("== the target's symbols: /proc/kallsyms of a boot of that kernel (kelp symbols; cached)")
-	symbols, err := kallsyms(k)
+	symbols, err := vmtest.Kallsyms(ctx, k)
 	if err != nil {
 		return err
 	}
@@ -136,44 +132,3 @@ func indent(s string) string {
 // kallsyms returns the test kernel's /proc/kallsyms as kelp symbols would
 // print it on the target: taken from a boot of the kernel the first time,
 // in the same cache entry the tests use.
-func kallsyms(k *testenv.Kernel) (string, error) {
-	key, err := testenv.FileKey(k.Image)
-	if err != nil {
-		return "", err
-	}
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key))
-	_, err = testenv.Cached(dir, func(dir string) error {
-		res, err := vmtest.Run(context.Background(), vmtest.Config{
-			Kernel: k,
-			Steps:  []vmtest.Step{{Name: "kallsyms", Shell: "kelp symbols | gzip -c | base64"}},
-		})
-		if err != nil {
-			return err
-		}
-		st, ok := res.Step("kallsyms")
-		if !ok || st.Exit != 0 {
-			return fmt.Errorf("kelp symbols in the guest failed: %s", st.Stderr)
-		}
-		gz, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(st.Stdout), ""))
-		if err != nil {
-			return err
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			return err
-		}
-		data, err := io.ReadAll(zr)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, "kallsyms"), data, 0o644)
-	})
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "kallsyms"), nil
-}

@@ -4,11 +4,7 @@
 package ksymtest
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"fmt"
-	"io"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,43 +22,11 @@ import (
 // and cached per kernel image.
 func KallsymsPath(t testing.TB, k *testenv.Kernel) string {
 	t.Helper()
-	key, err := testenv.FileKey(k.Image)
+	p, err := vmtest.Kallsyms(context.Background(), k)
 	if err != nil {
-		testenv.Missing(t, err)
+		testenv.MissingOr(t, err)
 	}
-	cache, err := testenv.CacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key))
-	_, err = testenv.Cached(dir, func(dir string) error {
-		res := vmtest.RunT(t, vmtest.Config{
-			Kernel: k,
-			Steps: []vmtest.Step{{
-				Name: "kallsyms",
-				// gzip+base64 keeps the report small on the serial line.
-				Shell: "cat /proc/kallsyms | gzip -c | base64",
-			}},
-		})
-		out := res.MustStep(t, "kallsyms").Stdout
-		gz, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(out), ""))
-		if err != nil {
-			return fmt.Errorf("kallsyms dump: %w", err)
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(gz))
-		if err != nil {
-			return fmt.Errorf("kallsyms dump: %w", err)
-		}
-		data, err := io.ReadAll(zr)
-		if err != nil {
-			return fmt.Errorf("kallsyms dump: %w", err)
-		}
-		return os.WriteFile(filepath.Join(dir, "kallsyms"), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "kallsyms")
+	return p
 }
 
 var (
