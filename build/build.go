@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/klpmod"
 	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ktree"
@@ -245,9 +246,9 @@ func (b *builder) readPatches() error {
 func (b *builder) loadSymbols() (string, error) {
 	src := b.opts.Symbols
 	if src == "" {
-		running, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-		if strings.TrimSpace(string(running)) != b.tree.Release {
-			return "", fmt.Errorf("symbols of %s: give --symbols FILE (a kallsyms dump taken on the target with kelp symbols, or its vmlinux with symbols); /proc/kallsyms is the running kernel's (%s)", b.tree.Release, strings.TrimSpace(string(running)))
+		running, _ := sys.Running.Release()
+		if running != b.tree.Release {
+			return "", fmt.Errorf("symbols of %s: give --symbols FILE (a kallsyms dump taken on the target with kelp symbols, or its vmlinux with symbols); /proc/kallsyms is the running kernel's (%s)", b.tree.Release, running)
 		}
 		src = DefaultKallsyms
 	}

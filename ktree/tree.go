@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/kelp-project/kelp/internal/sys"
 )
 
 // ObjectFlags are the flags kelp adds to the kernel's own when it compiles
@@ -232,11 +234,11 @@ func configString(cfg []byte, option string) string {
 }
 
 func runningRelease() (string, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	rel, err := sys.Running.Release()
 	if err != nil {
 		return "", fmt.Errorf("running kernel release: %w (give --kernel)", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return rel, nil
 }
 
 // run executes a command in dir; on failure the error carries the tail of

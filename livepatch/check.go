@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -179,14 +178,9 @@ func (s System) checkSigEnforce() CheckResult {
 
 func (s System) checkTaint() CheckResult {
 	c := CheckResult{Name: "taint"}
-	v, err := s.readTrim("proc", "sys", "kernel", "tainted")
+	n, err := s.Kernel().Tainted()
 	if err != nil {
 		c.Detail = "unknown: " + err.Error()
-		return c
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		c.Detail = fmt.Sprintf("unknown: unparsable tainted value %q", v)
 		return c
 	}
 	if n == 0 {

@@ -45,11 +45,9 @@ func (s System) readInt(elem ...string) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
+// Kernel returns the facts of the kernel (release, taint, boot id,
+// command line) below Root.
+func (s System) Kernel() sys.Kernel { return sys.Kernel{Root: s.Root} }
+
 // Release returns the kernel release (uname -r).
-func (s System) Release() (string, error) {
-	rel, err := s.readTrim("proc", "sys", "kernel", "osrelease")
-	if err != nil && s.Root == "/" {
-		return sys.Release()
-	}
-	return rel, err
-}
+func (s System) Release() (string, error) { return s.Kernel().Release() }

@@ -53,8 +53,8 @@ func main() {
 	run(rep)
 	finish(rep)
 	if _, err := os.Stat(proto.PersistDir + "/lost+found"); err == nil {
-		sys.Sync()
-		sys.Unmount(proto.PersistDir)
+		Sync()
+		Unmount(proto.PersistDir)
 	}
 	rep.Send(proto.KindDone, nil)
 	tty.Sync()
@@ -71,11 +71,11 @@ func runner() {
 	finish(rep)
 	rep.Send(proto.KindDone, nil)
 	tty.Sync()
-	sys.Sync()
+	Sync()
 	// A clean shutdown lets journald and the disk settle for the next boot.
 	if err := exec.Command("systemctl", "poweroff", "--no-block").Run(); err != nil {
 		console("kelp test runner: systemctl poweroff: %v", err)
-		sys.PowerOff()
+		PowerOff()
 	}
 }
 
@@ -84,7 +84,7 @@ func openReports() (*os.File, *proto.Writer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open report port: %w", err)
 	}
-	if err := sys.MakeRawTTY(int(tty.Fd())); err != nil {
+	if err := MakeRawTTY(int(tty.Fd())); err != nil {
 		console("report port: %v", err)
 	}
 	return tty, proto.NewWriter(tty), nil
@@ -92,7 +92,7 @@ func openReports() (*os.File, *proto.Writer, error) {
 
 // finish sends the kernel log.
 func finish(rep *proto.Writer) {
-	if klog, err := sys.KernelLog(); err == nil {
+	if klog, err := KernelLog(); err == nil {
 		rep.Send(proto.KindDmesg, klog)
 	} else {
 		rep.Send(proto.KindSetup, []byte("read kernel log: "+err.Error()))
@@ -118,7 +118,7 @@ func run(rep *proto.Writer) {
 	}
 	if plan.Disk {
 		if err := os.MkdirAll(proto.PersistDir, 0o755); err == nil {
-			err = sys.Mount("/dev/vda", proto.PersistDir, "ext4", 0, "")
+			err = Mount("/dev/vda", proto.PersistDir, "ext4", 0, "")
 		}
 		if err != nil {
 			rep.Send(proto.KindSetup, []byte("persistent disk: "+err.Error()))
@@ -168,11 +168,11 @@ func mountAll() error {
 		fstype, target string
 		flags          uintptr
 	}{
-		{"proc", "/proc", sys.MountNoSuid | sys.MountNoDev | sys.MountNoExec},
-		{"sysfs", "/sys", sys.MountNoSuid | sys.MountNoDev | sys.MountNoExec},
-		{"devtmpfs", "/dev", sys.MountNoSuid},
-		{"tmpfs", "/tmp", sys.MountNoSuid | sys.MountNoDev},
-		{"tmpfs", "/run", sys.MountNoSuid | sys.MountNoDev},
+		{"proc", "/proc", MountNoSuid | MountNoDev | MountNoExec},
+		{"sysfs", "/sys", MountNoSuid | MountNoDev | MountNoExec},
+		{"devtmpfs", "/dev", MountNoSuid},
+		{"tmpfs", "/tmp", MountNoSuid | MountNoDev},
+		{"tmpfs", "/run", MountNoSuid | MountNoDev},
 		{"debugfs", "/sys/kernel/debug", 0},
 		{"securityfs", "/sys/kernel/security", 0},
 		{"tracefs", "/sys/kernel/tracing", 0},
@@ -181,7 +181,7 @@ func mountAll() error {
 		if err := os.MkdirAll(m.target, 0o755); err != nil {
 			return err
 		}
-		if err := sys.Mount(m.fstype, m.target, m.fstype, m.flags, ""); err != nil {
+		if err := Mount(m.fstype, m.target, m.fstype, m.flags, ""); err != nil {
 			return err
 		}
 	}
@@ -243,7 +243,7 @@ func console(format string, args ...any) {
 }
 
 func halt() {
-	err := sys.PowerOff()
+	err := PowerOff()
 	console("guestinit: power off: %v", err)
 	for {
 		time.Sleep(time.Hour)

@@ -1,0 +1,94 @@
+//go:build linux
+
+package sys
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errno values other packages compare against without importing unix.
+var (
+	EBUSY        = unix.EBUSY
+	EEXIST       = unix.EEXIST
+	ENOENT       = unix.ENOENT
+	EPERM        = unix.EPERM
+	EINVAL       = unix.EINVAL
+	ENOEXEC      = unix.ENOEXEC
+	EKEYREJECTED = unix.EKEYREJECTED
+	EAGAIN       = unix.EAGAIN
+	EPIPE        = unix.EPIPE
+	ENODEV       = unix.ENODEV
+	ENOKEY       = unix.ENOKEY
+	EKEYEXPIRED  = unix.EKEYEXPIRED
+	EBADMSG      = unix.EBADMSG
+)
+
+// ErrnoName returns the symbolic name of an errno ("ENODEV"), "" when it
+// has none.
+func ErrnoName(e syscall.Errno) string { return unix.ErrnoName(e) }
+
+// Release returns the running kernel's release (uname -r).
+func Release() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+// Machine returns the running kernel's machine name (uname -m).
+func Machine() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return unix.ByteSliceToString(u.Machine[:]), nil
+}
+
+// Flags for FinitModule.
+const (
+	ModuleIgnoreVermagic    = unix.MODULE_INIT_IGNORE_VERMAGIC
+	ModuleIgnoreModversions = unix.MODULE_INIT_IGNORE_MODVERSIONS
+	ModuleCompressedFile    = 4 // MODULE_INIT_COMPRESSED_FILE, Linux 6.4+
+)
+
+// FinitModule loads the kernel module in file f with the given parameters.
+func FinitModule(f *os.File, params string, flags int) error {
+	if err := unix.FinitModule(int(f.Fd()), params, flags); err != nil {
+		return fmt.Errorf("finit_module %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// DeleteModule unloads the named module. It never forces the unload.
+func DeleteModule(name string, nonblock bool) error {
+	flags := 0
+	if nonblock {
+		flags = unix.O_NONBLOCK
+	}
+	if err := unix.DeleteModule(name, flags); err != nil {
+		return fmt.Errorf("delete_module %s: %w", name, err)
+	}
+	return nil
+}
+
+// Lock takes an exclusive advisory lock on f, waiting for it.
+func Lock(f *os.File) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// Unlock releases a lock taken with Lock.
+func Unlock(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
+
+// IsTerminal reports whether fd is a terminal.
+func IsTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
