@@ -99,6 +99,7 @@ func run(verbose bool) error {
 	if verbose {
 		cfg.Console = os.Stderr
 	}
+	cfg.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	fmt.Println("== booting it under QEMU (TCG) with iscsi.password=hunter2 on the command line")
 	vm, err := vmtest.Run(ctx, cfg)
 	if err != nil {

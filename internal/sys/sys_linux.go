@@ -84,6 +84,19 @@ func Lock(f *os.File) error {
 	return nil
 }
 
+// TryLock takes an exclusive advisory lock on f without waiting; it
+// reports false when another open file description holds it.
+func TryLock(f *os.File) (bool, error) {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return true, nil
+}
+
 // Unlock releases a lock taken with Lock.
 func Unlock(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_UN) }
 

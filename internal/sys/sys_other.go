@@ -53,6 +53,9 @@ func DeleteModule(string, bool) error { return ErrUnsupported }
 // Lock fails off Linux.
 func Lock(*os.File) error { return ErrUnsupported }
 
+// TryLock fails off Linux.
+func TryLock(*os.File) (bool, error) { return false, ErrUnsupported }
+
 // Unlock fails off Linux.
 func Unlock(*os.File) error { return ErrUnsupported }
 

@@ -16,6 +16,9 @@ func RunT(t testing.TB, cfg Config) *Result {
 	if cfg.Kernel == nil {
 		cfg.Kernel = testenv.RequireKernel(t)
 	}
+	if cfg.Log == nil {
+		cfg.Log = t.Logf
+	}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		var missing *testenv.ErrMissing

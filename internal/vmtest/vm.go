@@ -76,14 +76,42 @@ type Config struct {
 	Memory    string // QEMU -m, default 1G
 	CPUs      int    // default 2
 
-	// Console, when set, receives the guest console as it is produced.
+	// StallTimeout bounds a silence of the console before the guest's
+	// userspace starts (default DefaultStallTimeout; three times that
+	// before the kernel's first console line, as decompressing and early
+	// setup print nothing and are slow on a loaded host). A guest that
+	// stalls there has run nothing of the test yet: it is killed and booted
+	// again, up to BootAttempts times, each retry logged with its reason.
+	StallTimeout time.Duration
+
+	// Console, when set, receives the guest console as it is produced
+	// (every attempt's).
 	Console io.Writer
 	// OnStep, when set, is called as each step result arrives.
 	OnStep func(StepResult)
+	// Log, when set, hears what the harness does besides booting: waiting
+	// for a guest slot, a stalled boot and its retry.
+	Log func(format string, args ...any)
+
+	qemu string // tests: the QEMU binary instead of qemu-system-x86_64
 }
 
 // DefaultTimeout bounds a boot whose Config has no Timeout.
 const DefaultTimeout = 3 * time.Minute
+
+// DefaultStallTimeout is how long the console may stay silent before the
+// guest's userspace starts. A normal early boot prints every few seconds
+// even on a loaded machine.
+const DefaultStallTimeout = 60 * time.Second
+
+// BootAttempts is how many times a boot that stalls before its userspace
+// starts is tried.
+const BootAttempts = 3
+
+// userspaceMarker is the kernel's console line when it starts init (both
+// rdinit= and root= boots): from there on the guest may have side effects
+// and a boot is never retried.
+const userspaceMarker = " as init process"
 
 // Result is what one boot produced.
 type Result struct {
@@ -117,28 +145,70 @@ func (e *BootError) Error() string { return "vm: " + e.Msg }
 // Run boots a guest, runs cfg.Steps and powers it off. A non-nil error is a
 // *BootError or a host-side setup error; the Result is returned in both
 // cases with whatever was collected.
+//
+// The boot waits for a machine-wide guest slot first (see Slots); the wait
+// is not part of cfg.Timeout. A boot whose console stalls before userspace
+// starts is retried (BootAttempts).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
-	res := &Result{}
 	k := cfg.Kernel
 	if k == nil {
 		var err error
 		if k, err = testenv.DefaultKernel(); err != nil {
-			return res, err
+			return &Result{}, err
 		}
 	}
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		return res, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"}
+	qemu := cfg.qemu
+	if qemu == "" {
+		var err error
+		if qemu, err = exec.LookPath("qemu-system-x86_64"); err != nil {
+			return &Result{}, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"}
+		}
 	}
 	if _, err := os.Stat(k.Image); err != nil {
-		return res, &testenv.ErrMissing{What: "kernel image " + k.Image, Package: "linux-image-" + k.Release}
+		return &Result{}, &testenv.ErrMissing{What: "kernel image " + k.Image, Package: "linux-image-" + k.Release}
 	}
-	var initrd, payload string
-	if cfg.System != nil {
-		if cfg.Disk != nil || len(cfg.Modules) > 0 {
-			return res, fmt.Errorf("vm: Disk and Modules apply to initramfs boots, not system boots")
+	if cfg.System != nil && (cfg.Disk != nil || len(cfg.Modules) > 0) {
+		return &Result{}, fmt.Errorf("vm: Disk and Modules apply to initramfs boots, not system boots")
+	}
+	release, err := acquireSlot(ctx, cfg.Log)
+	if err != nil {
+		return &Result{}, err
+	}
+	defer release()
+	for attempt := 1; ; attempt++ {
+		res, err := boot(ctx, k, qemu, cfg)
+		res.Elapsed = time.Since(start)
+		var stall *stallError
+		if !errors.As(err, &stall) {
+			return res, err
 		}
+		if attempt == BootAttempts {
+			return res, &BootError{Msg: fmt.Sprintf("guest stalled before its init started in %d attempts (%s)", attempt, stall), Console: res.Console}
+		}
+		if cfg.Log != nil {
+			cfg.Log("vm: guest stalled before its init started (%s); booting again (attempt %d of %d)", stall, attempt+1, BootAttempts)
+		}
+	}
+}
+
+// stallError is a boot killed because its console went silent before the
+// guest's userspace started.
+type stallError struct {
+	silent time.Duration
+	last   string // last console line
+}
+
+func (e *stallError) Error() string {
+	return fmt.Sprintf("no console output for %s after %q", e.silent.Round(time.Second), e.last)
+}
+
+// boot is one attempt of Run.
+func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Result, error) {
+	res := &Result{}
+	var initrd, payload string
+	var err error
+	if cfg.System != nil {
 		initrd = cfg.System.Image.Initrd
 		if payload, err = writePayloadDisk(cfg); err != nil {
 			return res, err
@@ -154,6 +224,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
+	}
+	stallAfter := cfg.StallTimeout
+	if stallAfter == 0 {
+		stallAfter = DefaultStallTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -203,17 +277,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer wg.Done()
 		reports.collect(repR, res, onStep)
 	}()
+	stalled := make(chan *stallError, 1)
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go watchEarlyBoot(&console, &reports, stallAfter, stalled, watchDone)
 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	var waitErr error
 	timedOut := false
+	var stall *stallError
 	select {
 	case waitErr = <-exited:
 	case <-killNow:
 		cmd.Process.Kill()
 		<-exited
 		reports.killed = true
+	case stall = <-stalled:
+		cmd.Process.Kill()
+		<-exited
 	case <-ctx.Done():
 		timedOut = true
 		cmd.Process.Kill()
@@ -223,9 +305,55 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	conR.Close()
 	repR.Close()
 	res.Console = console.String()
-	res.Elapsed = time.Since(start)
-
+	if stall != nil {
+		return res, stall
+	}
 	return res, diagnose(res, &reports, timedOut, timeout, waitErr, qemuErr.String(), ctx)
+}
+
+// watchEarlyBoot reports on stalled when the console stays silent for
+// limit before the guest's userspace starts. It stops watching once
+// userspace runs, or when done closes.
+func watchEarlyBoot(console *syncBuffer, rs *reportState, limit time.Duration, stalled chan<- *stallError, done <-chan struct{}) {
+	tick := time.NewTicker(min(time.Second, limit/4))
+	defer tick.Stop()
+	lastLen, lastChange := 0, time.Now()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		rs.mu.Lock()
+		ready := rs.ready
+		rs.mu.Unlock()
+		text := console.String()
+		if ready || strings.Contains(text, userspaceMarker) {
+			return
+		}
+		if len(text) != lastLen {
+			lastLen, lastChange = len(text), time.Now()
+			continue
+		}
+		allowed := limit
+		if len(text) == 0 {
+			allowed = 3 * limit
+		}
+		if silent := time.Since(lastChange); silent >= allowed {
+			stalled <- &stallError{silent: silent, last: lastLine(text)}
+			return
+		}
+	}
+}
+
+// lastLine is the last non-empty line of a console log.
+func lastLine(text string) string {
+	lines := strings.Split(strings.TrimRight(text, "\r\n "), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	if line == "" {
+		return "(no output)"
+	}
+	return line
 }
 
 func qemuArgs(k *testenv.Kernel, cfg Config, initrd, payload string) []string {

@@ -1,0 +1,267 @@
+package vmtest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+)
+
+// stallingQEMU writes a QEMU wrapper whose first `stalls` guests stall in
+// early boot: their kernel is told to start a missing init, so it falls
+// back to waiting for a root device that never comes, printing nothing
+// more, before any userspace runs. Later guests boot normally.
+func stallingQEMU(t *testing.T, stalls int) string {
+	t.Helper()
+	real, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		testenv.Missing(t, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"})
+	}
+	dir := t.TempDir()
+	script := fmt.Sprintf(`#!/bin/sh
+n=$(cat %[1]s/count 2>/dev/null || echo 0)
+n=$((n+1))
+echo $n > %[1]s/count
+if [ "$n" -le %[2]d ]; then
+	for a in "$@"; do
+		shift
+		case "$a" in *rdinit=/init*) a=$(echo "$a" | sed 's#rdinit=/init#rdinit=/nonexistent root=/dev/vdz rootwait#');; esac
+		set -- "$@" "$a"
+	done
+fi
+exec %[3]s "$@"
+`, dir, stalls, real)
+	path := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// logLines collects Config.Log output.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logLines) matching(sub string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestStalledBootRetried: a guest whose console goes silent before its
+// userspace starts is killed and booted again, and the retry is logged
+// with its reason; the test steps then run once.
+func TestStalledBootRetried(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	var log logLines
+	res, err := Run(context.Background(), Config{
+		Kernel:       k,
+		StallTimeout: 15 * time.Second,
+		Steps:        []Step{{Name: "hello", Shell: "echo hello"}},
+		Log:          log.logf,
+		qemu:         stallingQEMU(t, 1),
+	})
+	if err != nil {
+		t.Fatalf("boot after one stalled attempt: %v\n%s", err, res.Console)
+	}
+	if got := res.MustStep(t, "hello").Stdout; got != "hello\n" {
+		t.Errorf("step output %q", got)
+	}
+	retries := log.matching("stalled before its init started")
+	if len(retries) != 1 || !strings.Contains(retries[0], "attempt 2 of 3") || !strings.Contains(retries[0], "no console output for 15s") {
+		t.Errorf("want one logged retry naming the silence, got %q", retries)
+	}
+}
+
+// TestStalledBootGivesUp: a guest that stalls on every attempt ends in one
+// line saying so, after BootAttempts attempts and no later than their
+// stall limits allow.
+func TestStalledBootGivesUp(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	var log logLines
+	stall := 10 * time.Second
+	res, err := Run(context.Background(), Config{
+		Kernel:       k,
+		StallTimeout: stall,
+		Timeout:      time.Minute,
+		Log:          log.logf,
+		qemu:         stallingQEMU(t, BootAttempts),
+	})
+	var be *BootError
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), fmt.Sprintf("guest stalled before its init started in %d attempts", BootAttempts)) {
+		t.Fatalf("want a stall error after %d attempts, got %v", BootAttempts, err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("stall error is not one line: %q", err)
+	}
+	if n := len(log.matching("booting again")); n != BootAttempts-1 {
+		t.Errorf("logged %d retries, want %d", n, BootAttempts-1)
+	}
+	if !strings.Contains(err.Error(), "Waiting for root device") {
+		t.Errorf("stall error does not name the last console line: %v", err)
+	}
+	if limit := time.Duration(BootAttempts) * (stall + 45*time.Second); res.Elapsed > limit {
+		t.Errorf("stalled boots took %s, want at most %s", res.Elapsed, limit)
+	}
+}
+
+// TestQuietStepNotAStall: once the guest's userspace runs, a silent
+// console is the test's business (Timeout), never a stall to retry.
+func TestQuietStepNotAStall(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	var log logLines
+	res := RunT(t, Config{
+		Kernel:       k,
+		StallTimeout: 15 * time.Second,
+		Steps:        []Step{{Name: "quiet", Shell: "sleep 20; echo done"}},
+		Log:          log.logf,
+	})
+	if got := res.MustStep(t, "quiet").Stdout; got != "done\n" {
+		t.Errorf("quiet step output %q", got)
+	}
+	if got := log.matching("stalled"); len(got) != 0 {
+		t.Errorf("a quiet step was taken for a stall: %q", got)
+	}
+}
+
+// TestSlots: a guest slot is held until released, across open files like
+// across processes; KELP_VM_SLOTS is validated.
+func TestSlots(t *testing.T) {
+	old := slotDir
+	slotDir = t.TempDir()
+	t.Cleanup(func() { slotDir = old })
+	t.Setenv("KELP_VM_SLOTS", "1")
+	ctx := context.Background()
+	release, err := acquireSlot(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logLines
+	got := make(chan error, 1)
+	var second func()
+	go func() {
+		var err error
+		second, err = acquireSlot(ctx, log.logf)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("second guest got a slot while the only one was held (err %v)", err)
+	case <-time.After(time.Second):
+	}
+	if len(log.matching("waiting for a guest slot (1 in use")) != 1 {
+		t.Errorf("the wait was not logged: %q", log.lines)
+	}
+	release()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+		second()
+	case <-time.After(5 * time.Second):
+		t.Fatal("second guest did not get the released slot")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	hold, err := acquireSlot(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	if _, err := acquireSlot(cctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("canceled wait for a slot: %v", err)
+	}
+	for _, bad := range []string{"0", "-2", "many"} {
+		t.Setenv("KELP_VM_SLOTS", bad)
+		if _, err := Slots(); err == nil || !strings.Contains(err.Error(), "KELP_VM_SLOTS") {
+			t.Errorf("KELP_VM_SLOTS=%s: got %v", bad, err)
+		}
+	}
+}
+
+var stressRounds = flag.Int("vmstress.rounds", 1, "rounds of TestConcurrentBoots (each: 2 initramfs guests and 1 system guest at once)")
+
+// TestConcurrentBoots starts initramfs and full-system guests all at once,
+// as parallel test packages do, and every one must boot and run its step.
+// `go test ./internal/vmtest -run ConcurrentBoots -vmstress.rounds=N` (with
+// KELP_VM_SLOTS raised to let them really overlap) is the stress run.
+func TestConcurrentBoots(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	img := SystemT(t, k)
+	type outcome struct {
+		kind string
+		err  error
+	}
+	var wg sync.WaitGroup
+	results := make(chan outcome, 3**stressRounds)
+	var log logLines
+	for r := range *stressRounds {
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cfg := Config{Kernel: k, Timeout: 5 * time.Minute, Log: log.logf,
+					Steps: []Step{{Name: "id", Shell: fmt.Sprintf("echo guest-%d-%d", r, i)}}}
+				kind := "initramfs"
+				if i == 2 {
+					kind = "system"
+					disk, err := NewSystemDisk(t.TempDir(), img)
+					if err != nil {
+						results <- outcome{kind, err}
+						return
+					}
+					cfg.System = disk
+				}
+				res, err := Run(context.Background(), cfg)
+				if err == nil {
+					if s, ok := res.Step("id"); !ok || s.Stdout != fmt.Sprintf("guest-%d-%d\n", r, i) {
+						err = fmt.Errorf("step id: %+v", s)
+					}
+				}
+				if err != nil && res.Console != "" {
+					t.Logf("%s guest %d-%d console:\n%s", kind, r, i, res.Console)
+				}
+				results <- outcome{kind, err}
+			}()
+		}
+	}
+	wg.Wait()
+	close(results)
+	boots, failed := map[string]int{}, 0
+	for o := range results {
+		boots[o.kind]++
+		if o.err != nil {
+			failed++
+			t.Errorf("%s guest: %v", o.kind, o.err)
+		}
+	}
+	t.Logf("%d initramfs and %d system guests started at once over %d round(s): %d failed, %d stalled boots retried",
+		boots["initramfs"], boots["system"], *stressRounds, failed, len(log.matching("booting again")))
+	if boots["initramfs"] != 2**stressRounds || boots["system"] != *stressRounds {
+		t.Errorf("guests run: %v", boots)
+	}
+}
