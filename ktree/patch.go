@@ -97,7 +97,7 @@ func ParsePatch(data []byte) (*Patch, error) {
 				return nil, fmt.Errorf("patch: %s: a new file cannot be live patched (put new code into an existing file)", strip(newName))
 			}
 			name := strip(newName)
-			if name == "" || path.Clean(name) != name || strings.HasPrefix(name, "../") || path.IsAbs(name) {
+			if name == "" || path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") || path.IsAbs(name) {
 				return nil, fmt.Errorf("patch: %q is not a clean path in the tree", newName)
 			}
 			if p.File(name) != nil {
@@ -145,12 +145,17 @@ func ParsePatch(data []byte) (*Patch, error) {
 			h.New = append(h.New, text)
 			newLeft--
 		default:
-			// The end of the hunks of this file (e.g. a git trailer).
-			h = nil
+			return nil, fmt.Errorf("patch %s: hunk at line %d ends early: %q is not a context, removed or added line (%d old and %d new lines still announced)", cur.Path, h.Start+1, l, oldLeft, newLeft)
+		}
+		if oldLeft < 0 || newLeft < 0 {
+			return nil, fmt.Errorf("patch %s: hunk at line %d has more lines than its header announces", cur.Path, h.Start+1)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("patch: %w", err)
+	}
+	if h != nil && (oldLeft > 0 || newLeft > 0) {
+		return nil, fmt.Errorf("patch %s: hunk at line %d is truncated: %d old and %d new lines announced by its header are missing", cur.Path, h.Start+1, oldLeft, newLeft)
 	}
 	if len(p.Files) == 0 {
 		return nil, fmt.Errorf("patch: no files changed")
