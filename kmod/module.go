@@ -73,13 +73,7 @@ func NameFromFile(path string) string {
 }
 
 // Parse reads a module from its bytes.
-func Parse(data []byte) (m *Module, err error) {
-	// debug/elf can panic on hostile input.
-	defer func() {
-		if r := recover(); r != nil {
-			m, err = nil, fmt.Errorf("%w: malformed ELF (%v)", ErrNotModule, r)
-		}
-	}()
+func Parse(data []byte) (*Module, error) {
 	if err := checkMagic(data); err != nil {
 		return nil, err
 	}
@@ -98,6 +92,9 @@ func Parse(data []byte) (m *Module, err error) {
 	if sec == nil {
 		return nil, fmt.Errorf("%w: no .modinfo section", ErrNotModule)
 	}
+	if sec.Type != elf.SHT_NOBITS && (sec.Offset > uint64(elfSize) || sec.FileSize > uint64(elfSize)-sec.Offset) {
+		return nil, fmt.Errorf("%w: section .modinfo (%d bytes at offset %d) runs past the end of the %d-byte ELF file", ErrNotModule, sec.FileSize, sec.Offset, elfSize)
+	}
 	raw, err := sec.Data()
 	if err != nil {
 		return nil, fmt.Errorf("%w: section .modinfo: %s", ErrNotModule, elfProblem(err))
@@ -105,7 +102,7 @@ func Parse(data []byte) (m *Module, err error) {
 	if f.Section(".gnu.linkonce.this_module") == nil {
 		return nil, fmt.Errorf("%w: no .gnu.linkonce.this_module section (an object file, not a linked module?)", ErrNotModule)
 	}
-	m = &Module{Info: ParseModinfo(raw), Signature: sig, ELFSize: int64(elfSize)}
+	m := &Module{Info: ParseModinfo(raw), Signature: sig, ELFSize: int64(elfSize)}
 	for _, sec := range f.Sections {
 		if obj := KlpRelaObject(sec.Name); obj != "" && !slices.Contains(m.KlpObjects, obj) {
 			m.KlpObjects = append(m.KlpObjects, obj)

@@ -60,14 +60,6 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func FuzzParse(f *testing.F) {
-	f.Add([]byte("\x7fELF\x02\x01\x01"))
-	f.Add([]byte("x" + SignatureMagic))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		Parse(data) // must not panic
-	})
-}
-
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

@@ -321,6 +321,21 @@ func (s *Store) readIndex(release string) (*index, error) {
 	if idx.Version != 1 {
 		return nil, &indexError{p, fmt.Sprintf("index version %d is not supported by this kelp", idx.Version)}
 	}
+	seen := map[string]bool{}
+	for _, e := range idx.Patches {
+		if err := validName(e.Name); err != nil {
+			return nil, &indexError{p, "damaged index (" + err.Error() + ")"}
+		}
+		if seen[e.Name] {
+			return nil, &indexError{p, fmt.Sprintf("damaged index (patch %q listed twice)", e.Name)}
+		}
+		seen[e.Name] = true
+		// A module file is always patches/<name>.ko: the index never sends
+		// kelp to a file outside the store.
+		if e.File != filepath.Join("patches", e.Name+".ko") {
+			return nil, &indexError{p, fmt.Sprintf("damaged index (patch %q has file %q, want patches/%s.ko)", e.Name, e.File, e.Name)}
+		}
+	}
 	return &idx, nil
 }
 
