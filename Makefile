@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0~git$$(g
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all deps build demo test vet bench clean
+.PHONY: all deps build demo test vet bench fuzz clean
 
 all: build
 
@@ -31,6 +31,15 @@ test: deps vet
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
 	$(GO) run ./bench -cold
+
+# Every fuzz target for FUZZTIME each (make test runs their seed corpora).
+FUZZTIME ?= 10m
+fuzz:
+	@set -e; grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sort | while IFS=: read -r file fn; do \
+	  pkg=$$(dirname "$$file"); t=$${fn#func }; \
+	  echo "== $$pkg $$t ($(FUZZTIME))"; \
+	  $(GO) test "$$pkg" -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel $${FUZZPARALLEL:-2}; \
+	done
 
 clean:
 	rm -rf bin

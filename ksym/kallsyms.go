@@ -81,6 +81,9 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 		if len(f) < 3 || len(f[1]) != 1 || len(f) > 4 {
 			return nil, fmt.Errorf("kallsyms line %d: %q: want address, type, name and an optional [module]", n, line)
 		}
+		if c := f[1][0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return nil, fmt.Errorf("kallsyms line %d: symbol type %q is not a letter", n, f[1])
+		}
 		addr, err := strconv.ParseUint(f[0], 16, 64)
 		if err != nil {
 			return nil, fmt.Errorf("kallsyms line %d: address %q: %w", n, f[0], err)
@@ -88,8 +91,8 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 		obj := Vmlinux
 		if len(f) == 4 {
 			m := f[3]
-			if !strings.HasPrefix(m, "[") || !strings.HasSuffix(m, "]") {
-				return nil, fmt.Errorf("kallsyms line %d: module %q not in brackets", n, m)
+			if len(m) < 3 || !strings.HasPrefix(m, "[") || !strings.HasSuffix(m, "]") {
+				return nil, fmt.Errorf("kallsyms line %d: module %q is not a name in brackets", n, m)
 			}
 			obj = m[1 : len(m)-1]
 			if obj == "bpf" || obj == "__builtin__ftrace" || obj == "__builtin__kprobes" {

@@ -41,6 +41,9 @@ func ParseSymvers(r io.Reader) (Symvers, error) {
 		if err != nil {
 			return nil, fmt.Errorf("Module.symvers line %d: crc %q: %w", n, f[0], err)
 		}
+		if f[1] == "" || f[2] == "" || f[3] == "" {
+			return nil, fmt.Errorf("Module.symvers line %d: %q: empty name, object or kind", n, line)
+		}
 		e := Export{Name: f[1], CRC: uint32(crc), Path: f[2], Object: ModuleName(f[2]), Kind: f[3]}
 		if len(f) > 4 {
 			e.Namespace = f[4]

@@ -32,17 +32,20 @@ func ParseKernelConfig(r io.Reader) (map[string]string, error) {
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "# CONFIG_") && strings.HasSuffix(line, " is not set") {
-			vals[strings.TrimSuffix(strings.TrimPrefix(line, "# "), " is not set")] = "n"
-			continue
-		}
-		if !strings.HasPrefix(line, "CONFIG_") {
+			if k := strings.TrimSuffix(strings.TrimPrefix(line, "# "), " is not set"); configOption(k) {
+				vals[k] = "n"
+			}
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok {
+		if !ok || !configOption(k) {
 			continue
 		}
-		vals[k] = strings.Trim(v, `"`)
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		vals[k] = v
 	}
 	return vals, sc.Err()
 }
@@ -73,4 +76,19 @@ func readKernelConfig(root, release string) (*KernelConfig, error) {
 		return nil, fmt.Errorf("parse %s: %w", procCfg, err)
 	}
 	return &KernelConfig{Source: procCfg, Values: vals}, nil
+}
+
+// configOption reports whether s is a config option name: CONFIG_ and
+// letters, digits and underscores.
+func configOption(s string) bool {
+	name, ok := strings.CutPrefix(s, "CONFIG_")
+	if !ok || name == "" {
+		return false
+	}
+	for _, c := range name {
+		if !(c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

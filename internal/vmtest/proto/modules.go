@@ -41,6 +41,9 @@ func ParseModuleDeps(r io.Reader) (*ModuleDeps, error) {
 		if !ok {
 			return nil, fmt.Errorf("modules.dep line %d: no colon", n)
 		}
+		if name := ModuleName(file); name == "" || name == "." || name == "/" {
+			return nil, fmt.Errorf("modules.dep line %d: %q names no module file", n, file)
+		}
 		md.files[ModuleName(file)] = file
 		md.deps[file] = strings.Fields(rest)
 	}
