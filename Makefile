@@ -16,8 +16,11 @@ all: build
 deps:
 	$(SUDO) bash scripts/install-deps.sh
 
+# bin/kelp is what runs as root at boot; bin/kelp-package (behind
+# `kelp package`) carries the packaging library.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kelp ./cmd/kelp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kelp-package ./cmd/kelp-package
 
 demo: deps
 	$(GO) run ./internal/demo

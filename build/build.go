@@ -58,7 +58,7 @@ type Result struct {
 	Report      string            `json:"report"`
 	Patches     []string          `json:"patches"`
 	PatchSHA256 string            `json:"patch_sha256"`
-	Replace     bool              `json:"replace"`
+	Replace     bool              `json:"atomic_replace"`
 	Functions   []string          `json:"functions"`
 	Units       []*objdiff.Report `json:"units"`
 	Ignored     []string          `json:"ignored,omitempty"`
@@ -71,7 +71,7 @@ type Result struct {
 // Timing is how long one stage took.
 type Timing struct {
 	Stage   string        `json:"stage"`
-	Seconds float64       `json:"seconds"`
+	Seconds float64       `json:"elapsed_seconds"`
 	Elapsed time.Duration `json:"-"`
 }
 

@@ -2,6 +2,7 @@ package klpmod
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -48,7 +49,7 @@ type Module struct {
 	Path    string   `json:"path"` // NAME.ko inside WorkDir
 	Name    string   `json:"name"`
 	Kernel  string   `json:"kernel"`
-	Replace bool     `json:"replace"`
+	Replace bool     `json:"atomic_replace"`
 	Objects []Object `json:"objects"`
 	// KlpRelocs are the livepatch relocations of the final module
 	// (sections and offsets as the module has them).
@@ -62,7 +63,7 @@ type Module struct {
 	Signed      bool     `json:"signed"`
 	Size        int64    `json:"size"`
 	// Timings of the steps, for the build report.
-	Timings map[string]time.Duration `json:"timings"`
+	Timings Timings `json:"timings_seconds"`
 }
 
 // Object is one klp_object: vmlinux or a module, and what it patches.
@@ -107,7 +108,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	m := &Module{Name: opts.Name, Kernel: opts.Kernel, Replace: opts.Replace, Timings: map[string]time.Duration{}}
+	m := &Module{Name: opts.Name, Kernel: opts.Kernel, Replace: opts.Replace, Timings: Timings{}}
 	t0 := time.Now()
 	var preps []*prepared
 	holders := map[string]klpSym{}
@@ -190,7 +191,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("klpmod: write the module: %w", err)
 	}
-	m.Timings["post-link"] = time.Since(t0)
+	m.Timings["post_link"] = time.Since(t0)
 	if opts.SignKey != "" {
 		t0 = time.Now()
 		key, cert, err := modsign.LoadKeyPair(opts.SignKey, opts.SignCert)
@@ -267,4 +268,15 @@ func mergeStates(preps []*prepared) ([]State, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// Timings are the durations of a build's steps; in JSON, seconds.
+type Timings map[string]time.Duration
+
+func (t Timings) MarshalJSON() ([]byte, error) {
+	s := make(map[string]float64, len(t))
+	for k, d := range t {
+		s[k] = d.Seconds()
+	}
+	return json.Marshal(s)
 }

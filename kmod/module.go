@@ -7,6 +7,7 @@ package kmod
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,7 @@ type Module struct {
 	Vermagic   string              `json:"vermagic"`
 	Srcversion string              `json:"srcversion,omitempty"`
 	Depends    []string            `json:"depends"`
-	Livepatch  bool                `json:"livepatch"`
+	Livepatch  bool                `json:"is_livepatch"`
 	Info       map[string][]string `json:"modinfo"`
 	Signature  *Signature          `json:"signature,omitempty"`
 	// KlpObjects are the objects ("vmlinux" or module names) the module
@@ -33,6 +34,27 @@ type Module struct {
 	KlpObjects []string `json:"klp_objects,omitempty"`
 	// ELFSize is the size of the module without its signature.
 	ELFSize int64 `json:"-"`
+}
+
+// MarshalJSON writes the module with its vermagic trimmed: the kernel's
+// vermagic strings end in a space that means nothing to a reader.
+func (m Module) MarshalJSON() ([]byte, error) {
+	type plain Module
+	p := plain(m)
+	p.Vermagic = strings.TrimSpace(p.Vermagic)
+	if vs, ok := p.Info["vermagic"]; ok {
+		info := make(map[string][]string, len(p.Info))
+		for k, v := range p.Info {
+			info[k] = v
+		}
+		trimmed := make([]string, len(vs))
+		for i, v := range vs {
+			trimmed[i] = strings.TrimSpace(v)
+		}
+		info["vermagic"] = trimmed
+		p.Info = info
+	}
+	return json.Marshal(p)
 }
 
 // ErrNotModule reports input that is not a kernel module.

@@ -1,6 +1,7 @@
 package livepatch
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,13 +10,35 @@ import (
 
 // CheckResult is one line of `kelp check`.
 type CheckResult struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail"`
+	Name   string
+	OK     bool
+	Detail string
 	// Blocking marks checks whose failure makes live patching impossible;
 	// the others describe conditions a patch must satisfy (e.g. a
 	// signature) or that an admin should know about.
-	Blocking bool `json:"blocking"`
+	Blocking bool
+}
+
+// checkJSON is CheckResult in kelp's JSON: blocks_livepatch is true only
+// for a failed check that makes live patching impossible.
+type checkJSON struct {
+	Name            string `json:"name"`
+	Passed          bool   `json:"passed"`
+	Detail          string `json:"detail"`
+	BlocksLivepatch bool   `json:"blocks_livepatch"`
+}
+
+func (c CheckResult) MarshalJSON() ([]byte, error) {
+	return json.Marshal(checkJSON{Name: c.Name, Passed: c.OK, Detail: c.Detail, BlocksLivepatch: c.Blocking && !c.OK})
+}
+
+func (c *CheckResult) UnmarshalJSON(b []byte) error {
+	var j checkJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = CheckResult{Name: j.Name, OK: j.Passed, Detail: j.Detail, Blocking: j.BlocksLivepatch}
+	return nil
 }
 
 // Report is the outcome of Check.

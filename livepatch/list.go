@@ -38,7 +38,7 @@ type TransitionInfo struct {
 const (
 	FuncPatched    = "patched"           // Owner's code runs for every task
 	FuncTransition = "transition"        // tasks switched run Owner's code, the others Previous's
-	FuncNotLoaded  = "object-not-loaded" // the target module is not loaded
+	FuncNotLoaded  = "object_not_loaded" // the target module is not loaded
 )
 
 // Ownership says which loaded patch's code runs for one patched function.
@@ -186,7 +186,7 @@ type LoadedModule struct {
 	Module     *Module `json:"module,omitempty"`
 	Srcversion string  `json:"srcversion,omitempty"`
 	Version    string  `json:"version,omitempty"`
-	InitState  string  `json:"initstate,omitempty"`
+	InitState  string  `json:"init_state,omitempty"`
 	// Patch is its registered patch; nil when disabled or replaced.
 	Patch *Patch `json:"patch,omitempty"`
 	// Params are the module's parameters and their current values.

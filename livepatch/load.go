@@ -30,11 +30,11 @@ type LoadOptions struct {
 // Load status values.
 const (
 	StatusLoaded        = "loaded"         // patched, transition complete
-	StatusAlready       = "already-loaded" // this patch was loaded and enabled before
+	StatusAlready       = "already_loaded" // this patch was loaded and enabled before
 	StatusStarted       = "started"        // NoWait: transition under way
 	StatusForced        = "forced"         // completed by forcing after the timeout
 	StatusUnloaded      = "unloaded"       // Unload: patch disabled, module removed
-	StatusModuleRemoved = "module-removed" // Unload: patch was gone already, module removed
+	StatusModuleRemoved = "module_removed" // Unload: patch was gone already, module removed
 )
 
 // LoadResult is what Load did.

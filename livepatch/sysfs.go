@@ -14,10 +14,10 @@ import (
 type Patch struct {
 	Name       string `json:"name"`
 	Enabled    bool   `json:"enabled"`
-	Transition bool   `json:"transition"`
+	Transition bool   `json:"in_transition"`
 	// Replace is the atomic-replace flag; the kernel shows it from Linux
 	// 6.11 on ("replace"), nil before.
-	Replace *bool `json:"replace,omitempty"`
+	Replace *bool `json:"atomic_replace,omitempty"`
 	// StackOrder is the patch's place in the stack from Linux 6.14 on
 	// ("stack_order", 1 = first loaded), 0 when the kernel does not say.
 	StackOrder int      `json:"stack_order,omitempty"`

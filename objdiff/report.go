@@ -55,8 +55,8 @@ type Func struct {
 // NewSymbol is a function or data object only the patched unit has.
 type NewSymbol struct {
 	Name     string `json:"name"`
-	Function bool   `json:"function"`
-	Global   bool   `json:"global"`
+	Function bool   `json:"is_function"`
+	Global   bool   `json:"is_global"`
 	Section  string `json:"section"`
 }
 

@@ -41,8 +41,12 @@ type PatchOptions struct {
 	Release     string // package release, default 1
 	Maintainer  string
 	Description string
-	// KelpBinary is where the scripts find kelp (default /usr/sbin/kelp).
+	// KelpBinary is how the scripts run kelp (default kelp, on the PATH
+	// dpkg and rpm give maintainer scripts).
 	KelpBinary string
+	// KelpVersion is the version of the kelp that built the patch: the
+	// package depends on it or newer.
+	KelpVersion string
 }
 
 // Package is a written package.
@@ -58,8 +62,24 @@ type Package struct {
 
 var debName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 
-// DefaultMaintainer is used when no maintainer is given.
-const DefaultMaintainer = "kelp <root@localhost>"
+// DefaultMaintainer is the maintainer when none is given and
+// DEBFULLNAME/DEBEMAIL (as dch reads them) do not name one.
+const DefaultMaintainer = "kelp project <kelp-project@users.noreply.github.com>"
+
+// maintainer returns m, else "$DEBFULLNAME <$DEBEMAIL>", else
+// DefaultMaintainer.
+func maintainer(m string) string {
+	if m != "" {
+		return m
+	}
+	if email := os.Getenv("DEBEMAIL"); email != "" {
+		if name := os.Getenv("DEBFULLNAME"); name != "" {
+			return name + " <" + email + ">"
+		}
+		return email
+	}
+	return DefaultMaintainer
+}
 
 // Epoch returns SOURCE_DATE_EPOCH when set, else fallback: the time
 // written into packages so that the same inputs give the same bytes.
@@ -113,24 +133,33 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	if o.Version == "" {
 		o.Version = "1.0.0"
 	}
-	if o.Maintainer == "" {
-		o.Maintainer = DefaultMaintainer
-	}
+	o.Maintainer = maintainer(o.Maintainer)
 	if o.Release == "" {
 		o.Release = "1"
 	}
 	if o.Description == "" {
-		o.Description = fmt.Sprintf("Live patch %s for Linux %s", m.Name, rel)
+		o.Description = fmt.Sprintf("live patch %s for Linux %s", m.Name, rel)
+	}
+	if !strings.Contains(o.Description, "\n") {
+		// Debian wants a synopsis and an extended description.
+		o.Description += "\n" + wrap(fmt.Sprintf("The livepatch module %s, built by kelp for the kernel %s. Installing the package installs it into kelp's patch store and applies it to the running kernel when that is %s; kelp.service applies it at every boot of that kernel. Removing the package unloads it.", m.Name, rel, rel))
 	}
 	kelp := o.KelpBinary
 	if kelp == "" {
-		kelp = "/usr/sbin/kelp"
+		kelp = "kelp"
 	}
 	kernelDep := "linux-image-" + rel
 	if o.Format == "rpm" {
 		kernelDep = "kernel-uname-r = " + rel
 	}
-	depends := []string{kernelDep, "kelp"}
+	if o.KelpVersion == "" {
+		return nil, fmt.Errorf("the version of kelp the patch needs is not set")
+	}
+	kelpDep := "kelp (>= " + PackageVersion(o.KelpVersion) + ")"
+	if o.Format == "rpm" {
+		kelpDep = "kelp >= " + PackageVersion(o.KelpVersion)
+	}
+	depends := []string{kernelDep, kelpDep}
 	shipped := filepath.Join("/usr/lib/kelp/patches", rel, m.Name+".ko")
 
 	work, err := os.MkdirTemp("", "kelp-package-")
@@ -141,6 +170,15 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	scripts, err := writeScripts(work, patchScripts(o.Format, kelp, rel, m.Name, shipped))
 	if err != nil {
 		return nil, err
+	}
+	fi := &files.ContentFileInfo{Mode: 0o644, MTime: mtime, Owner: "root", Group: "root"}
+	contents := files.Contents{{Source: o.Module, Destination: shipped, FileInfo: fi}}
+	if o.Format == "deb" {
+		docs, err := debianDocs(work, o.Name, o.Version+"-"+o.Release, o.Maintainer, "Live patch "+m.Name+" for Linux "+rel+".", mtime, fi)
+		if err != nil {
+			return nil, err
+		}
+		contents = append(contents, docs...)
 	}
 	info := &nfpm.Info{
 		Name:          o.Name,
@@ -156,14 +194,10 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 		License:       "GPL-2.0-only",
 		MTime:         mtime,
 		Overridables: nfpm.Overridables{
-			Depends: depends,
-			Contents: files.Contents{{
-				Source:      o.Module,
-				Destination: shipped,
-				FileInfo:    &files.ContentFileInfo{Mode: 0o644, MTime: mtime, Owner: "root", Group: "root"},
-			}},
-			Scripts: scripts,
-			RPM:     nfpm.RPM{BuildHost: "kelp", Summary: o.Description},
+			Depends:  depends,
+			Contents: contents,
+			Scripts:  scripts,
+			RPM:      nfpm.RPM{BuildHost: "kelp", Summary: o.Description},
 		},
 	}
 	if o.Format == "rpm" {
@@ -180,29 +214,70 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 // patchScripts returns the maintainer scripts of a patch package.
 // dpkg calls postinst with "configure" and prerm with "remove" or
 // "upgrade"; rpm calls %post with the number of installed instances and
-// %preun with 0 on erase.
+// %preun with 0 on erase. A reinstall or upgrade replaces the installed
+// module but keeps a quarantine: only the admin lifts it (kelp
+// unquarantine), and a quarantined patch is not loaded.
 func patchScripts(format, kelp, rel, name, shipped string) map[string]string {
-	load := fmt.Sprintf(`set -e
-%[1]s install --force -k %[2]s %[4]s
+	load := fmt.Sprintf(`%[1]s install --force --keep-quarantine -k %[2]s %[4]s
 if [ "$(uname -r)" = %[2]q ] && [ -d /sys/kernel/livepatch ]; then
-	%[1]s load %[3]s
+	%[1]s load --skip-quarantined %[3]s
 fi
 `, kelp, rel, name, shipped)
 	unload := fmt.Sprintf(`if [ "$(uname -r)" = %[2]q ] && [ -d /sys/kernel/livepatch/%[3]s ]; then
-	%[1]s unload %[3]s || exit 1
+	%[1]s unload %[3]s
 fi
-%[1]s uninstall -k %[2]s %[3]s || true
+if ! %[1]s uninstall -k %[2]s %[3]s; then
+	echo "%[3]s was not installed in kelp's store for %[2]s" >&2
+fi
 `, kelp, rel, name)
 	if format == "deb" {
 		return map[string]string{
-			"postinst": "#!/bin/sh\ncase \"$1\" in configure) ;; *) exit 0 ;; esac\n" + load,
-			"prerm":    "#!/bin/sh\ncase \"$1\" in remove|purge) ;; *) exit 0 ;; esac\n" + unload,
+			"postinst": "#!/bin/sh\nset -e\ncase \"$1\" in configure) ;; *) exit 0 ;; esac\n" + load,
+			"prerm":    "#!/bin/sh\nset -e\ncase \"$1\" in remove|purge) ;; *) exit 0 ;; esac\n" + unload,
 		}
 	}
 	return map[string]string{
-		"postinst": "#!/bin/sh\n" + load,
-		"prerm":    "#!/bin/sh\n[ \"$1\" = 0 ] || exit 0\n" + unload,
+		"postinst": "#!/bin/sh\nset -e\n" + load,
+		"prerm":    "#!/bin/sh\nset -e\n[ \"$1\" = 0 ] || exit 0\n" + unload,
 	}
+}
+
+// wrap renders text as a Debian extended description: lines of at most
+// 80 columns, each indented by one space.
+func wrap(text string) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(w) > 78 {
+			lines = append(lines, " "+line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return strings.Join(append(lines, " "+line), "\n")
+}
+
+// PackageVersion turns kelp's version into a package version: it starts
+// with a digit ("dev" builds are 0.0.0~dev) and a git describe suffix sorts
+// after its tag (1.2.0-3-gabc becomes 1.2.0+3+gabc).
+func PackageVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	if v == "" {
+		v = "dev"
+	}
+	if v[0] < '0' || v[0] > '9' {
+		v = "0.0.0~" + v
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '+', r == '~':
+			return r
+		}
+		return '+'
+	}, v)
 }
 
 func writeScripts(dir string, scripts map[string]string) (nfpm.Scripts, error) {

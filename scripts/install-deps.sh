@@ -14,7 +14,7 @@
 # verifies them and exits within a second.
 set -euo pipefail
 
-tools=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio reprepro xz-utils make gcc bison
+tools=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio reprepro xz-utils make gcc bison lintian
        flex libelf-dev libssl-dev bc dwarves kmod binutils openssl rpm debootstrap)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

@@ -104,8 +104,9 @@ func validRelease(rel string) error {
 // InstallOptions tune Install.
 type InstallOptions struct {
 	// Force replaces an installed patch of the same name and lifts its
-	// quarantine.
-	Force bool
+	// quarantine, unless KeepQuarantine is set.
+	Force          bool
+	KeepQuarantine bool
 	// Replace records that the patch is cumulative (atomic replace), so
 	// patches installed before it need not be loaded. Modules built by kelp
 	// say so themselves in .modinfo.
@@ -175,7 +176,7 @@ func (s *Store) Install(release, path string, opts InstallOptions) (Entry, error
 		if err := s.writeIndex(release, idx); err != nil {
 			return fmt.Errorf("install %s: %w", e.Name, err)
 		}
-		if opts.Force {
+		if opts.Force && !opts.KeepQuarantine {
 			os.Remove(s.quarantinePath(release, e.Name))
 		}
 		return nil
@@ -193,6 +194,10 @@ func isReplace(m *kmod.Module) bool {
 func (s *Store) Uninstall(release, name string) error {
 	if err := validRelease(release); err != nil {
 		return err
+	}
+	if _, err := os.Stat(s.dir(release)); errors.Is(err, os.ErrNotExist) {
+		// Nothing is installed for release: nothing to lock or create.
+		return fmt.Errorf("patch %s: %w for %s", name, ErrNotFound, release)
 	}
 	return s.locked(release, func() error {
 		idx, err := s.readIndex(release)

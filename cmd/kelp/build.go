@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
+	"io"
 	"strings"
 
 	"github.com/kelp-project/kelp/build"
@@ -42,37 +41,45 @@ Defaults on Debian, for the target kernel (--kernel, default: running):
   modules  /lib/modules/<kernel>, when the patch changes a module
 
 Patches may include <kelp/patch.h> (callbacks, states, force-unsafe), or
-kpatch's "kpatch-macros.h" and "kpatch-syscall.h".`,
+kpatch's "kpatch-macros.h" and "kpatch-syscall.h".
+
+Interrupting kelp build (SIGINT, SIGTERM) stops it and removes its work
+directory; nothing is written.
+
+` + exitCodesHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Patches = args
 			// A signing key that cannot be used should stop the build
 			// before any work, not after it.
 			if (opts.SignKey == "") != (opts.SignCert == "") {
-				return exitWith(exitUsage, "build: --sign-key and --sign-cert go together")
+				return exitWith(exitUsage, "build: --sign-key and --sign-cert go together (see kelp build --help)")
 			}
 			if opts.SignKey != "" {
 				if _, _, err := modsign.LoadKeyPair(opts.SignKey, opts.SignCert); err != nil {
-					return exitWith(exitFailure, "build: signing key: %v", err)
+					return g.emit(cmd, buildReport{}, failWith(err, "build: signing key: %v", err))
 				}
 			}
 			p := newBuildProgress(g, verbose)
 			opts.Progress = p.event
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			ctx, stop := interruptible()
 			defer stop()
 			res, err := build.Build(ctx, opts)
 			if err != nil {
-				return buildError(g, cmd, res, err)
+				if res != nil && res.Name == "" && len(res.Units) == 0 {
+					res = nil // stopped before it had anything to report
+				}
+				return g.emit(cmd, buildReport{Result: res}, buildError(g, err))
 			}
 			if g.json {
-				return writeJSON(cmd.OutOrStdout(), res)
+				return g.emit(cmd, buildReport{Result: res}, nil)
 			}
 			for _, w := range res.Warnings {
-				fmt.Fprintln(os.Stderr, "warning: "+w)
+				fmt.Fprintln(g.stderr, "warning: "+w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "built %s for %s (%s)\n", res.Module, res.Kernel, strings.Join(res.Functions, ", "))
 			if res.WorkDir != "" {
-				fmt.Fprintf(os.Stderr, "work directory kept: %s\n", res.WorkDir)
+				fmt.Fprintf(g.stderr, "work directory kept: %s\n", res.WorkDir)
 			}
 			return nil
 		},
@@ -97,48 +104,43 @@ kpatch's "kpatch-macros.h" and "kpatch-syscall.h".`,
 	return c
 }
 
+// buildReport is `kelp build --json`: the build's report (also NAME.json),
+// null when the build stopped before it had one.
+type buildReport struct {
+	Result *build.Result `json:"result"`
+}
+
 // buildError prints what a failed build found (each refusal on its own
-// line) and turns the error into an exit.
-func buildError(g *globals, cmd *cobra.Command, res *build.Result, err error) error {
+// line) and turns the error into an exit whose cause keeps the details
+// for the JSON error object.
+func buildError(g *globals, err error) error {
 	var re *build.RefusedError
 	var kr *ktree.RefusedError
-	var cm *ktree.CompilerMismatchError
-	var vm *ktree.VersionMismatchError
-	if g.json {
-		out := map[string]any{"error": map[string]any{"kind": "error", "exit_code": exitFailure, "message": err.Error()}}
-		if res != nil {
-			out["result"] = res
-		}
-		writeJSON(cmd.OutOrStdout(), out)
-	}
 	switch {
 	case errors.As(err, &re):
 		if !g.json {
 			for _, r := range re.Refusals {
-				fmt.Fprintln(os.Stderr, "refused: "+r)
+				fmt.Fprintln(g.stderr, "refused: "+r)
 			}
 		}
-		return exitWith(exitFailure, "build: patch refused (%d reason(s) above)", len(re.Refusals))
+		return failWith(err, "build: patch refused (%d reason(s) above)", len(re.Refusals))
 	case errors.As(err, &kr):
-		return exitWith(exitFailure, "build: refused: %v", err)
-	case errors.As(err, &cm), errors.As(err, &vm):
-		return exitWith(exitFailure, "build: %v", err)
-	case errors.Is(err, build.ErrNoChange):
-		return exitWith(exitFailure, "build: %v", err)
+		return failWith(err, "build: refused: %v", err)
 	case errors.Is(err, context.Canceled):
-		return exitWith(exitFailure, "build: interrupted; no output written")
+		return failWith(err, "build: interrupted; no output written")
 	}
-	return exitWith(exitFailure, "build: %v", err)
+	return failWith(err, "build: %v", err)
 }
 
 // buildProgress prints one line per finished stage with its duration
 // (and the steps inside with -v); nothing under --json.
 type buildProgress struct {
+	w              io.Writer
 	quiet, verbose bool
 }
 
 func newBuildProgress(g *globals, verbose bool) *buildProgress {
-	return &buildProgress{quiet: g.json, verbose: verbose}
+	return &buildProgress{w: g.stderr, quiet: g.json, verbose: verbose}
 }
 
 func (p *buildProgress) event(e build.Event) {
@@ -147,8 +149,8 @@ func (p *buildProgress) event(e build.Event) {
 	}
 	switch {
 	case e.Done:
-		fmt.Fprintf(os.Stderr, "%-8s %6s  %s\n", e.Stage, fmtDur(e.Elapsed), e.Message)
+		fmt.Fprintf(p.w, "%-8s %6s  %s\n", e.Stage, fmtDur(e.Elapsed), e.Message)
 	case p.verbose || e.Stage == "tree" && strings.HasPrefix(e.Message, "extracting") || strings.HasPrefix(e.Message, "preparing"):
-		fmt.Fprintf(os.Stderr, "%-8s         %s\n", e.Stage, e.Message)
+		fmt.Fprintf(p.w, "%-8s         %s\n", e.Stage, e.Message)
 	}
 }

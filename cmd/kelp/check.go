@@ -22,11 +22,14 @@ the last line of the output.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r := livepatch.Host.Check()
 			out := cmd.OutOrStdout()
+			var err error
+			if !r.LivepatchPossible {
+				err = exitWith(exitFailure, "live patching is not possible on %s: %s", orUnknown(r.Kernel), r.Reason)
+			}
 			if g.json {
-				if err := writeJSON(out, r); err != nil {
-					return err
-				}
-			} else {
+				return g.emit(cmd, r, err)
+			}
+			{
 				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "CHECK\tSTATUS\tDETAIL")
 				for _, c := range r.Checks {
@@ -34,12 +37,10 @@ the last line of the output.`,
 				}
 				tw.Flush()
 			}
-			if !r.LivepatchPossible {
-				return exitWith(exitFailure, "live patching is not possible on %s: %s", orUnknown(r.Kernel), r.Reason)
+			if err != nil {
+				return err
 			}
-			if !g.json {
-				fmt.Fprintf(out, "live patching is possible on %s\n", r.Kernel)
-			}
+			fmt.Fprintf(out, "live patching is possible on %s\n", r.Kernel)
 			return nil
 		},
 	}

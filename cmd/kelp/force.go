@@ -22,7 +22,8 @@ Prefer waiting, or reversing the transition with kelp unload NAME. force acts
 only with --yes.
 
 ` + exitCodesHelp,
-		Args: cobra.ExactArgs(1),
+		ValidArgsFunction: completeLoaded,
+		Args:              cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := livepatch.PatchName(args[0])
 			if !yes {
@@ -34,14 +35,9 @@ only with --yes.
 			res, err := livepatch.Host.Force(ctx, name, livepatch.ForceOptions{Progress: pr.event})
 			out := cmd.OutOrStdout()
 			if g.json {
-				var results []*livepatch.ForceResult
-				if res != nil {
-					results = append(results, res)
-				}
-				if err := writeOpJSON(out, results, err); err != nil {
-					return err
-				}
-			} else if err == nil {
+				return g.emit(cmd, forceReport{Result: res}, err)
+			}
+			if err == nil {
 				fmt.Fprintf(out, "%s: %s transition completed by force (%s switched without a stack check); reboot when convenient\n", res.Patch, res.Target.Verb(), plural(len(res.Blockers), "task"))
 			}
 			return asExit(err)
@@ -50,6 +46,11 @@ only with --yes.
 	c.Flags().BoolVar(&yes, "yes", false, "agree to force the transition")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "show the kernel log lines about the patch")
 	return c
+}
+
+// forceReport is `kelp force --json`.
+type forceReport struct {
+	Result *livepatch.ForceResult `json:"result"`
 }
 
 func plural(n int, word string) string {

@@ -7,15 +7,19 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/spf13/cobra"
 )
 
+// infoReport is `kelp info --json`: the module file, the loaded module
+// and the installed patch of that name, each null when there is none.
 type infoReport struct {
-	File   *kmod.Module            `json:"file,omitempty"`
-	Loaded *livepatch.LoadedModule `json:"loaded,omitempty"`
+	File      *kmod.Module            `json:"file"`
+	Loaded    *livepatch.LoadedModule `json:"loaded"`
+	Installed *installedPatch         `json:"installed"`
 }
 
 func newInfoCmd(g *globals) *cobra.Command {
@@ -26,35 +30,38 @@ func newInfoCmd(g *globals) *cobra.Command {
 flag, parameters, signature: signer, key id and hash) from the ELF alone,
 and, when a module of that name is loaded, its state in the kernel (patch
 enabled, transition, objects and functions, refcount). An argument that is
-not an existing file is taken as the name of a loaded patch.
+not an existing file is taken as the name of a loaded or installed patch;
+an installed patch (store of the running kernel) is shown as well.
 
 ` + exitCodesHelp,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completePatches,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			arg := args[0]
 			var r infoReport
+			name := arg
 			if _, err := os.Stat(arg); err == nil || strings.HasSuffix(arg, ".ko") || strings.Contains(arg, "/") {
 				m, err := kmod.Open(arg)
 				if err != nil {
-					return exitWith(exitFailure, "%s", strings.TrimPrefix(err.Error(), "open "))
+					return g.emit(cmd, r, failWith(err, "info: %s", strings.TrimPrefix(err.Error(), "open ")))
 				}
-				r.File = m
-				if lm, err := livepatch.Host.Loaded(m.Name); err == nil {
-					r.Loaded = lm
-				}
-			} else {
-				lm, err := livepatch.Host.Loaded(arg)
-				if err != nil {
-					if errors.Is(err, livepatch.ErrNotLoaded) {
-						return exitWith(exitFailure, "%s: no such file, and no patch or module of that name is loaded", arg)
-					}
-					return asExit(err)
-				}
+				r.File, name = m, m.Name
+			}
+			lm, err := livepatch.Host.Loaded(name)
+			switch {
+			case err == nil:
 				r.Loaded = lm
+			case !errors.Is(err, livepatch.ErrNotLoaded):
+				return g.emit(cmd, r, failWith(err, "info: %v", err))
+			}
+			r.Installed = installedNamed(name)
+			if r.File == nil && r.Loaded == nil && r.Installed == nil {
+				rel, _ := livepatch.Host.Release()
+				return g.emit(cmd, r, exitWith(exitFailure, "info: %s: no such file, no patch or module of that name is loaded, and none is installed for %s", arg, orUnknown(rel)))
 			}
 			out := cmd.OutOrStdout()
 			if g.json {
-				return writeJSON(out, r)
+				return g.emit(cmd, r, nil)
 			}
 			if r.File != nil {
 				printModuleFile(out, r.File)
@@ -64,6 +71,16 @@ not an existing file is taken as the name of a loaded patch.
 					fmt.Fprintln(out)
 				}
 				printLoaded(out, r.Loaded)
+			}
+			if p := r.Installed; p != nil {
+				if r.File != nil || r.Loaded != nil {
+					fmt.Fprintln(out)
+				}
+				fmt.Fprintf(out, "%-12s %s\n", "installed:", p.File)
+				fmt.Fprintf(out, "%-12s %s\n", "since:", p.InstalledAt.Format(time.RFC3339))
+				if p.Cumulative {
+					fmt.Fprintf(out, "%-12s %s\n", "cumulative:", "yes")
+				}
 			}
 			return nil
 		},
@@ -163,6 +180,26 @@ func printLoaded(out io.Writer, lm *livepatch.LoadedModule) {
 	for _, n := range names {
 		kv("parameter", n+"="+lm.Params[n])
 	}
+}
+
+// installedNamed returns the patch of that name installed for the running
+// kernel, nil when there is none (or the store cannot say).
+func installedNamed(name string) *installedPatch {
+	rel, err := livepatch.Host.Release()
+	if err != nil {
+		return nil
+	}
+	st := openStore()
+	es, _, err := st.List(rel)
+	if err != nil {
+		return nil
+	}
+	for _, p := range installedView(st, rel, es) {
+		if p.Name == name || p.Name == strings.ReplaceAll(name, "-", "_") {
+			return &p
+		}
+	}
+	return nil
 }
 
 func yesNo(b bool) string {

@@ -30,15 +30,15 @@ per kernel release, with quarantines and damaged files.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := livepatch.Host.List()
 			if err != nil {
-				return exitWith(exitFailure, "list patches: %v", err)
+				return g.emit(cmd, nil, failWith(err, "list: loaded patches: %v", err))
 			}
 			out := cmd.OutOrStdout()
 			inst, err := installedKernels()
 			if err != nil {
-				return exitWith(exitFailure, "list installed patches: %v", err)
+				return g.emit(cmd, nil, failWith(err, "list: installed patches: %v", err))
 			}
 			if g.json {
-				return writeJSON(out, listReport{Listing: l, Installed: inst})
+				return g.emit(cmd, listReport{Listing: l, Installed: inst}, nil)
 			}
 			printListing(out, l)
 			printInstalled(out, inst)

@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/kelp-project/kelp/livepatch"
-	"github.com/kelp-project/kelp/store"
 )
 
 // listReport is `kelp list --json`: the running kernel's patches and the
@@ -18,9 +17,9 @@ type listReport struct {
 type installedKernel struct {
 	Kernel      string             `json:"kernel"`
 	Running     bool               `json:"running"`
-	Patches     []store.Entry      `json:"patches"`
-	Quarantined []store.Quarantine `json:"quarantined,omitempty"`
-	Problems    []store.Problem    `json:"problems,omitempty"`
+	Patches     []installedPatch   `json:"patches"`
+	Quarantined []quarantinedPatch `json:"quarantined"`
+	Problems    []storeProblem     `json:"problems"`
 }
 
 func installedKernels() ([]installedKernel, error) {
@@ -32,20 +31,18 @@ func installedKernels() ([]installedKernel, error) {
 	running, _ := livepatch.Host.Release()
 	out := []installedKernel{}
 	for _, rel := range rels {
-		ik := installedKernel{Kernel: rel, Running: rel == running}
-		if ik.Patches, ik.Problems, err = st.List(rel); err != nil {
+		es, ps, err := st.List(rel)
+		if err != nil {
 			return nil, err
 		}
-		if ik.Quarantined, err = st.Quarantined(rel); err != nil {
+		qs, err := st.Quarantined(rel)
+		if err != nil {
 			return nil, err
 		}
-		if len(ik.Patches) == 0 && len(ik.Quarantined) == 0 && len(ik.Problems) == 0 {
+		if len(es) == 0 && len(qs) == 0 && len(ps) == 0 {
 			continue
 		}
-		if ik.Patches == nil {
-			ik.Patches = []store.Entry{}
-		}
-		out = append(out, ik)
+		out = append(out, installedKernel{Kernel: rel, Running: rel == running, Patches: installedView(st, rel, es), Quarantined: quarantinedView(qs), Problems: problemsView(ps)})
 	}
 	return out, nil
 }
@@ -63,7 +60,7 @@ func printInstalled(out io.Writer, kernels []installedKernel) {
 		}
 		for _, e := range k.Patches {
 			n := e.Name
-			if e.Replace {
+			if e.Cumulative {
 				n += " (cumulative)"
 			}
 			if _, ok := quarantined[e.Name]; ok {
@@ -80,7 +77,7 @@ func printInstalled(out io.Writer, kernels []installedKernel) {
 			fmt.Fprintf(out, "    %s quarantined: %s\n", q.Name, q.Reason)
 		}
 		for _, p := range k.Problems {
-			fmt.Fprintf(out, "    store: %s\n", p)
+			fmt.Fprintf(out, "    store: %s: %s\n", p.Path, p.Reason)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"regexp"
@@ -81,7 +80,7 @@ func parseLoadArgs(args []string) ([]loadTarget, error) {
 
 func newLoadCmd(g *globals) *cobra.Command {
 	var tf transitionFlags
-	var noWait, all, boot bool
+	var noWait, all, boot, skipQuarantined bool
 	var settle time.Duration
 	c := &cobra.Command{
 		Use:   "load FILE.ko|NAME [PARAM=VALUE...]... | --all",
@@ -103,7 +102,8 @@ Every file is checked before the first is loaded; loading stops at the first
 failure, keeping the patches loaded before it.
 
 A NAME instead of a file loads that patch from the store of the running
-kernel (see kelp install). --all loads every patch installed for the running
+kernel (see kelp install). A quarantined patch is refused, or with
+--skip-quarantined reported and left alone (as patch packages do). --all loads every patch installed for the running
 kernel, in install order (from the newest cumulative patch on), skipping
 quarantined patches and recording an "applying" mark around each load;
 --boot is how kelp.service runs it: it honours kelp.enable=0 on the kernel
@@ -114,13 +114,14 @@ quarantines the patch.
 ` + exitCodesHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if all != (len(args) == 0) {
-				return exitWith(exitUsage, "load: give module files or names, or --all")
+				return exitWith(exitUsage, "load: give module files or names, or --all (see kelp load --help)")
 			}
 			if boot && !all {
-				return exitWith(exitUsage, "load: --boot goes with --all")
+				return exitWith(exitUsage, "load: --boot goes with --all (see kelp load --help)")
 			}
 			return nil
 		},
+		ValidArgsFunction: completePatches,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action, err := tf.action()
 			if err != nil {
@@ -130,7 +131,7 @@ quarantines the patch.
 				ctx, stop := interruptible()
 				defer stop()
 				pr := newProgress(g, tf.verbose)
-				return loadAll(ctx, cmd.OutOrStdout(), g.json, boot, settle, livepatch.LoadOptions{
+				return loadAll(ctx, cmd, g, boot, settle, livepatch.LoadOptions{
 					Timeout: tf.timeout, OnTimeout: action, Progress: pr.event,
 				})
 			}
@@ -138,25 +139,37 @@ quarantines the patch.
 			if err != nil {
 				return err
 			}
-			for i := range targets {
-				if p, ok := installedPath(targets[i].path); ok {
-					targets[i].path = p
-				}
-			}
 			out := cmd.OutOrStdout()
+			rep := loadReport{Results: []*livepatch.LoadResult{}}
+			var kept []loadTarget
+			for _, t := range targets {
+				p, q, err := installedPath(t.path)
+				switch {
+				case err != nil:
+					return g.emit(cmd, rep, err)
+				case q != nil && skipQuarantined:
+					rep.Skipped = append(rep.Skipped, *q)
+					if !g.json {
+						fmt.Fprintf(out, "%s: quarantined since %s: %s; not loaded (kelp unquarantine %s lifts it)\n", q.Name, q.QuarantinedAt.Format(time.RFC3339), q.Reason, q.Name)
+					}
+					continue
+				case q != nil:
+					return g.emit(cmd, rep, exitWith(exitFailure, "load: %s is quarantined since %s: %s (kelp unquarantine %s lifts it)", q.Name, q.QuarantinedAt.Format(time.RFC3339), q.Reason, q.Name))
+				case p != "":
+					t.path = p
+				}
+				kept = append(kept, t)
+			}
+			targets = kept
 			sys := livepatch.Host
 			for _, t := range targets {
 				if _, _, err := sys.Inspect(t.path, t.params); err != nil {
-					if g.json {
-						writeOpJSON(out, []*livepatch.LoadResult{}, err)
-					}
-					return asExit(err)
+					return g.emit(cmd, rep, err)
 				}
 			}
 			ctx, stop := interruptible()
 			defer stop()
 			pr := newProgress(g, tf.verbose)
-			results := []*livepatch.LoadResult{}
 			var loadErr error
 			for _, t := range targets {
 				res, err := sys.Load(ctx, t.path, livepatch.LoadOptions{
@@ -167,7 +180,7 @@ quarantines the patch.
 					Progress:  pr.event,
 				})
 				if res != nil {
-					results = append(results, res)
+					rep.Results = append(rep.Results, res)
 					if !g.json && err == nil {
 						fmt.Fprintln(out, loadSummary(res))
 					}
@@ -177,17 +190,13 @@ quarantines the patch.
 					break
 				}
 			}
-			if g.json {
-				if err := writeOpJSON(out, results, loadErr); err != nil {
-					return err
-				}
-			}
-			return asExit(loadErr)
+			return g.emit(cmd, rep, loadErr)
 		},
 	}
 	tf.add(c, "reverse the transition and remove the module")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the transition has started, as insmod does")
 	c.Flags().BoolVar(&all, "all", false, "load every patch installed for the running kernel")
+	c.Flags().BoolVar(&skipQuarantined, "skip-quarantined", false, "report a quarantined patch NAME and leave it alone instead of refusing")
 	c.Flags().BoolVar(&boot, "boot", false, "with --all: run as kelp.service does at boot (crash-loop guard, systemd readiness)")
 	c.Flags().DurationVar(&settle, "settle", 15*time.Second, "with --boot: how long the system must stay up after the loads before they count as safe")
 	return c
@@ -205,34 +214,11 @@ func loadSummary(r *livepatch.LoadResult) string {
 	return fmt.Sprintf("%s: patched in %s (finit_module %s, transition %s%s)", r.Patch, r.Elapsed, r.LoadTime, r.TransitionTime, tasksText(r.Tasks))
 }
 
-// opReport is the JSON shape of load, unload and force: what was done, and
-// the error that stopped the command, if any.
-type opReport struct {
-	Results any          `json:"results"`
-	Error   *errorReport `json:"error,omitempty"`
-}
-
-type errorReport struct {
-	Kind     string           `json:"kind"`
-	ExitCode int              `json:"exit_code"`
-	Message  string           `json:"message"`
-	Blockers []livepatch.Task `json:"blockers,omitempty"`
-	Log      []string         `json:"kernel_log,omitempty"`
-}
-
-func writeOpJSON(w io.Writer, results any, err error) error {
-	r := opReport{Results: results}
-	if err != nil {
-		code, kind := exitCode(err)
-		r.Error = &errorReport{Kind: kind, ExitCode: code, Message: err.Error()}
-		if te, ok := err.(*livepatch.TimeoutError); ok {
-			r.Error.Blockers = te.Blockers
-		}
-		if ke, ok := err.(*livepatch.KernelError); ok {
-			r.Error.Log = ke.Log
-		}
-	}
-	return writeJSON(w, r)
+// loadReport is `kelp load --json`: what was loaded, and the quarantined
+// patches left alone (--skip-quarantined).
+type loadReport struct {
+	Results []*livepatch.LoadResult `json:"results"`
+	Skipped []quarantinedPatch      `json:"skipped_quarantined,omitempty"`
 }
 
 func tasksText(n int) string {

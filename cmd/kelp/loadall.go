@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,32 +11,46 @@ import (
 
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/kelp-project/kelp/store"
+	"github.com/spf13/cobra"
 )
 
 // installedPath resolves `kelp load NAME` to an installed patch of the
-// running kernel. Arguments that look like files are left alone.
-func installedPath(arg string) (string, bool) {
+// running kernel: its path, or its quarantine when it has one. Arguments
+// that look like files are left alone ("", nil, nil); a name that is
+// neither a file nor installed is an error.
+func installedPath(arg string) (string, *quarantinedPatch, error) {
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".ko") {
-		return "", false
+		return "", nil, nil
 	}
 	if _, err := os.Stat(arg); err == nil {
-		return "", false
+		return "", nil, nil
 	}
 	rel, err := livepatch.Host.Release()
 	if err != nil {
-		return "", false
+		return "", nil, failWith(err, "load: %s: no such file, and the running kernel's release is unreadable: %v", arg, err)
 	}
 	st := openStore()
 	entries, _, err := st.List(rel)
 	if err != nil {
-		return "", false
+		return "", nil, failWith(err, "load: %s: no such file, and the store is unreadable: %v", arg, err)
 	}
+	name := strings.ReplaceAll(arg, "-", "_")
 	for _, e := range entries {
-		if e.Name == arg || e.Name == strings.ReplaceAll(arg, "-", "_") {
-			return st.Path(rel, e), true
+		if e.Name != arg && e.Name != name {
+			continue
 		}
+		qs, err := st.Quarantined(rel)
+		if err != nil {
+			return "", nil, failWith(err, "load: %s: %v", arg, err)
+		}
+		for _, q := range quarantinedView(qs) {
+			if q.Name == e.Name {
+				return "", &q, nil
+			}
+		}
+		return st.Path(rel, e), nil, nil
 	}
-	return "", false
+	return "", nil, exitWith(exitFailure, "load: %s: no such file, and no patch of that name is installed for %s (see kelp list)", arg, rel)
 }
 
 // storeLoader applies installed patches for the boot load.
@@ -56,28 +69,32 @@ func (l *storeLoader) Load(ctx context.Context, path string) error {
 
 // bootReport is `kelp load --all --json`.
 type bootReport struct {
-	Kernel   string                  `json:"kernel"`
-	Disabled bool                    `json:"disabled,omitempty"`
-	Events   []store.BootEvent       `json:"events"`
-	Results  []*livepatch.LoadResult `json:"results"`
-	Failed   int                     `json:"failed"`
+	Kernel string `json:"kernel"`
+	// DisabledByCmdline: kelp.enable=0 is on the kernel command line.
+	DisabledByCmdline bool                    `json:"disabled_by_cmdline"`
+	Events            []store.BootEvent       `json:"events"`
+	Results           []*livepatch.LoadResult `json:"results"`
+	Failed            int                     `json:"failed"`
 }
 
 // loadAll loads the running kernel's installed patches with the crash-loop
 // guard. With boot set it honours kelp.enable=0 on the kernel command line,
 // tells systemd when the loads are done, and stays up for the settle time
 // before clearing the applying marks.
-func loadAll(ctx context.Context, out io.Writer, asJSON, boot bool, settle time.Duration, opts livepatch.LoadOptions) error {
+func loadAll(ctx context.Context, cmd *cobra.Command, g *globals, boot bool, settle time.Duration, opts livepatch.LoadOptions) error {
+	out := cmd.OutOrStdout()
+	rep := &bootReport{Events: []store.BootEvent{}, Results: []*livepatch.LoadResult{}}
 	rel, err := livepatch.Host.Release()
 	if err != nil {
-		return exitWith(exitFailure, "load --all: %v", err)
+		return g.emit(cmd, rep, failWith(err, "load --all: %v", err))
 	}
-	rep := &bootReport{Kernel: rel, Events: []store.BootEvent{}, Results: []*livepatch.LoadResult{}}
-	if boot && kernelCmdlineDisables() {
-		rep.Disabled = true
+	rep.Kernel = rel
+	kernel := livepatch.Host.Kernel()
+	if boot && kernel.CmdlineHas("kelp.enable=0") {
+		rep.DisabledByCmdline = true
 		notifySystemd("READY=1\nSTATUS=disabled by kelp.enable=0")
-		if asJSON {
-			return writeJSON(out, rep)
+		if g.json {
+			return g.emit(cmd, rep, nil)
 		}
 		fmt.Fprintln(out, "kelp: kelp.enable=0 on the kernel command line: no patches loaded")
 		return nil
@@ -88,7 +105,7 @@ func loadAll(ctx context.Context, out io.Writer, asJSON, boot bool, settle time.
 	l := &storeLoader{opts: opts}
 	events := func(ev store.BootEvent) {
 		rep.Events = append(rep.Events, ev)
-		if asJSON {
+		if g.json {
 			return
 		}
 		switch {
@@ -103,23 +120,22 @@ func loadAll(ctx context.Context, out io.Writer, asJSON, boot bool, settle time.
 	ready := func() {
 		notifySystemd(fmt.Sprintf("READY=1\nSTATUS=%d loaded, %d failed; settling", countAction(rep.Events, "loaded"), countAction(rep.Events, "failed")))
 	}
-	failed, err := openStore().LoadAll(ctx, rel, l, store.BootOptions{BootID: bootID(), Settle: settle, Ready: ready, Events: events})
+	failed, err := openStore().LoadAll(ctx, rel, l, store.BootOptions{BootID: kernel.BootID(), Settle: settle, Ready: ready, Events: events})
 	rep.Failed = failed
 	rep.Results = append(rep.Results, l.results...)
-	if err != nil {
-		return exitWith(exitFailure, "load --all: %v", err)
+	switch {
+	case err != nil:
+		err = failWith(err, "load --all: %v", err)
+	case failed > 0:
+		err = exitWith(exitFailure, "load --all: %d patch(es) failed to load", failed)
 	}
-	if asJSON {
-		if err := writeJSON(out, rep); err != nil {
-			return err
-		}
-	} else if len(rep.Events) == 0 {
+	if g.json {
+		return g.emit(cmd, rep, err)
+	}
+	if err == nil && len(rep.Events) == 0 {
 		fmt.Fprintf(out, "no patches installed for %s\n", rel)
 	}
-	if failed > 0 {
-		return exitWith(exitFailure, "load --all: %d patch(es) failed to load", failed)
-	}
-	return nil
+	return err
 }
 
 func countAction(evs []store.BootEvent, action string) int {
@@ -130,28 +146,6 @@ func countAction(evs []store.BootEvent, action string) int {
 		}
 	}
 	return n
-}
-
-func bootID() string {
-	data, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(data))
-}
-
-// kernelCmdlineDisables reports kelp.enable=0 on the kernel command line.
-func kernelCmdlineDisables() bool {
-	data, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return false
-	}
-	for _, arg := range strings.Fields(string(data)) {
-		if arg == "kelp.enable=0" {
-			return true
-		}
-	}
-	return false
 }
 
 // notifySystemd sends a state string to the service manager when kelp runs

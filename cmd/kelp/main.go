@@ -2,24 +2,9 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 )
 
 func main() {
-	root := newRootCmd()
-	err := root.Execute()
-	if err == nil {
-		return
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "kelp: "+ee.msg)
-		}
-		os.Exit(ee.code)
-	}
-	fmt.Fprintln(os.Stderr, "kelp: "+err.Error())
-	os.Exit(exitFailure)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

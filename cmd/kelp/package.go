@@ -1,19 +1,37 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
-	"github.com/kelp-project/kelp/packaging"
 	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
 )
 
+// helperPath is where kelp's package installs kelp-package, the program
+// that writes packages: the packaging library does not ride along in the
+// kelp binary systemd runs at every boot.
+const helperPath = "/usr/libexec/kelp/kelp-package"
+
+// packageReport is `kelp package --json`: what kelp-package wrote.
+type packageReport struct {
+	Format  string   `json:"format"`
+	Name    string   `json:"name"`
+	Version string   `json:"version"`
+	File    string   `json:"file"`
+	Module  string   `json:"module,omitempty"`
+	Kernel  string   `json:"kernel,omitempty"`
+	Depends []string `json:"depends"`
+}
+
 func newPackageCmd(g *globals) *cobra.Command {
-	var o packaging.PatchOptions
-	var outDir string
+	var format, name, pkgVersion, release, maintainer, description, outDir string
 	var self bool
 	c := &cobra.Command{
 		Use:   "package [--format deb|rpm] FILE.ko | --self",
@@ -22,87 +40,173 @@ func newPackageCmd(g *globals) *cobra.Command {
 
   kelp package fix.ko --format deb
       kelp-patch-<module>-<kernel>_<version>-<release>_amd64.deb: ships the
-      module, depends on the exact kernel package it targets and on kelp; its
-      post-install script installs it into the store and loads it on the
-      matching running kernel; removal unloads and uninstalls it.
+      module, depends on the exact kernel package it targets and on this
+      version of kelp or newer; its post-install script installs it into
+      the store and loads it on the matching running kernel (a reinstall
+      keeps a quarantine); removal unloads and uninstalls it.
 
   kelp package --self --format deb
-      kelp itself: /usr/sbin/kelp, kelp.service (enabled on install), man
-      pages.
+      kelp itself: /usr/sbin/kelp, kelp-package, kelp.service (enabled on
+      the first installation only: an admin's disable survives upgrades),
+      man pages, bash/zsh/fish completions.
 
 File times and package dates come from SOURCE_DATE_EPOCH when set (else the
-input file's modification time), so the same inputs give the same bytes.`,
+input file's modification time), so the same inputs give the same bytes.
+The packages are written by kelp-package (next to kelp, or ` + helperPath + `).
+
+` + exitCodesHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if self && len(args) != 0 || !self && len(args) != 1 {
-				return exitWith(exitUsage, "package: give one FILE.ko, or --self")
+				return exitWith(exitUsage, "package: give one FILE.ko, or --self (see kelp package --help)")
+			}
+			if format != "deb" && format != "rpm" {
+				return exitWith(exitUsage, "package: --format %q: deb or rpm (see kelp package --help)", format)
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := os.MkdirAll(outDir, 0o755); err != nil {
-				return exitWith(exitFailure, "package: %v", err)
-			}
-			var p *packaging.Package
-			var err error
-			if self {
-				p, err = packageSelf(cmd.Root(), o, outDir)
-			} else {
-				o.Module = args[0]
-				p, err = packaging.BuildPatch(o, outDir)
-			}
+			helper, err := findHelper()
 			if err != nil {
-				return exitWith(exitFailure, "package: %v", err)
+				return g.emit(cmd, nil, err)
+			}
+			ctx, stop := interruptible()
+			defer stop()
+			hargs := []string{"--format", format, "--output-dir", outDir, "--kelp-version", version}
+			for _, o := range []struct{ flag, v string }{{"--version", pkgVersion}, {"--maintainer", maintainer}} {
+				if o.v != "" {
+					hargs = append(hargs, o.flag, o.v)
+				}
+			}
+			if self {
+				exe, err := os.Executable()
+				if err != nil {
+					return g.emit(cmd, nil, failWith(err, "package: %v", err))
+				}
+				root, err := os.MkdirTemp("", "kelp-package-root-")
+				if err != nil {
+					return g.emit(cmd, nil, failWith(err, "package: %v", err))
+				}
+				defer os.RemoveAll(root)
+				if err := selfFiles(cmd.Root(), exe, root); err != nil {
+					return g.emit(cmd, nil, failWith(err, "package: %v", err))
+				}
+				hargs = append([]string{"self", "--binary", exe, "--root", root}, hargs...)
+			} else {
+				for _, o := range []struct{ flag, v string }{{"--name", name}, {"--release", release}, {"--description", description}} {
+					if o.v != "" {
+						hargs = append(hargs, o.flag, o.v)
+					}
+				}
+				hargs = append(append([]string{"patch"}, hargs...), args[0])
+			}
+			var stdout, stderr bytes.Buffer
+			h := exec.CommandContext(ctx, helper, hargs...)
+			h.Stdout, h.Stderr = &stdout, &stderr
+			if err := h.Run(); err != nil {
+				if ctx.Err() != nil {
+					return g.emit(cmd, nil, failWith(ctx.Err(), "package: interrupted; no package written"))
+				}
+				msg := strings.TrimSpace(stderr.String())
+				if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+					msg = msg[i+1:]
+				}
+				msg = strings.TrimPrefix(msg, "kelp-package: ")
+				if msg == "" {
+					msg = err.Error()
+				}
+				return g.emit(cmd, nil, failWith(err, "package: %s", msg))
+			}
+			var p packageReport
+			if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
+				return g.emit(cmd, nil, failWith(err, "package: unreadable answer from %s: %v", helper, err))
 			}
 			if g.json {
-				return writeJSON(cmd.OutOrStdout(), p)
+				return g.emit(cmd, p, nil)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s %s, depends: %s)\n", p.File, p.Name, p.Version, strings.Join(p.Depends, ", "))
 			return nil
 		},
 	}
-	c.Flags().StringVar(&o.Format, "format", "deb", "package format: deb or rpm")
-	c.Flags().StringVar(&o.Name, "name", "", "package name (default kelp-patch-<module>-<kernel release>)")
-	c.Flags().StringVar(&o.Version, "version", "", "package version (default 1.0.0; kelp's own version with --self)")
-	c.Flags().StringVar(&o.Release, "release", "", "package release (default 1)")
-	c.Flags().StringVar(&o.Maintainer, "maintainer", "", "maintainer, e.g. 'Ops <ops@example.org>'")
-	c.Flags().StringVar(&o.Description, "description", "", "package description")
+	c.Flags().StringVar(&format, "format", "deb", "package format: deb or rpm")
+	c.Flags().StringVar(&name, "name", "", "package name (default kelp-patch-<module>-<kernel release>)")
+	c.Flags().StringVar(&pkgVersion, "version", "", "package version (default 1.0.0; kelp's own version with --self)")
+	c.Flags().StringVar(&release, "release", "", "package release (default 1)")
+	c.Flags().StringVar(&maintainer, "maintainer", "", "maintainer, e.g. 'Ops <ops@example.org>'")
+	c.Flags().StringVar(&description, "description", "", "package description")
 	c.Flags().StringVarP(&outDir, "output-dir", "o", ".", "directory to write the package to")
-	c.Flags().BoolVar(&self, "self", false, "package kelp itself (this binary, kelp.service, man pages)")
+	c.Flags().BoolVar(&self, "self", false, "package kelp itself (this binary, kelp.service, man pages, completions)")
 	return c
 }
 
-// packageSelf packages the running kelp binary with man pages generated
-// from its own command tree.
-func packageSelf(root *cobra.Command, o packaging.PatchOptions, outDir string) (*packaging.Package, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+// findHelper finds kelp-package: next to kelp (a build tree, bin/), where
+// kelp's package installs it, or on PATH.
+func findHelper() (string, error) {
+	var tried []string
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "kelp-package")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+		tried = append(tried, p)
 	}
-	manDir, err := os.MkdirTemp("", "kelp-man-")
-	if err != nil {
-		return nil, err
+	if _, err := os.Stat(helperPath); err == nil {
+		return helperPath, nil
 	}
-	defer os.RemoveAll(manDir)
+	tried = append(tried, helperPath)
+	if p, err := exec.LookPath("kelp-package"); err == nil {
+		return p, nil
+	}
+	tried = append(tried, "PATH")
+	return "", failWith(errors.New("kelp-package not found"), "package: kelp-package not found (looked in %s): install kelp's package, or build it with make build", strings.Join(tried, ", "))
+}
+
+// selfFiles writes the files kelp's package ships besides the binaries
+// below root, at their installed paths: man pages and shell completions.
+func selfFiles(root *cobra.Command, exe, dir string) error {
 	st, err := os.Stat(exe)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	date, err := packaging.Epoch(st.ModTime())
-	if err != nil {
-		return nil, err
+	date := st.ModTime()
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		var n int64
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+		}
+		date = time.Unix(n, 0)
 	}
-	hdr := &doc.GenManHeader{Title: "KELP", Section: "8", Date: &date, Source: "kelp " + version, Manual: "kelp manual"}
-	if err := doc.GenManTree(root, hdr, manDir); err != nil {
-		return nil, fmt.Errorf("man pages: %w", err)
+	man := filepath.Join(dir, "usr/share/man/man8")
+	if err := os.MkdirAll(man, 0o755); err != nil {
+		return err
 	}
-	pages, _ := filepath.Glob(filepath.Join(manDir, "*.8"))
-	docs := map[string]string{}
-	for _, p := range pages {
-		docs["/usr/share/man/man8/"+filepath.Base(p)] = p
+	if err := writeManPages(root, man, date); err != nil {
+		return fmt.Errorf("man pages: %w", err)
 	}
-	v := o.Version
-	if v == "" {
-		v = version
+	return writeCompletions(root, dir)
+}
+
+// writeCompletions writes the bash, zsh and fish completion scripts below
+// dir where Debian's shells look for them.
+func writeCompletions(root *cobra.Command, dir string) error {
+	for _, s := range []struct {
+		path string
+		gen  func(*bytes.Buffer) error
+	}{
+		{"usr/share/bash-completion/completions/kelp", func(b *bytes.Buffer) error { return root.GenBashCompletionV2(b, true) }},
+		{"usr/share/zsh/vendor-completions/_kelp", func(b *bytes.Buffer) error { return root.GenZshCompletion(b) }},
+		{"usr/share/fish/vendor_completions.d/kelp.fish", func(b *bytes.Buffer) error { return root.GenFishCompletion(b, true) }},
+	} {
+		var b bytes.Buffer
+		if err := s.gen(&b); err != nil {
+			return fmt.Errorf("completion %s: %w", s.path, err)
+		}
+		p := filepath.Join(dir, s.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
-	return packaging.BuildSelf(packaging.SelfOptions{Format: o.Format, Binary: exe, Version: v, Maintainer: o.Maintainer, Docs: docs}, outDir)
+	return nil
 }

@@ -28,7 +28,8 @@ type progress struct {
 }
 
 func newProgress(g *globals, verbose bool) *progress {
-	return &progress{w: os.Stderr, tty: isTerminal(os.Stderr), verbose: verbose, quiet: g.json}
+	f, _ := g.stderr.(*os.File)
+	return &progress{w: g.stderr, tty: f != nil && isTerminal(f), verbose: verbose, quiet: g.json}
 }
 
 func (p *progress) event(e livepatch.Event) {

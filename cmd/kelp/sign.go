@@ -20,28 +20,33 @@ func newSignCmd(g *globals) *cobra.Command {
 format (the format of scripts/sign-file), replacing any existing signature.
 KEY is a PEM private key (RSA or ECDSA), CERT a PEM or DER X.509 certificate;
 the kernel accepts the module when the certificate is in its trusted
-keyrings. The file is replaced atomically unless -o names another file.`,
+keyrings. The file is replaced atomically unless -o names another file.
+
+` + exitCodesHelp,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if key == "" || cert == "" {
-				return exitWith(exitUsage, "sign: --key and --cert are required")
+				return exitWith(exitUsage, "sign: --key and --cert are required (see kelp sign --help)")
 			}
 			h, ok := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}[hash]
 			if !ok {
-				return exitWith(exitUsage, "sign: unsupported --hash %q (sha256, sha384, sha512)", hash)
+				return exitWith(exitUsage, "sign: unsupported --hash %q (sha256, sha384, sha512; see kelp sign --help)", hash)
+			}
+			fail := func(err error, format string, a ...any) error {
+				return g.emit(cmd, nil, failWith(err, format, a...))
 			}
 			signer, certificate, err := modsign.LoadKeyPair(key, cert)
 			if err != nil {
-				return exitWith(exitFailure, "sign: %v", err)
+				return fail(err, "sign: %v", err)
 			}
 			in := args[0]
 			data, err := os.ReadFile(in)
 			if err != nil {
-				return exitWith(exitFailure, "sign: %v", err)
+				return fail(err, "sign: %v", err)
 			}
 			signed, err := modsign.Sign(data, signer, certificate, h)
 			if err != nil {
-				return exitWith(exitFailure, "sign %s: %v", in, err)
+				return fail(err, "sign %s: %v", in, err)
 			}
 			if out == "" {
 				out = in
@@ -50,15 +55,15 @@ keyrings. The file is replaced atomically unless -o names another file.`,
 			if st, err := os.Stat(out); err == nil {
 				mode = st.Mode().Perm()
 			}
-			if err := atomicfile.WriteFile(out, signed, mode); err != nil {
-				return exitWith(exitFailure, "sign: write %s: %v", out, err)
-			}
 			m, err := kmod.Parse(signed)
 			if err != nil {
-				return err
+				return fail(err, "sign %s: %v", in, err)
+			}
+			if err := atomicfile.Replace(out, signed, mode); err != nil {
+				return fail(err, "sign: write %s: %v", out, err)
 			}
 			if g.json {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"file": out, "module": m.Name, "signature": m.Signature})
+				return g.emit(cmd, signReport{File: out, Module: m.Name, Signature: m.Signature}, nil)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "signed %s (%s) with %q, key %s, %s\n", out, m.Name, m.Signature.Signer, m.Signature.KeyID, m.Signature.HashAlgo)
 			return nil
@@ -69,4 +74,11 @@ keyrings. The file is replaced atomically unless -o names another file.`,
 	c.Flags().StringVarP(&out, "output", "o", "", "write the signed module here instead of replacing FILE.ko")
 	c.Flags().StringVar(&hash, "hash", "sha256", "digest: sha256, sha384 or sha512")
 	return c
+}
+
+// signReport is `kelp sign --json`.
+type signReport struct {
+	File      string          `json:"file"`
+	Module    string          `json:"module"`
+	Signature *kmod.Signature `json:"signature"`
 }

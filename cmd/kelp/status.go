@@ -5,29 +5,32 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/kelp-project/kelp/internal/atomicfile"
 	"github.com/kelp-project/kelp/livepatch"
-	"github.com/kelp-project/kelp/store"
 	"github.com/spf13/cobra"
 )
 
 // statusReport is `kelp status --json`.
 type statusReport struct {
-	Kernel       string             `json:"kernel"`
-	Livepatch    bool               `json:"livepatch_supported"`
-	Loaded       []livepatch.Patch  `json:"loaded"`
-	Transition   string             `json:"transition,omitempty"` // patch in transition
-	Installed    []store.Entry      `json:"installed"`
-	Quarantined  []store.Quarantine `json:"quarantined"`
-	Applying     []store.Mark       `json:"applying"`
-	Problems     []store.Problem    `json:"store_problems"`
-	Tainted      uint64             `json:"tainted"`
-	TaintFlags   string             `json:"taint_flags"`
-	InstalledFor map[string]int     `json:"installed_other_kernels,omitempty"`
+	Kernel string `json:"kernel"`
+	// LivepatchSupported: the kernel has the livepatch core
+	// (/sys/kernel/livepatch).
+	LivepatchSupported bool              `json:"livepatch_supported"`
+	Loaded             []livepatch.Patch `json:"loaded"`
+	// Transition is the transition under way, null when there is none.
+	Transition  *livepatch.TransitionInfo `json:"transition"`
+	Installed   []installedPatch          `json:"installed"`
+	Quarantined []quarantinedPatch        `json:"quarantined"`
+	Applying    []applyingMark            `json:"applying"`
+	Problems    []storeProblem            `json:"problems"`
+	Tainted     uint64                    `json:"tainted"`
+	TaintFlags  string                    `json:"taint_flags"`
+	// OtherKernels counts the patches installed for other kernel releases.
+	OtherKernels map[string]int `json:"other_kernels"`
 }
 
 func gatherStatus() (*statusReport, error) {
@@ -35,30 +38,40 @@ func gatherStatus() (*statusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &statusReport{Kernel: rel, Loaded: []livepatch.Patch{}}
+	r := &statusReport{Kernel: rel, Loaded: []livepatch.Patch{}, OtherKernels: map[string]int{}}
 	if ps, err := livepatch.Host.Patches(); err == nil {
-		r.Livepatch = true
+		r.LivepatchSupported = true
 		r.Loaded = ps
 		for _, p := range ps {
 			if p.Transition {
-				r.Transition = p.Name
+				if l, err := livepatch.Host.List(); err == nil && l.Transition != nil {
+					r.Transition = l.Transition
+				} else {
+					r.Transition = &livepatch.TransitionInfo{Patch: p.Name, Target: p.Target()}
+				}
 			}
 		}
 	}
-	if data, err := os.ReadFile("/proc/sys/kernel/tainted"); err == nil {
-		r.Tainted, _ = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-		r.TaintFlags = livepatch.TaintString(r.Tainted)
+	if n, err := livepatch.Host.Kernel().Tainted(); err == nil {
+		r.Tainted = n
+		r.TaintFlags = livepatch.TaintString(n)
 	}
 	st := openStore()
-	if r.Installed, r.Problems, err = st.List(rel); err != nil {
+	es, ps, err := st.List(rel)
+	if err != nil {
 		return nil, err
 	}
-	if r.Quarantined, err = st.Quarantined(rel); err != nil {
+	r.Installed, r.Problems = installedView(st, rel, es), problemsView(ps)
+	qs, err := st.Quarantined(rel)
+	if err != nil {
 		return nil, err
 	}
-	if r.Applying, err = st.Marks(rel); err != nil {
+	r.Quarantined = quarantinedView(qs)
+	ms, err := st.Marks(rel)
+	if err != nil {
 		return nil, err
 	}
+	r.Applying = marksView(ms)
 	rels, err := st.Releases()
 	if err != nil {
 		return nil, err
@@ -68,24 +81,8 @@ func gatherStatus() (*statusReport, error) {
 			continue
 		}
 		if es, _, err := st.List(other); err == nil && len(es) > 0 {
-			if r.InstalledFor == nil {
-				r.InstalledFor = map[string]int{}
-			}
-			r.InstalledFor[other] = len(es)
+			r.OtherKernels[other] = len(es)
 		}
-	}
-	// Empty lists stay lists in JSON, so automation can count them.
-	if r.Installed == nil {
-		r.Installed = []store.Entry{}
-	}
-	if r.Quarantined == nil {
-		r.Quarantined = []store.Quarantine{}
-	}
-	if r.Applying == nil {
-		r.Applying = []store.Mark{}
-	}
-	if r.Problems == nil {
-		r.Problems = []store.Problem{}
 	}
 	return r, nil
 }
@@ -106,17 +103,20 @@ metrics (atomically; point it into the collector's directory, e.g.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := gatherStatus()
 			if err != nil {
-				return exitWith(exitFailure, "status: %v", err)
+				return g.emit(cmd, nil, failWith(err, "status: %v", err))
 			}
 			if prom != "" {
 				var buf bytes.Buffer
 				writeMetrics(&buf, r)
-				if err := atomicfile.WriteFile(prom, buf.Bytes(), 0o644); err != nil {
-					return exitWith(exitFailure, "status: write %s: %v", prom, err)
+				if st, err := os.Stat(filepath.Dir(prom)); err != nil || !st.IsDir() {
+					return g.emit(cmd, nil, exitWith(exitFailure, "status: --prometheus %s: no directory %s (kelp creates only the file)", prom, filepath.Dir(prom)))
+				}
+				if err := atomicfile.Replace(prom, buf.Bytes(), 0o644); err != nil {
+					return g.emit(cmd, nil, failWith(err, "status: --prometheus: %v", err))
 				}
 			}
 			if g.json {
-				return writeJSON(cmd.OutOrStdout(), r)
+				return g.emit(cmd, r, nil)
 			}
 			if prom == "" {
 				printStatus(cmd.OutOrStdout(), r)
@@ -130,12 +130,12 @@ metrics (atomically; point it into the collector's directory, e.g.
 
 func printStatus(w io.Writer, r *statusReport) {
 	fmt.Fprintf(w, "kernel:       %s\n", r.Kernel)
-	if !r.Livepatch {
+	if !r.LivepatchSupported {
 		fmt.Fprintln(w, "livepatch:    not supported by this kernel")
 	}
 	fmt.Fprintf(w, "loaded:       %s\n", orNone(patchNames(r.Loaded)))
-	if r.Transition != "" {
-		fmt.Fprintf(w, "transition:   %s\n", r.Transition)
+	if t := r.Transition; t != nil {
+		fmt.Fprintf(w, "transition:   %s %s\n", t.Patch, t.Target.Verb())
 	}
 	var inst []string
 	for _, e := range r.Installed {
@@ -143,21 +143,21 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	fmt.Fprintf(w, "installed:    %s\n", orNone(inst))
 	for _, q := range r.Quarantined {
-		fmt.Fprintf(w, "quarantined:  %s since %s: %s\n", q.Name, q.Since.Format("2006-01-02 15:04:05Z07:00"), q.Reason)
+		fmt.Fprintf(w, "quarantined:  %s since %s: %s\n", q.Name, q.QuarantinedAt.Format("2006-01-02 15:04:05Z07:00"), q.Reason)
 	}
 	for _, m := range r.Applying {
-		fmt.Fprintf(w, "applying:     %s (since %s)\n", m.Name, m.Started.Format("15:04:05"))
+		fmt.Fprintf(w, "applying:     %s (since %s)\n", m.Name, m.StartedAt.Format("15:04:05"))
 	}
 	for _, p := range r.Problems {
-		fmt.Fprintf(w, "store:        %s\n", p)
+		fmt.Fprintf(w, "store:        %s: %s\n", p.Path, p.Reason)
 	}
 	if r.Tainted != 0 {
 		fmt.Fprintf(w, "taint:        %d %s\n", r.Tainted, r.TaintFlags)
 	} else {
 		fmt.Fprintln(w, "taint:        none")
 	}
-	others := make([]string, 0, len(r.InstalledFor))
-	for k, n := range r.InstalledFor {
+	others := make([]string, 0, len(r.OtherKernels))
+	for k, n := range r.OtherKernels {
 		others = append(others, fmt.Sprintf("%s (%d)", k, n))
 	}
 	sort.Strings(others)
@@ -197,11 +197,11 @@ func writeMetrics(w io.Writer, r *statusReport) {
 		return 0
 	}
 	fmt.Fprintf(w, "# HELP kelp_kernel_info Running kernel release.\n# TYPE kelp_kernel_info gauge\nkelp_kernel_info{release=%q} 1\n", r.Kernel)
-	gauge("kelp_livepatch_supported", "Whether the kernel has livepatch support.", b2f(r.Livepatch))
+	gauge("kelp_livepatch_supported", "Whether the kernel has livepatch support.", b2f(r.LivepatchSupported))
 	gauge("kelp_patches_loaded", "Livepatches registered with the kernel.", float64(len(r.Loaded)))
 	gauge("kelp_patches_installed", "Patches installed for the running kernel.", float64(len(r.Installed)))
 	gauge("kelp_patches_quarantined", "Installed patches not loaded at boot after a crash.", float64(len(r.Quarantined)))
-	gauge("kelp_transition_in_progress", "Whether a livepatch transition is in progress.", b2f(r.Transition != ""))
+	gauge("kelp_transition_in_progress", "Whether a livepatch transition is in progress.", b2f(r.Transition != nil))
 	gauge("kelp_store_problems", "Damaged or leftover files found in the patch store.", float64(len(r.Problems)))
 	gauge("kelp_kernel_tainted", "Value of /proc/sys/kernel/tainted.", float64(r.Tainted))
 	fmt.Fprintln(w, "# HELP kelp_patch Per-patch state (loaded, enabled, installed, quarantined).")

@@ -4,13 +4,15 @@ import (
 	"io"
 	"os"
 
+	"github.com/kelp-project/kelp/livepatch"
 	"github.com/spf13/cobra"
 )
 
 func newSymbolsCmd(_ *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "symbols > FILE",
-		Short: "Print the running kernel's symbol table, for kelp build --symbols elsewhere",
+		Annotations: map[string]string{textOnly: "the output is the kernel's symbol table as text, for kelp build --symbols"},
+		Use:         "symbols > FILE",
+		Short:       "Print the running kernel's symbol table, for kelp build --symbols elsewhere",
 		Long: `symbols prints /proc/kallsyms of the running kernel. Run it on the target
 (as root: without privilege the addresses read as zero, which kelp build
 accepts since only the order counts, but the file is then less useful to
@@ -21,16 +23,19 @@ people) and give the file to kelp build --symbols on the build machine:
 
 Build on a target with no livepatch module loaded, or after kelp unload
 --all: kelp build reads vmlinux's symbols from the dump and the modules'
-from /lib/modules.`,
+from /lib/modules. The output is the kallsyms text itself: --json is a usage
+error.
+
+` + exitCodesHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open("/proc/kallsyms")
+			f, err := os.Open(livepatch.Host.Kernel().Path("proc", "kallsyms"))
 			if err != nil {
-				return exitWith(exitFailure, "symbols: %v", err)
+				return failWith(err, "symbols: %v", err)
 			}
 			defer f.Close()
 			if _, err := io.Copy(cmd.OutOrStdout(), f); err != nil {
-				return exitWith(exitFailure, "symbols: %v", err)
+				return failWith(err, "symbols: %v", err)
 			}
 			return nil
 		},

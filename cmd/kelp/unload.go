@@ -26,6 +26,7 @@ applied. --all unloads every livepatch module, newest first, and stops at the
 first failure.
 
 ` + exitCodesHelp,
+		ValidArgsFunction: completeLoaded,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action, err := tf.action()
 			if err != nil {
@@ -35,13 +36,13 @@ first failure.
 			names := args
 			switch {
 			case all && len(args) > 0:
-				return exitWith(exitUsage, "give patch names or --all, not both")
+				return exitWith(exitUsage, "unload: give patch names or --all, not both (see kelp unload --help)")
 			case all:
 				if names, err = sys.UnloadOrder(); err != nil {
-					return exitWith(exitFailure, "list loaded patches: %v", err)
+					return g.emit(cmd, unloadReport{Results: []*livepatch.UnloadResult{}}, failWith(err, "unload: list loaded patches: %v", err))
 				}
 			case len(args) == 0:
-				return exitWith(exitUsage, "name the patches to unload, or give --all (see kelp list)")
+				return exitWith(exitUsage, "unload: name the patches to unload, or give --all (see kelp unload --help)")
 			}
 			out := cmd.OutOrStdout()
 			ctx, stop := interruptible()
@@ -66,10 +67,9 @@ first failure.
 				}
 			}
 			if g.json {
-				if err := writeOpJSON(out, results, unloadErr); err != nil {
-					return err
-				}
-			} else if all && len(names) == 0 {
+				return g.emit(cmd, unloadReport{Results: results}, unloadErr)
+			}
+			if all && len(names) == 0 {
 				fmt.Fprintln(out, "no livepatch modules loaded")
 			}
 			return asExit(unloadErr)
@@ -78,6 +78,11 @@ first failure.
 	tf.add(c, "re-enable the patch, reversing the transition")
 	c.Flags().BoolVar(&all, "all", false, "unload every livepatch module, newest first")
 	return c
+}
+
+// unloadReport is `kelp unload --json`.
+type unloadReport struct {
+	Results []*livepatch.UnloadResult `json:"results"`
 }
 
 func unloadSummary(r *livepatch.UnloadResult) string {

@@ -18,8 +18,9 @@ var (
 type versionInfo struct {
 	Version string `json:"version"`
 	Commit  string `json:"commit"`
-	Dirty   bool   `json:"dirty,omitempty"`
-	Go      string `json:"go"`
+	// Modified: built from a work tree with uncommitted changes.
+	Modified bool   `json:"modified"`
+	Go       string `json:"go"`
 }
 
 func currentVersion() versionInfo {
@@ -36,7 +37,7 @@ func currentVersion() versionInfo {
 		case "vcs.revision":
 			v.Commit = s.Value
 		case "vcs.modified":
-			v.Dirty = s.Value == "true"
+			v.Modified = s.Value == "true"
 		}
 	}
 	if v.Commit == "" {
@@ -53,10 +54,10 @@ func newVersionCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := currentVersion()
 			if g.json {
-				return writeJSON(cmd.OutOrStdout(), v)
+				return g.emit(cmd, v, nil)
 			}
 			commit := v.Commit
-			if v.Dirty {
+			if v.Modified {
 				commit += " (modified)"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "kelp %s\ncommit %s\n%s\n", v.Version, commit, v.Go)

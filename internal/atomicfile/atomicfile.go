@@ -12,11 +12,19 @@ import (
 // itself is durable. On error the temporary file is removed and path is
 // unchanged. Temporary names start with "." and end in ".tmp", so readers
 // can recognise leftovers.
+// Missing parent directories are created.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
+	return Replace(path, data, perm)
+}
+
+// Replace is WriteFile into a directory that must exist: it creates
+// nothing but path, for files a user names (a missing directory is their
+// typo, not something to create).
+func Replace(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err

@@ -33,11 +33,13 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 		t.Fatal(err)
 	}
 	kelp := filepath.Join(dir, "kelp")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=1.0.0", "-o", kelp, "./cmd/kelp")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build kelp: %v\n%s", err, out)
+	for _, c := range []string{"kelp", "kelp-package"} {
+		build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=1.0.0", "-o", filepath.Join(dir, c), "./cmd/"+c)
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", c, err, out)
+		}
 	}
 	ko, err := k.SampleLivepatch(ctx)
 	if err != nil {

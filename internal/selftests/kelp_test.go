@@ -320,7 +320,7 @@ func TestKelpCommands(t *testing.T) {
 			var rep struct {
 				File struct {
 					Name      string `json:"name"`
-					Livepatch bool   `json:"livepatch"`
+					Livepatch bool   `json:"is_livepatch"`
 					Vermagic  string `json:"vermagic"`
 				} `json:"file"`
 				Loaded *livepatch.LoadedModule `json:"loaded"`

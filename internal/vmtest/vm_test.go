@@ -22,7 +22,7 @@ func TestBootCheck(t *testing.T) {
 		LivepatchPossible bool   `json:"livepatch_possible"`
 		Checks            []struct {
 			Name   string `json:"name"`
-			OK     bool   `json:"ok"`
+			OK     bool   `json:"passed"`
 			Detail string `json:"detail"`
 		} `json:"checks"`
 	}
