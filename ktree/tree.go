@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +37,9 @@ type Tree struct {
 // needed on a Debian system with the kernel's packages installed.
 type Options struct {
 	Release string // target kernel release (default: the running one)
-	// SourceDir is a kernel source tree to use (prepared in place once);
-	// empty: extract SourceTar into CacheDir.
+	// SourceDir is a kernel source tree to use; kelp never writes into
+	// it: a copy in CacheDir is prepared, and made again when the tree
+	// changes. Empty: extract SourceTar into CacheDir.
 	SourceDir string
 	// SourceTar is the kernel source tarball; empty: the installed
 	// linux-source-<version> package, which must be of the same Debian
@@ -100,10 +104,15 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	if step == nil {
 		step = func(string) {}
 	}
+	cache := opts.CacheDir
+	if cache == "" {
+		if cache, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case opts.SourceDir != "":
-		t.Dir = opts.SourceDir
-		if err := prepareInPlace(ctx, t.Dir, cfg, t.Jobs, step); err != nil {
+		if t.Dir, err = preparedCopy(ctx, opts.SourceDir, cache, opts.Release, cfg, t.Jobs, step); err != nil {
 			return nil, err
 		}
 		return t, nil
@@ -119,12 +128,6 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		tarKey, err := FileKey(opts.SourceTar)
 		if err != nil {
 			return nil, fmt.Errorf("kernel source: %w", err)
-		}
-		cache := opts.CacheDir
-		if cache == "" {
-			if cache, err = DefaultCacheDir(); err != nil {
-				return nil, err
-			}
 		}
 		dir = filepath.Join(cache, opts.Release+"-"+Digest(tarKey, string(cfg)))
 	}
@@ -169,31 +172,67 @@ func prepare(ctx context.Context, dir string, cfg []byte, jobs int) error {
 	return nil
 }
 
-// prepareInPlace prepares a user's tree once per config; the marker
-// written last says it is done.
-func prepareInPlace(ctx context.Context, dir string, cfg []byte, jobs int, step func(string)) error {
-	if _, err := os.Stat(filepath.Join(dir, "Makefile")); err != nil {
-		return fmt.Errorf("source tree %s: %w", dir, err)
-	}
-	marker := filepath.Join(dir, ".kelp-prepared")
-	want := Digest(string(cfg))
-	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
-		return nil
-	}
-	unlock, err := lockFile(dir + ".lock")
+// preparedCopy returns a prepared copy of the user's tree src in cache:
+// kelp never writes into a tree it was given. The copy is named after the
+// tree's path and its content (every file's path, size and modification
+// time) and the config, so an edit to the tree makes a new copy, which
+// replaces the older copies of the same tree.
+func preparedCopy(ctx context.Context, src, cache, release string, cfg []byte, jobs int, step func(string)) (string, error) {
+	abs, err := filepath.Abs(src)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer unlock()
-	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+	if _, err := os.Stat(filepath.Join(abs, "Makefile")); err != nil {
+		return "", fmt.Errorf("source tree %s: %w", src, err)
+	}
+	content, err := treeContent(abs)
+	if err != nil {
+		return "", fmt.Errorf("source tree %s: %w", src, err)
+	}
+	prefix := filepath.Join(cache, release+"-src-"+Digest(abs)[:12])
+	dir, err := Cached(prefix+"-"+Digest(content, string(cfg))[:16], func(dir string) error {
+		step("copying " + abs + " into " + dir)
+		if err := run(ctx, "", "cp", "-a", "--reflink=auto", abs+"/.", dir); err != nil {
+			return fmt.Errorf("copy %s: %w", abs, err)
+		}
+		step("preparing the copy (make olddefconfig modules_prepare)")
+		return prepare(ctx, dir, cfg, jobs)
+	})
+	if err != nil {
+		return "", err
+	}
+	old, _ := filepath.Glob(prefix + "-*")
+	for _, o := range old {
+		if o != dir && o != dir+".lock" {
+			os.RemoveAll(o)
+		}
+	}
+	return dir, nil
+}
+
+// treeContent describes a source tree by every file's path, size, mode
+// and modification time (not its bytes: a kernel tree is large, and an
+// edit changes the time).
+func treeContent(dir string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%v\x00%d\n", p, fi.Size(), fi.Mode(), fi.ModTime().UnixNano())
 		return nil
+	})
+	if err != nil {
+		return "", err
 	}
-	os.Remove(marker)
-	step("preparing " + dir + " (make olddefconfig modules_prepare)")
-	if err := prepare(ctx, dir, cfg, jobs); err != nil {
-		return err
-	}
-	return os.WriteFile(marker, []byte(want), 0o644)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // checkCompiler compares gcc's version line with CONFIG_CC_VERSION_TEXT,

@@ -99,11 +99,27 @@ The packages are written by kelp-package (next to kelp, or ` + helperPath + `).
 				}
 				hargs = append(append([]string{"patch"}, hargs...), args[0])
 			}
+			// kelp-package's temporary files go into a directory kelp
+			// removes whatever happens to the helper; an interrupted
+			// helper's partial package (a hidden .tmp in the output
+			// directory) is removed too.
+			tmp, err := os.MkdirTemp("", "kelp-package-")
+			if err != nil {
+				return g.emit(cmd, nil, failWith(err, "package: %v", err))
+			}
+			defer os.RemoveAll(tmp)
+			before := hiddenTemps(outDir)
 			var stdout, stderr bytes.Buffer
 			h := exec.CommandContext(ctx, helper, hargs...)
 			h.Stdout, h.Stderr = &stdout, &stderr
+			h.Env = append(os.Environ(), "TMPDIR="+tmp)
 			if err := h.Run(); err != nil {
 				if ctx.Err() != nil {
+					for p := range hiddenTemps(outDir) {
+						if !before[p] {
+							os.Remove(p)
+						}
+					}
 					return g.emit(cmd, nil, failWith(ctx.Err(), "package: interrupted; no package written"))
 				}
 				msg := strings.TrimSpace(stderr.String())
@@ -136,6 +152,16 @@ The packages are written by kelp-package (next to kelp, or ` + helperPath + `).
 	c.Flags().StringVarP(&outDir, "output-dir", "o", ".", "directory to write the package to")
 	c.Flags().BoolVar(&self, "self", false, "package kelp itself (this binary, kelp.service, man pages, completions)")
 	return c
+}
+
+// hiddenTemps returns the temporary files of atomic writes in dir.
+func hiddenTemps(dir string) map[string]bool {
+	ps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	out := map[string]bool{}
+	for _, p := range ps {
+		out[p] = true
+	}
+	return out
 }
 
 // findHelper finds kelp-package: next to kelp (a build tree, bin/), where
