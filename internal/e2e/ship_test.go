@@ -222,7 +222,16 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "status", Shell: "kelp status --json"},
 		{Name: "status-text", Shell: "kelp status"},
 		{Name: "list", Shell: "kelp list"},
-	}, nil)
+		// Reinstalling the patch package keeps the quarantine: only the
+		// admin lifts it.
+		{Name: "reinstall-patch", Shell: "dpkg -i /kelp/" + filepath.Base(a.patchDeb)},
+		{Name: "reinstalled-cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "reinstalled-status", Shell: "kelp status --json"},
+		// Reinstalling kelp keeps an admin's disable of kelp.service.
+		{Name: "disabled-kept", Shell: "systemctl disable kelp.service 2>/dev/null && dpkg -i /kelp/" + filepath.Base(a.kelpDeb) + " >/dev/null && systemctl is-enabled kelp.service; systemctl enable kelp.service 2>/dev/null"},
+	}, func(c *vmtest.Config) {
+		c.Files = []vmtest.File{{Path: "/kelp/" + filepath.Base(a.kelpDeb), Host: a.kelpDeb}, {Path: "/kelp/" + filepath.Base(a.patchDeb), Host: a.patchDeb}}
+	})
 	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
 		t.Errorf("system state after the crash boot: %q", got)
 	}
@@ -236,6 +245,16 @@ func TestKeepAndShip(t *testing.T) {
 	t.Logf("kelp status after the power cut:\n%s", r.MustStep(t, "status-text").Stdout)
 	if got := r.MustStep(t, "list").Stdout; !strings.Contains(got, k.Release+" (running): livepatch_sample (quarantined)") {
 		t.Errorf("kelp list does not show the quarantined installed patch:\n%s", got)
+	}
+	r.MustStep(t, "reinstall-patch")
+	if strings.Contains(r.MustStep(t, "reinstalled-cmdline").Stdout, patched) {
+		t.Error("reinstalling the patch package loaded the quarantined patch")
+	}
+	if st := parseStatus(t, r.MustStep(t, "reinstalled-status").Stdout); len(st.Quarantined) != 1 || len(st.Installed) != 1 {
+		t.Errorf("status after reinstalling the quarantined patch's package: %+v", st)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "disabled-kept").Stdout); got != "disabled" {
+		t.Errorf("after systemctl disable and a reinstall of kelp, kelp.service is %q", got)
 	}
 
 	// 4. Lift the quarantine, load, then apt-get remove: unloaded and
