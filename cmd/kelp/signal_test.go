@@ -85,3 +85,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestInterruptPackage stops kelp package --self (kelp-package at work)
+// with SIGTERM: no package, no temporary file, in $TMPDIR or in the
+// output directory.
+func TestInterruptPackage(t *testing.T) {
+	kelp := filepath.Join(buildBinaries(t), "kelp")
+	tmp, out := t.TempDir(), t.TempDir()
+	cmd := exec.Command(kelp, "package", "--self", "-o", out)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// kelp-package runs once its temporary directory exists.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if ms, _ := filepath.Glob(filepath.Join(tmp, "kelp-package-[0-9]*", "*")); len(ms) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure {
+		t.Fatalf("exit after SIGTERM: %v, want status %d (did it finish first?)\n%s", err, exitFailure, stderr.String())
+	}
+	if !strings.HasSuffix(strings.TrimSpace(stderr.String()), "kelp: package: interrupted; no package written") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	for _, dir := range []string{tmp, out} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			t.Errorf("left behind after SIGTERM: %s", filepath.Join(dir, e.Name()))
+		}
+	}
+}
