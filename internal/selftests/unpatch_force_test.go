@@ -59,7 +59,7 @@ func TestUnpatchForce(t *testing.T) {
 			wantExit(4, sleeper+": unpatched by force; its module can never be removed (reboot to remove it)")(t, r)
 			for _, w := range []string{
 				"disabling " + sleeper,
-				"1 task has not switched to the unpatched state after 3.",
+				"1 task has not switched to the unpatched state after ",
 				"  pid " + catPID + " tid " + catPID + " cat, patch state patched\n",
 				"] " + sleeperFn + "+0x",
 				"warning: forcing the transition: forcing switches every remaining task to the target state at once, without checking its stack",
@@ -69,6 +69,7 @@ func TestUnpatchForce(t *testing.T) {
 					t.Errorf("stderr lacks %q", w)
 				}
 			}
+			waitedAtLeast(t, r.Stderr, "unpatched state after ", 3)
 			for _, w := range []string{"reverting", "removing module"} {
 				if strings.Contains(r.Stderr, w) {
 					t.Errorf("stderr has %q after a forced unload", w)

@@ -32,10 +32,10 @@ func TestUnpatchStall(t *testing.T) {
 			if catPID == "" {
 				t.Fatal("no reader pid")
 			}
-			wantExit(3, sleeper+": unpatching transition timed out after 3.", "1 blocking task: cat pid "+catPID+" in "+sleeperFn, "reverted, the patch stays applied")(t, r)
+			wantExit(3, sleeper+": unpatching transition timed out after ", "1 blocking task: cat pid "+catPID+" in "+sleeperFn, "reverted, the patch stays applied")(t, r)
 			for _, w := range []string{
 				"disabling " + sleeper,
-				"1 task has not switched to the unpatched state after 3.",
+				"1 task has not switched to the unpatched state after ",
 				"  pid " + catPID + " tid " + catPID + " cat, patch state patched\n",
 				"] " + sleeperFn + "+0x",
 				"reverting: reversing the unpatching transition of " + sleeper,
@@ -44,6 +44,7 @@ func TestUnpatchStall(t *testing.T) {
 					t.Errorf("stderr lacks %q", w)
 				}
 			}
+			waitedAtLeast(t, r.Stderr, "unpatched state after ", 3)
 			if strings.Contains(r.Stderr, "removing module") {
 				t.Errorf("the module was removed after a reverted unload")
 			}

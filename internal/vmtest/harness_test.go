@@ -57,7 +57,7 @@ func TestGuestPanic(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	res, err := Run(context.Background(), Config{
 		Kernel:  k,
-		Timeout: 2 * time.Minute,
+		Timeout: 6 * time.Minute,
 		Steps:   []Step{{Name: "crash", Shell: "echo c > /proc/sysrq-trigger"}},
 	})
 	var be *BootError
@@ -70,7 +70,8 @@ func TestGuestPanic(t *testing.T) {
 	if !strings.Contains(res.Console, "sysrq triggered crash") {
 		t.Errorf("console lacks the crash details")
 	}
-	if res.Elapsed > time.Minute {
+	// Well before the 6-minute timeout, even on a loaded machine.
+	if res.Elapsed > 3*time.Minute {
 		t.Errorf("panicked guest took %s to end", res.Elapsed)
 	}
 }
@@ -79,7 +80,7 @@ func TestGuestPanic(t *testing.T) {
 // timeout, and the error says where it hung.
 func TestGuestHang(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	timeout := 25 * time.Second
+	timeout := 90 * time.Second
 	res, err := Run(context.Background(), Config{
 		Kernel:  k,
 		Timeout: timeout,
@@ -88,10 +89,10 @@ func TestGuestHang(t *testing.T) {
 			{Name: "hang", Shell: "sleep 1000"},
 		},
 	})
-	if err == nil || !strings.Contains(err.Error(), "timed out after 25s (after step first)") {
+	if err == nil || !strings.Contains(err.Error(), "timed out after 1m30s (after step first)") {
 		t.Fatalf("want a timeout naming the last finished step, got %v", err)
 	}
-	if res.Elapsed > timeout+10*time.Second {
+	if res.Elapsed > timeout+20*time.Second {
 		t.Errorf("hung guest ran %s, past its %s timeout", res.Elapsed, timeout)
 	}
 }

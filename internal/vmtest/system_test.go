@@ -31,7 +31,7 @@ func TestSystemBoot(t *testing.T) {
 	first := RunT(t, Config{
 		Kernel:  k,
 		System:  disk,
-		Timeout: 4 * time.Minute,
+		Timeout: 8 * time.Minute,
 		Files:   []File{{Path: "/kelp/hello.txt", Data: []byte("payload\n")}},
 		Steps: []Step{
 			{Name: "init", Shell: "readlink /proc/1/exe"},
@@ -54,7 +54,7 @@ func TestSystemBoot(t *testing.T) {
 		t.Errorf("payload file = %q", got)
 	}
 	first.MustStep(t, "write")
-	second := RunT(t, Config{Kernel: k, System: disk, Timeout: 4 * time.Minute,
+	second := RunT(t, Config{Kernel: k, System: disk, Timeout: 8 * time.Minute,
 		Steps: []Step{{Name: "read", Shell: "cat /var/lib/mark"}}})
 	if got := second.MustStep(t, "read").Stdout; got != "kept\n" {
 		t.Errorf("after reboot /var/lib/mark = %q", got)
