@@ -119,7 +119,10 @@ type Result struct {
 	Steps   []StepResult
 	Dmesg   string
 	Console string
-	Elapsed time.Duration
+	// Elapsed is the boot's time, every attempt, from when it got its
+	// guest slot; SlotWait the wait for that slot.
+	Elapsed  time.Duration
+	SlotWait time.Duration
 }
 
 // Step returns the result of the named step.
@@ -176,9 +179,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return &Result{}, err
 	}
 	defer release()
+	waited := time.Since(start)
+	start = time.Now()
 	for attempt := 1; ; attempt++ {
 		res, err := boot(ctx, k, qemu, cfg)
 		res.Elapsed = time.Since(start)
+		res.SlotWait = waited
 		var stall *stallError
 		if !errors.As(err, &stall) {
 			return res, err
