@@ -5,6 +5,7 @@ package sys
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"syscall"
 )
 
@@ -61,3 +62,6 @@ func Unlock(*os.File) error { return ErrUnsupported }
 
 // IsTerminal is false off Linux.
 func IsTerminal(int) bool { return false }
+
+// DieWithParent does nothing off Linux.
+func DieWithParent(*exec.Cmd) {}

@@ -265,3 +265,49 @@ func TestConcurrentBoots(t *testing.T) {
 		t.Errorf("guests run: %v", boots)
 	}
 }
+
+// TestNoGuestOutlivesItsTest: when the process that booted a guest dies
+// (a test binary killed at its -timeout), QEMU dies with it.
+func TestNoGuestOutlivesItsTest(t *testing.T) {
+	if os.Getenv("KELP_VMTEST_ORPHAN") != "" {
+		// The child: boot a "QEMU" that writes its pid and waits.
+		_, err := Run(context.Background(), Config{Timeout: time.Hour, qemu: os.Getenv("KELP_VMTEST_ORPHAN")})
+		t.Fatalf("the boot returned (%v); it should have been killed with this process", err)
+	}
+	testenv.RequireKernel(t)
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "qemu")
+	pidFile := filepath.Join(dir, "pid")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho $$ > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+"\nexec sleep 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestNoGuestOutlivesItsTest$")
+	child.Env = append(os.Environ(), "KELP_VMTEST_ORPHAN="+fake, "KELP_VM_SLOTS=64")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid string
+	for i := 0; i < 600 && pid == ""; i++ {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid = strings.TrimSpace(string(b))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pid == "" {
+		child.Process.Kill()
+		t.Fatal("the child never started its guest")
+	}
+	child.Process.Kill()
+	child.Wait()
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat("/proc/" + pid); err != nil {
+			return
+		}
+		if b, _ := os.ReadFile("/proc/" + pid + "/stat"); strings.Contains(string(b), ") Z ") {
+			return // dead, waiting to be reaped by init
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	exec.Command("kill", "-9", pid).Run()
+	t.Fatalf("guest process %s outlived the process that started it", pid)
+}

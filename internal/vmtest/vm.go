@@ -18,10 +18,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
 )
@@ -248,6 +250,10 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	}
 	args := qemuArgs(k, cfg, initrd, payload)
 	cmd := exec.Command(qemu, args...)
+	// Pdeathsig follows the starting thread: keep it for the guest's life.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sys.DieWithParent(cmd)
 	cmd.ExtraFiles = []*os.File{conW, repW} // fd 3: console, fd 4: reports
 	var qemuErr bytes.Buffer
 	cmd.Stderr = &qemuErr
