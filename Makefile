@@ -13,8 +13,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 all: build
 
-deps:
-	$(SUDO) bash scripts/install-deps.sh
+deps: build
+	$(SUDO) env KELP=bin/kelp bash scripts/install-deps.sh
 
 # bin/kelp is what runs as root at boot; bin/kelp-package (behind
 # `kelp package`) carries the packaging library.

@@ -264,7 +264,7 @@ func (b *builder) modulesDir() string {
 	if b.opts.ModulesDir != "" {
 		return b.opts.ModulesDir
 	}
-	return filepath.Join(b.opts.Tree.Root, "/lib/modules", b.tree.Release)
+	return filepath.Join(b.tree.SysRoot, "/lib/modules", b.tree.Release)
 }
 
 // diff runs objdiff on every unit and gathers refusals from all of them.
@@ -375,6 +375,7 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 		Name:    b.res.Name,
 		Kernel:  b.tree.Release,
 		Headers: b.tree.Headers,
+		Exec:    b.tree.Exec,
 		Replace: b.res.Replace,
 		Modinfo: map[string]string{
 			"kelp.kernel":       b.tree.Release,

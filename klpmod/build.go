@@ -1,6 +1,8 @@
 package klpmod
 
 import (
+	"github.com/kelp-project/kelp/buildroot"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +44,8 @@ type Options struct {
 	Jobs int
 	// Make is the make program (default "make").
 	Make string
+	// Exec is the build root the link runs in (nil: the host).
+	Exec *buildroot.Root
 }
 
 // Module is the assembled livepatch module and what went into it.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -72,13 +71,11 @@ func runKbuild(ctx context.Context, dir string, opts Options, jobs int) error {
 	if mk == "" {
 		mk = "make"
 	}
-	cmd := exec.CommandContext(ctx, mk, "-C", opts.Headers, "M="+dir, fmt.Sprintf("-j%d", jobs), "modules")
-	cmd.Dir = dir
 	// Keep the work directory out of the debug information (of the init
 	// file and of modpost's NAME.mod.c), so the same inputs give the same
 	// module wherever they are built.
 	kcflags := strings.TrimSpace(os.Getenv("KCFLAGS") + " -ffile-prefix-map=" + dir + "=.")
-	cmd.Env = append(os.Environ(), "KCFLAGS="+kcflags)
+	cmd := opts.Exec.Command(ctx, dir, []string{"KCFLAGS=" + kcflags}, mk, "-C", opts.Headers, "M="+dir, fmt.Sprintf("-j%d", jobs), "modules")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

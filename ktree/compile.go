@@ -159,7 +159,7 @@ func (t *Tree) BuildObjects(ctx context.Context, names []string, step func(strin
 		step(fmt.Sprintf("compiling %d original object(s) in the tree", len(missing)))
 	}
 	args := []string{"-s", "-j" + strconv.Itoa(t.Jobs), "KCFLAGS=" + ObjectFlags}
-	if err := run(ctx, t.Dir, "make", append(args, missing...)...); err != nil {
+	if err := run(ctx, t.Exec, t.Dir, "make", append(args, missing...)...); err != nil {
 		return fmt.Errorf("compile %s: %w", strings.Join(missing, " "), err)
 	}
 	for _, n := range missing {
@@ -276,7 +276,7 @@ func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj,
 	if post != "" {
 		script += " && " + post + shellQuote(outObj)
 	}
-	return run(ctx, t.Dir, "sh", "-c", script)
+	return run(ctx, t.Exec, t.Dir, "sh", "-c", script)
 }
 
 // prependLine starts the copy at p with a #line directive naming the
@@ -315,7 +315,7 @@ func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, includ
 	out := outObj + ".symvers"
 	script := flags + " -iquote " + path.Dir(src) + " -E -D__GENKSYMS__ " + shellQuote(srcPath) +
 		" | scripts/genksyms/genksyms -r /dev/null > " + shellQuote(out)
-	if err := run(ctx, t.Dir, "sh", "-c", script); err != nil {
+	if err := run(ctx, t.Exec, t.Dir, "sh", "-c", script); err != nil {
 		return nil, fmt.Errorf("genksyms %s: %w", obj, err)
 	}
 	return ReadSymvers(out)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/kelp-project/kelp/buildroot"
 )
 
 // VersionMismatchError reports a source package of another version than
@@ -87,4 +89,18 @@ func majorMinor(release string) string {
 		return release
 	}
 	return parts[0] + "." + parts[1]
+}
+
+// openBuildRoot returns the Debian build root of suite with the kernel
+// packages of release in it.
+func openBuildRoot(ctx context.Context, suite, release, cache string, step func(string)) (*buildroot.Root, *buildroot.Kernel, error) {
+	r, err := buildroot.Open(ctx, buildroot.Options{Suite: suite, CacheDir: cache, Step: step})
+	if err != nil {
+		return nil, nil, fmt.Errorf("kernel %s is Debian %s's, built with its compiler: %w", release, suite, err)
+	}
+	k, err := r.Kernel(ctx, release, step)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, k, nil
 }

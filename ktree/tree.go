@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 
+	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/sys"
 )
 
@@ -31,6 +31,11 @@ type Tree struct {
 	Config  string // the target's config (before olddefconfig)
 	Headers string // the target's kbuild directory (Module.symvers, for linking)
 	Jobs    int    // parallel compiles
+	// Exec is the build root kbuild and the compiler run in (nil: the
+	// host); SysRoot is where the target's system files are (its Dir, or
+	// "" for the host's).
+	Exec    *buildroot.Root
+	SysRoot string
 }
 
 // Options say which tree to prepare for which kernel. Only Release is
@@ -60,6 +65,12 @@ type Options struct {
 	Step func(msg string)
 	// Root is prepended to the default system paths (tests).
 	Root string
+	// BuildRoot says where the compiler runs: "" (auto) in a Debian build
+	// root of the kernel's own release when the host is another Debian
+	// release, "host" always on this machine.
+	BuildRoot string
+	// RootCacheDir holds build roots (default $XDG_CACHE_HOME/kelp/roots).
+	RootCacheDir string
 }
 
 // CompilerMismatchError reports that the local gcc is not the compiler
@@ -83,7 +94,25 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 		opts.Release = rel
 	}
+	step := opts.Step
+	if step == nil {
+		step = func(string) {}
+	}
 	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs}
+	if opts.Root == "" && opts.BuildRoot != "host" {
+		if suite, ok := buildroot.SuiteOf(opts.Release); ok && suite != buildroot.HostSuite() {
+			r, k, err := openBuildRoot(ctx, suite, opts.Release, opts.RootCacheDir, step)
+			if err != nil {
+				return nil, err
+			}
+			t.Exec, t.SysRoot, opts.Root = r, r.Dir, r.Dir
+			if opts.SourceTar == "" && opts.SourceDir == "" {
+				opts.SourceTar = k.SourceTar
+			}
+			r.Bind(opts.SourceDir, opts.Headers, opts.CacheDir, opts.Dir)
+		}
+	}
+	t.SysRoot = opts.Root
 	if t.Config == "" {
 		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)
 	}
@@ -97,12 +126,8 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel config of %s: %w (give --config)", opts.Release, err)
 	}
-	if err := checkCompiler(ctx, cfg, opts.SkipCompilerCheck); err != nil {
+	if err := checkCompiler(ctx, t.Exec, cfg, opts.SkipCompilerCheck); err != nil {
 		return nil, err
-	}
-	step := opts.Step
-	if step == nil {
-		step = func(string) {}
 	}
 	cache := opts.CacheDir
 	if cache == "" {
@@ -112,7 +137,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	}
 	switch {
 	case opts.SourceDir != "":
-		if t.Dir, err = preparedCopy(ctx, opts.SourceDir, cache, opts.Release, cfg, t.Jobs, step); err != nil {
+		if t.Dir, err = preparedCopy(ctx, t.Exec, opts.SourceDir, cache, opts.Release, cfg, t.Jobs, step); err != nil {
 			return nil, err
 		}
 		return t, nil
@@ -133,11 +158,11 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	}
 	t.Dir, err = Cached(dir, func(dir string) error {
 		step("extracting " + opts.SourceTar + " into " + dir)
-		if err := run(ctx, dir, "tar", "-xf", opts.SourceTar, "--strip-components=1"); err != nil {
+		if err := run(ctx, nil, dir, "tar", "-xf", opts.SourceTar, "--strip-components=1"); err != nil {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
 		step("preparing the tree (make olddefconfig modules_prepare)")
-		return prepare(ctx, dir, cfg, t.Jobs)
+		return prepare(ctx, t.Exec, dir, cfg, t.Jobs)
 	})
 	if err != nil {
 		return nil, err
@@ -155,18 +180,18 @@ func DefaultCacheDir() (string, error) {
 }
 
 // prepare configures dir with cfg and runs modules_prepare.
-func prepare(ctx context.Context, dir string, cfg []byte, jobs int) error {
+func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, jobs int) error {
 	if err := os.WriteFile(filepath.Join(dir, ".config"), cfg, 0o644); err != nil {
 		return err
 	}
 	// Distribution configs name certificate files that exist only in
 	// their packaging trees; they play no part in compiling objects.
 	for _, opt := range []string{"SYSTEM_TRUSTED_KEYS", "SYSTEM_REVOCATION_KEYS"} {
-		if err := run(ctx, dir, "scripts/config", "--set-str", opt, ""); err != nil {
+		if err := run(ctx, r, dir, "scripts/config", "--set-str", opt, ""); err != nil {
 			return err
 		}
 	}
-	if err := run(ctx, dir, "make", "-s", "-j"+strconv.Itoa(jobs), "olddefconfig", "modules_prepare"); err != nil {
+	if err := run(ctx, r, dir, "make", "-s", "-j"+strconv.Itoa(jobs), "olddefconfig", "modules_prepare"); err != nil {
 		return fmt.Errorf("prepare kernel tree: %w", err)
 	}
 	return nil
@@ -177,7 +202,7 @@ func prepare(ctx context.Context, dir string, cfg []byte, jobs int) error {
 // tree's path and its content (every file's path, size and modification
 // time) and the config, so an edit to the tree makes a new copy, which
 // replaces the older copies of the same tree.
-func preparedCopy(ctx context.Context, src, cache, release string, cfg []byte, jobs int, step func(string)) (string, error) {
+func preparedCopy(ctx context.Context, r *buildroot.Root, src, cache, release string, cfg []byte, jobs int, step func(string)) (string, error) {
 	abs, err := filepath.Abs(src)
 	if err != nil {
 		return "", err
@@ -192,11 +217,11 @@ func preparedCopy(ctx context.Context, src, cache, release string, cfg []byte, j
 	prefix := filepath.Join(cache, release+"-src-"+Digest(abs)[:12])
 	dir, err := Cached(prefix+"-"+Digest(content, string(cfg))[:16], func(dir string) error {
 		step("copying " + abs + " into " + dir)
-		if err := run(ctx, "", "cp", "-a", "--reflink=auto", abs+"/.", dir); err != nil {
+		if err := run(ctx, nil, "", "cp", "-a", "--reflink=auto", abs+"/.", dir); err != nil {
 			return fmt.Errorf("copy %s: %w", abs, err)
 		}
 		step("preparing the copy (make olddefconfig modules_prepare)")
-		return prepare(ctx, dir, cfg, jobs)
+		return prepare(ctx, r, dir, cfg, jobs)
 	})
 	if err != nil {
 		return "", err
@@ -237,12 +262,12 @@ func treeContent(dir string) (string, error) {
 
 // checkCompiler compares gcc's version line with CONFIG_CC_VERSION_TEXT,
 // ignoring the program name (gcc-12 and gcc are the same compiler).
-func checkCompiler(ctx context.Context, cfg []byte, skip bool) error {
+func checkCompiler(ctx context.Context, r *buildroot.Root, cfg []byte, skip bool) error {
 	want := configString(cfg, "CONFIG_CC_VERSION_TEXT")
 	if want == "" || skip {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, "gcc", "--version").Output()
+	out, err := r.Command(ctx, "/", nil, "gcc", "--version").Output()
 	if err != nil {
 		return fmt.Errorf("gcc --version: %w (install gcc)", err)
 	}
@@ -282,9 +307,8 @@ func runningRelease() (string, error) {
 
 // run executes a command in dir; on failure the error carries the tail of
 // its output.
-func run(ctx context.Context, dir string, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
+func run(ctx context.Context, r *buildroot.Root, dir string, name string, args ...string) error {
+	cmd := r.Command(ctx, dir, nil, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

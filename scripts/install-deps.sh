@@ -9,6 +9,16 @@
 #                                three packages exist)
 # KELP_DEPS_REFRESH=1            re-resolve even when a consistent triple is
 #                                already installed
+# KELP_TEST_KERNEL_13=<release>  the Debian 13 kernel to prepare (default: the
+#                                newest 6.12 release whose image and source
+#                                packages are in trixie)
+# KELP_DEPS_DEB13=0              skip the Debian 13 build root
+#
+# Besides the host's packages it prepares, in kelp's cache and never on the
+# host: the cloud flavour of the Debian 12 test kernel (its image package
+# unpacked into the test cache; its headers are installed like the generic
+# ones), and the Debian 13 build root (debootstrap trixie, see kelp prepare)
+# with the 6.12 generic and cloud kernels' image, headers and source.
 #
 # Idempotent: when the tools and a consistent triple are present it only
 # verifies them and exits within a second.
@@ -18,6 +28,56 @@ tools=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio reprepro xz-util
        flex libelf-dev libssl-dev bc dwarves kmod binutils openssl rpm debootstrap)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+kelp=${KELP:-$(dirname "$0")/../bin/kelp}
+cache=${KELP_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kelp/test}
+
+# cloud61 ABI VERSION: the cloud flavour of the Debian 12 test kernel, its
+# headers on the host, its image unpacked into the test cache.
+cloud61() {
+  local rel=$1-cloud-amd64 ver=$2 dir
+  dir=$cache/images/$rel
+  if [ "$(installed_version "linux-headers-$rel")" != "$ver" ]; then
+    log "installing linux-headers-$rel=$ver"
+    apt-get install -y -qq --no-install-recommends "linux-headers-$rel=$ver" >&2
+  fi
+  [ -f "$dir/lib/modules/$rel/modules.dep" ] && [ -f "$dir/.version" ] && [ "$(cat "$dir/.version")" = "$ver" ] && return 0
+  log "unpacking linux-image-$rel=$ver into $dir"
+  rm -rf "$dir" "$dir.debs"; mkdir -p "$dir.debs"
+  (cd "$dir.debs" && apt-get download -qq "linux-image-$rel=$ver" >&2)
+  dpkg-deb -x "$dir.debs"/linux-image-*.deb "$dir"
+  depmod -b "$dir" "$rel"
+  rm -rf "$dir.debs"
+  echo "$ver" > "$dir/.version"
+}
+
+# deb13: the Debian 13 build root with the 6.12 generic and cloud kernels.
+deb13() {
+  [ "${KELP_DEPS_DEB13:-1}" = 0 ] && return 0
+  local rel=${KELP_TEST_KERNEL_13:-} root v
+  root=$("$kelp" prepare --root-of trixie)
+  if [ -z "$rel" ]; then
+    rel=$(ls "$root"/var/lib/kelp/ 2>/dev/null | sed -n 's/^kernel-\(6\.12\.[0-9]*+deb13-amd64\)$/\1/p' | sort -V | tail -n1)
+  fi
+  if [ -z "$rel" ]; then
+    chroot "$root" apt-get update -qq >&2
+    for v in $(chroot "$root" apt-cache madison linux-source-6.12 | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -Vr | uniq); do
+      rel="${v%-*}+deb13-amd64"
+      chroot "$root" apt-cache madison "linux-image-$rel" | grep -q . && \
+        chroot "$root" apt-cache madison "linux-image-${rel%-amd64}-cloud-amd64" | grep -q . && break
+      rel=
+    done
+  fi
+  [ -n "$rel" ] || { log "no Debian 13 6.12 kernel with its source in trixie"; exit 1; }
+  "$kelp" prepare --packages-only --kernel "$rel" >&2
+  "$kelp" prepare --packages-only --kernel "${rel%-amd64}-cloud-amd64" >&2
+  log "ok: Debian 13 kernels $rel and ${rel%-amd64}-cloud-amd64 in $root"
+}
+
+extras() {
+  cloud61 "$1" "$2"
+  deb13
+}
 
 if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (apt-get install)"; exit 1
@@ -61,6 +121,7 @@ if [ -z "${KELP_DEPS_REFRESH:-}" ]; then
       apt-get install -y -qq --no-install-recommends $missing >&2
     fi
     log "ok: tools present, kernel triple ${t% *} (Debian ${t#* })"
+    extras "${t% *}" "${t#* }"
     exit 0
   fi
 fi
@@ -105,3 +166,4 @@ apt-get install -y -qq --no-install-recommends \
 t=$(installed_triple)
 [ -n "$t" ] || { log "installation finished but no consistent triple is installed"; exit 1; }
 log "ok: kernel triple ${t% *} (Debian ${t#* })"
+extras "${t% *}" "${t#* }"

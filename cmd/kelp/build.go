@@ -90,6 +90,7 @@ directory; nothing is written.
 	f.StringVar(&opts.Tree.Config, "config", "", "kernel config of the target (default /boot/config-<kernel>)")
 	f.StringVar(&opts.Tree.Headers, "headers", "", "kbuild directory of the target (default /usr/src/linux-headers-<kernel>)")
 	f.StringVar(&opts.Tree.CacheDir, "cachedir", "", "where source trees are extracted (default $XDG_CACHE_HOME/kelp/trees)")
+	f.StringVar(&opts.Tree.BuildRoot, "buildroot", "", `"host" to compile on this machine even for another Debian release's kernel (default: in that release's build root)`)
 	f.BoolVar(&opts.Tree.SkipCompilerCheck, "skip-compiler-check", false, "build even when gcc is not the compiler that built the kernel")
 	f.IntVarP(&opts.Tree.Jobs, "jobs", "j", 0, "parallel compiles (default: all cores)")
 	f.StringVar(&opts.Symbols, "symbols", "", "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target)")

@@ -127,6 +127,7 @@ as an ordinary package.
 		newPackageCmd(g),
 		newBuildCmd(g),
 		newSymbolsCmd(g),
+		newPrepareCmd(g),
 	)
 	addCompletions(root)
 	root.InitDefaultHelpCmd()

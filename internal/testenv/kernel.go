@@ -94,20 +94,30 @@ func kernelFor(rel string) (*Kernel, error) {
 		Headers:    filepath.Join(root, "usr", "src", "linux-headers-"+rel),
 		SourceTar:  filepath.Join(root, "usr", "src", "linux-source-6.1.tar.xz"),
 	}
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// check reports the first of k's files that is missing, with the package
+// that provides it.
+func (k *Kernel) check() error {
+	rel := k.Release
 	checks := []struct{ path, what, pkg string }{
 		{k.Image, "kernel image " + k.Image, "linux-image-" + rel},
 		{k.Config, "kernel config " + k.Config, "linux-image-" + rel},
 		{filepath.Join(k.ModulesDir, "modules.dep"), "module index " + k.ModulesDir + "/modules.dep", "linux-image-" + rel},
 		{filepath.Join(k.Headers, "Makefile"), "kernel headers " + k.Headers, "linux-headers-" + rel},
-		{k.SourceTar, "kernel source " + k.SourceTar, "linux-source-6.1"},
+		{k.SourceTar, "kernel source " + k.SourceTar, "linux-source-" + strings.Join(strings.SplitN(rel, ".", 3)[:2], ".")},
 	}
 	for _, c := range checks {
 		if _, err := os.Stat(c.path); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, &ErrMissing{What: c.what, Package: c.pkg}
+				return &ErrMissing{What: c.what, Package: c.pkg}
 			}
-			return nil, fmt.Errorf("test kernel %s: %w", rel, err)
+			return fmt.Errorf("test kernel %s: %w", rel, err)
 		}
 	}
-	return k, nil
+	return nil
 }

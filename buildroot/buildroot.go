@@ -1,0 +1,186 @@
+// Package buildroot keeps Debian build roots: a minimal Debian system of
+// another release (made once with debootstrap and cached) holding the
+// compiler, kbuild tools, source and headers a target kernel was built
+// with, in which kelp runs its compile and link commands. A Debian 12 host
+// builds patches for Debian 13's 6.12 kernels this way, with gcc-14,
+// without adding anything to the host's own package sources.
+//
+// Commands run in a private mount namespace (unshare) chrooted into the
+// root, with the host directories kelp works in bind-mounted at the same
+// paths, so every path kelp passes means the same file inside and out.
+package buildroot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Suites maps the Debian release number in a kernel release string
+// ("6.12.57+deb13-amd64") to its suite name.
+var Suites = map[string]string{"12": "bookworm", "13": "trixie"}
+
+var debRE = regexp.MustCompile(`\+deb([0-9]+)(u[0-9]+)?-`)
+
+// SuiteOf returns the Debian suite a kernel release belongs to: "+debNN-"
+// releases name it; Debian 12's 6.1.0-N-<flavour> releases are bookworm.
+func SuiteOf(release string) (string, bool) {
+	if m := debRE.FindStringSubmatch(release); m != nil {
+		s, ok := Suites[m[1]]
+		return s, ok
+	}
+	if regexp.MustCompile(`^6\.1\.0-[0-9]+-`).MatchString(release) {
+		return "bookworm", true
+	}
+	return "", false
+}
+
+// HostSuite is the Debian suite of this machine (VERSION_CODENAME of
+// /etc/os-release), or "" elsewhere.
+func HostSuite() string {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VERSION_CODENAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// Root is a build root: a Debian system tree under Dir.
+type Root struct {
+	Dir   string
+	Suite string
+	// Binds are host directories made visible at the same path inside
+	// the root while a command runs (the cache, the temporary directory,
+	// a work or output directory).
+	Binds []string
+}
+
+// Bind adds host directories to r.Binds (once each).
+func (r *Root) Bind(dirs ...string) {
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		d = filepath.Clean(d)
+		if !filepath.IsAbs(d) {
+			if abs, err := filepath.Abs(d); err == nil {
+				d = abs
+			}
+		}
+		dup := false
+		for _, b := range r.Binds {
+			if b == d {
+				dup = true
+			}
+		}
+		if !dup {
+			r.Binds = append(r.Binds, d)
+		}
+	}
+}
+
+// enter mounts the binds, /proc and /dev in a private mount namespace and
+// runs the rest of its arguments (environment, then the command) chrooted
+// in the root with a clean environment.
+const enter = `set -e
+root=$1 n=$2
+shift 2
+while [ "$n" -gt 0 ]; do
+	mkdir -p "$root$1"
+	mount --bind "$1" "$root$1"
+	shift; n=$((n-1))
+done
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+exec chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 "$@"
+`
+
+// inDir runs its arguments in the directory given first.
+const inDir = `cd "$1" && shift && exec "$@"`
+
+// Command returns cmd name args, run in dir: on the host when r is nil,
+// else inside the root. Variables in env (KEY=VALUE) are passed to the
+// command in both cases; inside the root they are its whole environment
+// (with PATH, HOME, LANG and TMPDIR).
+func (r *Root) Command(ctx context.Context, dir string, env []string, name string, args ...string) *exec.Cmd {
+	if r == nil {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = dir
+		if len(env) > 0 {
+			cmd.Env = append(os.Environ(), env...)
+		}
+		return cmd
+	}
+	binds := append([]string(nil), r.Binds...)
+	binds = append(binds, os.TempDir())
+	sort.Strings(binds)
+	// A directory inside another bound one is visible already.
+	var keep []string
+	for _, b := range binds {
+		if len(keep) > 0 && (b == keep[len(keep)-1] || strings.HasPrefix(b, keep[len(keep)-1]+"/")) {
+			continue
+		}
+		keep = append(keep, b)
+	}
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	a := []string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", enter, "sh", r.Dir, fmt.Sprint(len(keep))}
+	a = append(a, keep...)
+	a = append(a, "TMPDIR="+os.TempDir())
+	a = append(a, env...)
+	a = append(a, "/bin/sh", "-c", inDir, "sh", dir, name)
+	a = append(a, args...)
+	cmd := exec.CommandContext(ctx, "unshare", a...)
+	cmd.Dir = "/"
+	return cmd
+}
+
+// Run runs a command (see Command) and returns its combined output; on
+// failure the error carries the output's last lines.
+func (r *Root) Run(ctx context.Context, dir string, name string, args ...string) (string, error) {
+	cmd := r.Command(ctx, dir, []string{"DEBIAN_FRONTEND=noninteractive"}, name, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return string(out), ctx.Err()
+		}
+		return string(out), fmt.Errorf("%s: %w\n%s", name, err, lastLines(string(out), 20))
+	}
+	return string(out), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrNoRoot reports that the machine cannot make a build root.
+var ErrNoRoot = errors.New("a build root needs root privileges, debootstrap and unshare (util-linux)")
+
+// Usable tells whether this machine can make and enter build roots.
+func Usable() error {
+	if os.Geteuid() != 0 {
+		return ErrNoRoot
+	}
+	for _, p := range []string{"debootstrap", "unshare", "chroot"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("%w: %s not found", ErrNoRoot, p)
+		}
+	}
+	return nil
+}
