@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -60,7 +61,8 @@ type lineRange struct {
 	start, end int
 }
 
-func readCorpus(t *testing.T) []corpusPatch {
+// readCorpus reads the corpus; only, when given, names the cases to keep.
+func readCorpus(t *testing.T, only []string) []corpusPatch {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(corpusDir, "*.patch"))
 	if err != nil || len(files) == 0 {
@@ -70,6 +72,9 @@ func readCorpus(t *testing.T) []corpusPatch {
 	var out []corpusPatch
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".patch")
+		if only != nil && !slices.Contains(only, base) {
+			continue
+		}
 		c := corpusPatch{name: strings.TrimSuffix(base, "-FAIL"), path: f, fail: strings.HasSuffix(base, "-FAIL")}
 		if c.fail {
 			c.expect = header(t, f, "Expect:")
@@ -129,9 +134,49 @@ func buildOptions(t *testing.T, k *testenv.Kernel, out string, patches ...string
 // fails after kelp unload; then all buildable patches combined in one
 // module pass every check at once and unload cleanly.
 func TestCorpus(t *testing.T) {
-	k := testenv.RequireKernel(t)
+	runCorpus(t, testenv.RequireKernel(t), nil)
+}
+
+// corpus612 are the cases TestCorpus612 runs on Debian 13's 6.12 kernel:
+// vmlinux functions of fs/proc, kernel/ and the syscall wrapper, a
+// module shipped compressed (.ko.xz), new data, shadow variables and
+// callbacks, and refusals that do not depend on the release.
+var corpus612 = []string{
+	"cmdline-string", "meminfo-string", "syscall-uname", "module-dummy", "string-literal",
+	"shadow-newpid", "callbacks-kpatch", "new-static-data",
+	"asm-FAIL", "line-only-FAIL", "init-function-FAIL",
+}
+
+// TestCorpus612 runs corpus612 against Debian 13's 6.12 kernel, built in
+// its trixie build root with gcc-14 and booted in the VM.
+func TestCorpus612(t *testing.T) {
+	k := testenv.RequireKernelOf(t, func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("amd64") })
+	runCorpus(t, k, corpus612)
+}
+
+// corpusCloud are the cases run on each release's cloud flavour: vmlinux
+// functions of two subsystems (fs/proc, the uname syscall).
+var corpusCloud = []string{"cmdline-string", "syscall-uname"}
+
+// TestCorpusCloud builds and checks corpusCloud on the cloud flavour of
+// Debian 12 (6.1) and of Debian 13 (6.12): a smaller config than the
+// generic one, with the same source.
+func TestCorpusCloud(t *testing.T) {
+	t.Run("6.1", func(t *testing.T) {
+		runCorpus(t, testenv.RequireKernelOf(t, testenv.Cloud61Kernel), corpusCloud)
+	})
+	t.Run("6.12", func(t *testing.T) {
+		k := testenv.RequireKernelOf(t, func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("cloud-amd64") })
+		runCorpus(t, k, corpusCloud)
+	})
+}
+
+func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 	ctx := context.Background()
-	corpus := readCorpus(t)
+	corpus := readCorpus(t, only)
+	if only != nil && len(corpus) != len(only) {
+		t.Fatalf("corpus: %d of the %d cases named found", len(corpus), len(only))
+	}
 	out := t.TempDir()
 	var built []corpusPatch
 	var all []string

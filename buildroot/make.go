@@ -17,7 +17,7 @@ import (
 // and link modules.
 var Packages = []string{
 	"gcc", "gcc-14", "libc6-dev", "make", "binutils", "bison", "flex", "bc", "perl",
-	"libelf-dev", "libssl-dev", "dwarves", "kmod", "xz-utils", "cpio", "openssl",
+	"libelf-dev", "libssl-dev", "dwarves", "kmod", "xz-utils", "cpio", "openssl", "python3",
 }
 
 // Options say which build root to make and where.
@@ -65,7 +65,8 @@ func Open(ctx context.Context, opts Options) (*Root, error) {
 	r := &Root{Dir: filepath.Join(cache, opts.Suite), Suite: opts.Suite}
 	r.Bind(filepath.Dir(cache))
 	done := filepath.Join(r.Dir, ".kelp-complete")
-	if _, err := os.Stat(done); err == nil {
+	want := strings.Join(Packages, " ") + "\n"
+	if b, err := os.ReadFile(done); err == nil && string(b) == want {
 		return r, nil
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
@@ -76,8 +77,22 @@ func Open(ctx context.Context, opts Options) (*Root, error) {
 		return nil, err
 	}
 	defer unlock()
-	if _, err := os.Stat(done); err == nil {
-		return r, nil
+	if b, err := os.ReadFile(done); err == nil {
+		if string(b) == want {
+			return r, nil
+		}
+		// A root made when kelp needed fewer packages gets the others.
+		step(fmt.Sprintf("installing %s into the build root %s", strings.Join(Packages, " "), r.Dir))
+		if err := copyResolvConf(r.Dir); err != nil {
+			return nil, err
+		}
+		if _, err := r.Run(ctx, "/", "apt-get", "update", "-qq"); err != nil {
+			return nil, fmt.Errorf("build root %s: %w", r.Dir, err)
+		}
+		if _, err := r.Run(ctx, "/", "apt-get", append([]string{"install", "-y", "-qq", "--no-install-recommends"}, Packages...)...); err != nil {
+			return nil, fmt.Errorf("build root %s: %w", r.Dir, err)
+		}
+		return r, os.WriteFile(done, []byte(want), 0o644)
 	}
 	mirror, security, err := mirrors(opts.Mirror)
 	if err != nil {
@@ -104,7 +119,7 @@ func Open(ctx context.Context, opts Options) (*Root, error) {
 	if _, err := r.Run(ctx, "/", "/bin/sh", "-c", "dpkg-divert --local --rename --add /usr/sbin/update-initramfs && ln -sf /bin/true /usr/sbin/update-initramfs"); err != nil {
 		return nil, fmt.Errorf("build root %s: %w", r.Dir, err)
 	}
-	if err := os.WriteFile(done, []byte(mirror+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(done, []byte(want), 0o644); err != nil {
 		return nil, err
 	}
 	return r, nil

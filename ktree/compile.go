@@ -191,11 +191,14 @@ func (t *Tree) Command(obj string) (string, error) {
 		return "", fmt.Errorf("kernel object %s: kbuild command record: %w", obj, err)
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	prefix := "cmd_" + obj + " := "
-	if !strings.HasPrefix(line, prefix) {
+	// Linux 6.3 renamed the record "savedcmd_".
+	cmd, ok := strings.CutPrefix(line, "cmd_"+obj+" := ")
+	if !ok {
+		cmd, ok = strings.CutPrefix(line, "savedcmd_"+obj+" := ")
+	}
+	if !ok {
 		return "", fmt.Errorf("kernel object %s: unexpected command record %q", obj, tail(line, 1))
 	}
-	cmd := strings.TrimPrefix(line, prefix)
 	if !strings.Contains(cmd, ObjectFlags) {
 		return "", fmt.Errorf("kernel object %s was built without %q", obj, ObjectFlags)
 	}

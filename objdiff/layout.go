@@ -28,8 +28,11 @@ type special struct {
 	line int
 }
 
-// specials lists the x86-64 special sections of Linux 6.1 whose entries
-// point into functions (the first field of each entry).
+// specials lists the x86-64 special sections of Linux 6.1 to 6.12 whose
+// entries point into functions (the first field of each entry).
+// .call_sites (call-depth tracking) and .ibt_endbr_seal (IBT) are what
+// objtool writes for the call sites and ENDBR instructions of a module
+// object (from Linux 6.2): arrays of 32-bit relative addresses.
 var specials = []special{
 	{"__bug_table", "struct bug_entry", -1, 8},
 	{"__ex_table", "struct exception_table_entry", -1, -1},
@@ -40,9 +43,19 @@ var specials = []special{
 	{".static_call_sites", "struct static_call_site", 4, -1},
 	{".retpoline_sites", "s32", -1, -1},
 	{".return_sites", "s32", -1, -1},
+	{".call_sites", "s32", -1, -1},
+	{".ibt_endbr_seal", "s32", -1, -1},
 	{".orc_unwind_ip", "int", -1, -1},
 	{".orc_unwind", "struct orc_entry", -1, -1},
 	{"__mcount_loc", "unsigned long", -1, -1},
+}
+
+// specialSince gives the C preprocessor condition under which the target
+// tree has a section's entry type, for sections some kernels lack:
+// .parainstructions left with Linux 6.8 (paravirt calls became
+// alternatives).
+var specialSince = map[string]string{
+	".parainstructions": "LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)",
 }
 
 func specialFor(name string) *special {
@@ -63,7 +76,11 @@ const probePrefix = "kelp_entsize_"
 // debug information is needed to read them back (LayoutsFromProbe).
 var LayoutProbe = func() string {
 	var b strings.Builder
+	// linux/module.h first: some headers below assume what it brings in
+	// (asm/extable.h uses cpu_relax, from asm/processor.h).
 	b.WriteString(`// Entry sizes of the kernel's special sections, for kelp.
+#include <linux/module.h>
+#include <linux/version.h>
 #include <linux/types.h>
 #include <linux/bug.h>
 #include <linux/jump_label.h>
@@ -71,12 +88,21 @@ var LayoutProbe = func() string {
 #include <linux/extable.h>
 #include <asm/extable.h>
 #include <asm/alternative.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
 #include <asm/paravirt_types.h>
+#endif
 #include <asm/orc_types.h>
 
 `)
 	for _, s := range specials {
+		cond := specialSince[s.section]
+		if cond != "" {
+			fmt.Fprintf(&b, "#if %s\n", cond)
+		}
 		fmt.Fprintf(&b, "%s %s%s __attribute__((used));\n", s.ctype, probePrefix, probeIdent(s.section))
+		if cond != "" {
+			b.WriteString("#endif\n")
+		}
 	}
 	return b.String()
 }()
@@ -86,11 +112,15 @@ func probeIdent(section string) string {
 }
 
 // LayoutsFromProbe reads the entry sizes from LayoutProbe compiled in
-// the target tree.
+// the target tree. A section the tree does not have has no size: an
+// object carrying it is refused.
 func LayoutsFromProbe(f *elfobj.File) (Layouts, error) {
 	l := Layouts{}
 	for _, s := range specials {
 		sym := f.Symbol(probePrefix + probeIdent(s.section))
+		if sym == nil && specialSince[s.section] != "" {
+			continue
+		}
 		if sym == nil || sym.Size == 0 {
 			return nil, fmt.Errorf("layout probe: no size for %s (%s)", s.section, s.ctype)
 		}
