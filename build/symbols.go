@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/ksym"
 )
 
@@ -66,12 +67,17 @@ func moduleTable(modulesDir, name string) (*ksym.Table, error) {
 	if found == "" {
 		return nil, fmt.Errorf("module %s of the patch not found under %s", name, modulesDir)
 	}
-	if !strings.HasSuffix(found, ".ko") {
-		return nil, fmt.Errorf("module %s: compressed module files (%s) are not read; decompress it", name, found)
-	}
-	f, err := elfobj.ReadFile(found)
+	data, err := os.ReadFile(found)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", name, err)
+	}
+	// Debian 13 ships its modules compressed (.ko.xz).
+	if data, err = kmod.Decompress(data); err != nil {
+		return nil, fmt.Errorf("module %s: %s: %w", name, found, err)
+	}
+	f, err := elfobj.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %s: %w", name, found, err)
 	}
 	return ksym.ModuleTable(f, name), nil
 }
