@@ -139,11 +139,11 @@ func TestCorpus(t *testing.T) {
 
 // corpus612 are the cases TestCorpus612 runs on Debian 13's 6.12 kernel:
 // vmlinux functions of fs/proc, kernel/ and the syscall wrapper, a
-// module shipped compressed (.ko.xz), new data, shadow variables and
-// callbacks, and refusals that do not depend on the release.
+// module shipped compressed (.ko.xz), new data and callbacks, and
+// refusals that do not depend on the release.
 var corpus612 = []string{
 	"cmdline-string", "meminfo-string", "syscall-uname", "module-dummy", "string-literal",
-	"shadow-newpid", "callbacks-kpatch", "new-static-data",
+	"callbacks-kpatch", "new-static-data",
 	"asm-FAIL", "line-only-FAIL", "init-function-FAIL",
 }
 

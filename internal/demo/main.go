@@ -24,20 +24,35 @@ const example = "examples/cmdline-hide-password.patch"
 
 func main() {
 	verbose := flag.Bool("v", false, "stream the guest console")
+	release := flag.String("debian", "12", `the kernel: "12" (Debian 12's 6.1, installed by make deps), "13" (Debian 13's 6.12, in its build root), "12-cloud" or "13-cloud"`)
 	flag.Parse()
-	if err := run(*verbose); err != nil {
+	if err := run(*verbose, *release); err != nil {
 		fmt.Fprintln(os.Stderr, "demo: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(verbose bool) error {
+func run(verbose bool, release string) error {
 	ctx := context.Background()
-	k, err := testenv.DefaultKernel()
+	var k *testenv.Kernel
+	var err error
+	from := "Debian image, headers and source installed by make deps"
+	switch release {
+	case "12":
+		k, err = testenv.DefaultKernel()
+	case "12-cloud":
+		k, err = testenv.Cloud61Kernel()
+	case "13", "13-cloud":
+		flavour := map[string]string{"13": "amd64", "13-cloud": "cloud-amd64"}[release]
+		k, err = testenv.Debian13Kernel(flavour)
+		from = "Debian 13 packages in the trixie build root made by make deps; built there with gcc-14"
+	default:
+		return fmt.Errorf("-debian %q: want 12, 13, 12-cloud or 13-cloud", release)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Printf("== kernel %s (Debian image, headers and source installed by make deps)\n", k.Release)
+	fmt.Printf("== kernel %s (%s)\n", k.Release, from)
 	fmt.Println("== the target's symbols: /proc/kallsyms of a boot of that kernel (kelp symbols; cached)")
 	symbols, err := vmtest.Kallsyms(ctx, k)
 	if err != nil {
