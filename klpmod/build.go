@@ -186,6 +186,17 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if m.KlpRelocs, err = postLink(f, holders); err != nil {
 		return nil, fmt.Errorf("klpmod: %w", err)
 	}
+	// A linker that resolved a placeholder itself would leave code
+	// pointing nowhere: every livepatch relocation must come through.
+	want := 0
+	for _, p := range preps {
+		for _, rs := range p.relocs {
+			want += len(rs)
+		}
+	}
+	if len(m.KlpRelocs) != want {
+		return nil, fmt.Errorf("klpmod: the link kept %d of the patch's %d livepatch relocations (the linker resolved the others itself)", len(m.KlpRelocs), want)
+	}
 	for _, s := range f.Symbols {
 		if s.IsLivepatch() {
 			m.KlpSymbols = append(m.KlpSymbols, s.Name)

@@ -8,7 +8,8 @@
 //     (__kelp_u<N>_<name>) the generated init code can name, and every
 //     livepatch relocation (".klp.rela.<object>.<section>" against a
 //     ".klp.sym.<object>.<name>,<sympos>" symbol) becomes an ordinary
-//     relocation against a placeholder absolute symbol. Linkers drop the
+//     relocation against a placeholder (an undefined weak symbol, which no
+//     linker resolves and modpost does not report). Linkers drop the
 //     livepatch markers, but they carry ordinary relocations through
 //     section merging with the offsets right.
 //  2. An init file is generated: one klp_func per changed function, one

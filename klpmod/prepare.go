@@ -181,7 +181,7 @@ func symBytes(s *elfobj.Symbol, n uint64) ([]byte, error) {
 }
 
 // placeholders replaces each livepatch relocation by an ordinary one
-// against a placeholder absolute symbol, and removes the .klp.rela
+// against a placeholder symbol (undefined, weak), and removes the .klp.rela
 // sections and .klp.sym symbols: the linker would drop the markers, but
 // it carries ordinary relocations through section merging.
 func (p *prepared) placeholders() error {
@@ -222,7 +222,10 @@ func (p *prepared) placeholders() error {
 			ph := byKlp[ks]
 			if ph == nil {
 				name := fmt.Sprintf("__kelp_u%d_klp%d", p.index, len(byKlp))
-				ph = f.AddSymbol(&elfobj.Symbol{Name: name, Bind: elf.STB_GLOBAL, Type: elf.STT_NOTYPE, Other: byte(elf.STV_HIDDEN), Shndx: elf.SHN_ABS})
+				// An undefined weak symbol: no linker resolves it (binutils
+				// 2.44's ld -r resolves relocations against absolute
+				// ones), and modpost does not report it as missing.
+				ph = f.AddSymbol(&elfobj.Symbol{Name: name, Bind: elf.STB_WEAK, Type: elf.STT_NOTYPE, Shndx: elf.SHN_UNDEF})
 				byKlp[ks] = ph
 				p.holder[name] = k
 			}
