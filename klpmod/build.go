@@ -117,6 +117,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	var preps []*prepared
 	holders := map[string]klpSym{}
 	exports := map[string]bool{}
+	atLink := objtoolAtLink(opts.Headers)
 	for i, u := range units {
 		if u.Diff == nil || u.Diff.Report == nil {
 			return nil, fmt.Errorf("klpmod: unit %d (%s): no diff", i, u.Object)
@@ -130,7 +131,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 		if u.Object != "vmlinux" && !nameRE.MatchString(u.Object) {
 			return nil, fmt.Errorf("klpmod: unit %s: object %q is not a module name", u.Diff.Report.Unit, u.Object)
 		}
-		p, err := prepare(len(preps), u)
+		p, err := prepare(len(preps), u, atLink)
 		if err != nil {
 			return nil, fmt.Errorf("klpmod: %w", err)
 		}

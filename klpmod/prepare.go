@@ -62,7 +62,8 @@ var callbackKinds = []string{"pre_patch", "post_patch", "pre_unpatch", "post_unp
 
 // prepare copies the unit's object and makes it linkable: aliases for the
 // new functions and markers, placeholders for livepatch relocations.
-func prepare(i int, u Unit) (*prepared, error) {
+// With stripObj, objtool's sections are left to the module link.
+func prepare(i int, u Unit, stripObj bool) (*prepared, error) {
 	rep := u.Diff.Report
 	data, err := u.Diff.Object.Encode()
 	if err != nil {
@@ -71,6 +72,9 @@ func prepare(i int, u Unit) (*prepared, error) {
 	f, err := elfobj.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("unit %s: %w", rep.Unit, err)
+	}
+	if stripObj {
+		stripObjtool(f)
 	}
 	p := &prepared{index: i, unit: u, obj: f, holder: map[string]klpSym{}, hidden: map[string]bool{}, aliasOf: map[*elfobj.Symbol]string{}, relocs: map[string][]KlpReloc{}}
 	for _, c := range rep.Changed {
