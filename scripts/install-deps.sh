@@ -75,7 +75,7 @@ deb13() {
 }
 
 extras() {
-  cloud61 "$1" "$2"
+  cloud61 "${1%-amd64}" "$2"
   deb13
 }
 
