@@ -123,7 +123,7 @@ func checkModule(t *testing.T, k *testenv.Kernel, m *Module, units []Unit) {
 	for _, s := range f.Sections {
 		if !strings.HasPrefix(s.Name, ".klp.rela.") {
 			for _, r := range s.Relocs {
-				if r.Symbol != nil && (r.Symbol.IsLivepatch() || r.Symbol.Shndx == elf.SHN_UNDEF && strings.HasPrefix(r.Symbol.Name, "__kelp_")) {
+				if r.Symbol != nil && (r.Symbol.IsLivepatch() || r.Symbol.Section == nil && r.Symbol.Shndx == elf.SHN_UNDEF && strings.HasPrefix(r.Symbol.Name, "__kelp_")) {
 					t.Errorf("%s: ordinary relocation against %s", s.Name, r.Symbol.Name)
 				}
 			}

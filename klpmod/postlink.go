@@ -23,7 +23,7 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 	found := map[string]bool{}
 	for _, s := range f.Symbols {
 		k, ok := holders[s.Name]
-		if !ok || s.Shndx != elf.SHN_UNDEF {
+		if !ok || s.Section != nil || s.Shndx != elf.SHN_UNDEF {
 			continue
 		}
 		found[s.Name] = true
