@@ -120,6 +120,24 @@ func TestSymposNeighbourhood(t *testing.T) {
 	}
 }
 
+// TestSymposPrefixSymbols: on 6.12 kallsyms lists __pfx_<fn> (16 bytes
+// before each function) while the unit's objects, compiled without
+// objtool, have none; the neighbours still line up.
+func TestSymposPrefixSymbols(t *testing.T) {
+	f, syms := unitObject("show", "store", "alpha_only")
+	tab := table("__pfx_a", "a", "__pfx_show", "show", "__pfx_store", "store", "__pfx_b", "b",
+		"__pfx_show", "show", "__pfx_store", "store", "__pfx_alpha_only", "alpha_only")
+	if pos, err := NewLocator(tab, f, "").Sympos(syms["show"]); err != nil || pos != 2 {
+		t.Errorf("show: sympos %d, %v; want 2", pos, err)
+	}
+	// The other direction: the anchor before the duplicate.
+	f2, syms2 := unitObject("alpha_only", "show")
+	tab2 := table("__pfx_alpha_only", "alpha_only", "__pfx_show", "show", "__pfx_c", "c", "__pfx_show", "show")
+	if pos, err := NewLocator(tab2, f2, "").Sympos(syms2["show"]); err != nil || pos != 1 {
+		t.Errorf("show after its anchor: sympos %d, %v; want 1", pos, err)
+	}
+}
+
 func TestSymposByFile(t *testing.T) {
 	f, syms := unitObject("show")
 	tab := &Table{Object: "ext4", Files: true, Syms: []Symbol{{Name: "show", Type: 't', File: "a.c"}, {Name: "show", Type: 't', File: "unit.c"}}}

@@ -166,12 +166,20 @@ func (l *Locator) anchored(sym *elfobj.Symbol, k int) bool {
 					break
 				}
 				lo, _ = l.groupAt(hi - 1)
+				for lo > 0 && prefixOnly(t.Syms[lo:hi]) {
+					hi = lo
+					lo, _ = l.groupAt(hi - 1)
+				}
 			} else {
 				lo = hi
 				if lo >= len(t.Syms) {
 					break
 				}
 				_, hi = l.groupAt(lo)
+				for hi < len(t.Syms) && prefixOnly(t.Syms[lo:hi]) {
+					lo = hi
+					_, hi = l.groupAt(lo)
+				}
 			}
 			if !containsAll(t.Syms[lo:hi], names) {
 				break
@@ -184,6 +192,20 @@ func (l *Locator) anchored(sym *elfobj.Symbol, k int) bool {
 		}
 	}
 	return false
+}
+
+// prefixOnly reports whether syms are all function prefix symbols:
+// "__pfx_<fn>" (CONFIG_PREFIX_SYMBOLS, 6.2+) and "__cfi_<fn>" (kCFI),
+// which objtool adds when it processes the whole of vmlinux (6.12 with
+// IBT): the table lists them before each function, objects compiled on
+// their own have none, so they are no neighbours.
+func prefixOnly(syms []Symbol) bool {
+	for _, s := range syms {
+		if !strings.HasPrefix(s.Name, "__pfx_") && !strings.HasPrefix(s.Name, "__cfi_") {
+			return false
+		}
+	}
+	return len(syms) > 0
 }
 
 // groupAt returns the range of table entries sharing entry k's address.
