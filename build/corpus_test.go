@@ -363,6 +363,13 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 			t.Errorf("%s: exit %d, want %s\n%s%s", s.Name, r.Exit, map[bool]string{true: "success", false: "failure"}[w == 0], r.Stdout, r.Stderr)
 		}
 	}
+	// A patch that works but trips the kernel (an unpatched return thunk,
+	// a missing ORC entry) is not a working patch.
+	for _, bad := range []string{"WARNING:", "BUG:", "Oops:", "Unpatched return thunk"} {
+		if strings.Contains(res.Dmesg, bad) {
+			t.Errorf("kernel log has %q", bad)
+		}
+	}
 	if t.Failed() {
 		t.Log(fmt.Sprintf("dmesg:\n%s", res.Dmesg))
 	}
