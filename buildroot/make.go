@@ -228,14 +228,4 @@ func aptEntries(path string) []aptEntry {
 }
 
 // lock takes an exclusive lock on path (created if needed).
-func lock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := sys.Lock(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { sys.Unlock(f); f.Close() }, nil
-}
+func lock(path string) (func(), error) { return sys.LockPath(path) }

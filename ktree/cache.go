@@ -70,17 +70,7 @@ func Cached(dir string, build func(dir string) error) (string, error) {
 }
 
 // lockFile takes an exclusive lock on path (created if needed).
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := sys.Lock(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { sys.Unlock(f); f.Close() }, nil
-}
+func lockFile(path string) (func(), error) { return sys.LockPath(path) }
 
 // tail returns the last n lines of s, for error messages about long logs.
 func tail(s string, n int) string {
