@@ -232,21 +232,40 @@ func hasVersion(data []byte, name string, crc uint32) bool {
 	return false
 }
 
-// TestDeterministic builds the same module twice in different work
-// directories: the bytes are equal.
+// TestDeterministic builds the same module several times in different
+// work directories, from units diffed anew each time: the bytes are
+// equal. The combined patch has several units whose livepatch symbols
+// are shared, which the post-link step merges.
 func TestDeterministic(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	a := buildPatch(t, k, "body-change", Options{Name: "kelp_same", Replace: true})
-	b := buildPatch(t, k, "body-change", Options{Name: "kelp_same", Replace: true})
-	da, err := os.ReadFile(a.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := os.ReadFile(b.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(da, db) {
-		t.Fatalf("two builds of the same inputs differ (%d and %d bytes)", len(da), len(db))
+	for _, c := range []struct {
+		name  string
+		patch []byte
+		runs  int
+	}{
+		{"body-change", patchFile(t, "body-change"), 2},
+		{"combined", combinedPatch(t, combined...), 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var first []byte
+			for i := 0; i < c.runs; i++ {
+				m, err := Build(context.Background(), diffUnits(t, k, c.patch), Options{
+					Name: "kelp_same", Kernel: k.Release, Headers: k.Headers, Replace: true, WorkDir: t.TempDir(),
+				})
+				if err != nil {
+					logKbuild(t, err)
+					t.Fatal(err)
+				}
+				data, err := os.ReadFile(m.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					first = data
+				} else if !bytes.Equal(data, first) {
+					t.Fatalf("build %d differs from the first (%d and %d bytes)", i+1, len(data), len(first))
+				}
+			}
+		})
 	}
 }

@@ -87,7 +87,16 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 	for _, kk := range order {
 		f.InsertSectionAfter(kk.target, klpSecs[kk])
 	}
-	for s, k := range ph {
+	// In symbol table order: removing a symbol renumbers the table (locals
+	// first), so the order of the edits must not depend on map iteration.
+	var inOrder []*elfobj.Symbol
+	for _, s := range f.Symbols {
+		if _, ok := ph[s]; ok {
+			inOrder = append(inOrder, s)
+		}
+	}
+	for _, s := range inOrder {
+		k := ph[s]
 		if target[s] != s {
 			f.RemoveSymbol(s)
 			continue
