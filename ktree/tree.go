@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -158,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	}
 	t.Dir, err = Cached(dir, func(dir string) error {
 		step("extracting " + opts.SourceTar + " into " + dir)
-		if err := run(ctx, nil, dir, "tar", "-xf", opts.SourceTar, "--strip-components=1"); err != nil {
+		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar)...); err != nil {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
 		step("preparing the tree (make olddefconfig modules_prepare)")
@@ -168,6 +169,19 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// extractArgs are tar's arguments to extract the source tarball into the
+// current directory. An xz tarball of several blocks (Debian's
+// linux-source tarballs are) decompresses on every core.
+func extractArgs(tarball string) []string {
+	args := []string{"-xf", tarball, "--strip-components=1"}
+	if strings.HasSuffix(tarball, ".xz") {
+		if _, err := exec.LookPath("xz"); err == nil {
+			args = append([]string{"--use-compress-program=xz -T0"}, args...)
+		}
+	}
+	return args
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kelp/trees (~/.cache/kelp/trees).
