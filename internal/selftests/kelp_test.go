@@ -352,9 +352,10 @@ func TestKelpCommands(t *testing.T) {
 		{"already loaded", "kelp load " + demoKO, stdoutIs(demo + ": already loaded and enabled")},
 		{"unload: json", "kelp unload --json " + demo, func(t *testing.T, r vmtest.StepResult) {
 			var rep struct {
-				Results []livepatch.UnloadResult `json:"results"`
+				SchemaVersion int                      `json:"schema_version"`
+				Results       []livepatch.UnloadResult `json:"results"`
 			}
-			if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || len(rep.Results) != 1 || rep.Results[0].Status != livepatch.StatusUnloaded {
+			if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || rep.SchemaVersion != 1 || len(rep.Results) != 1 || rep.Results[0].Status != livepatch.StatusUnloaded {
 				t.Errorf("kelp unload --json: %v\n%s", err, r.Stdout)
 			}
 		}},
@@ -362,9 +363,10 @@ func TestKelpCommands(t *testing.T) {
 		{"unload: not a livepatch", "insmod " + guestKO + "/" + target + ".ko && kelp unload " + target + "; rc=$?; rmmod " + target + "; exit $rc", refused(target + " is not a livepatch module")},
 		{"load: json", "kelp load --json " + lpPath, func(t *testing.T, r vmtest.StepResult) {
 			var rep struct {
-				Results []livepatch.LoadResult `json:"results"`
+				SchemaVersion int                    `json:"schema_version"`
+				Results       []livepatch.LoadResult `json:"results"`
 			}
-			if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || len(rep.Results) != 1 {
+			if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil || rep.SchemaVersion != 1 || len(rep.Results) != 1 {
 				t.Fatalf("kelp load --json: %v\n%s", err, r.Stdout)
 			}
 			res := rep.Results[0]
@@ -375,6 +377,27 @@ func TestKelpCommands(t *testing.T) {
 			}
 			if r.Stderr != "" {
 				t.Errorf("--json printed progress on stderr: %q", r.Stderr)
+			}
+		}},
+		// A failure under --json: one document, the error object, the
+		// reason on stderr as well.
+		{"load: json refused", "kelp load --json /root/bad/random.ko", func(t *testing.T, r vmtest.StepResult) {
+			var rep struct {
+				SchemaVersion int                    `json:"schema_version"`
+				Results       []livepatch.LoadResult `json:"results"`
+				Error         struct {
+					Kind     string `json:"kind"`
+					ExitCode int    `json:"exit_code"`
+					Message  string `json:"message"`
+				} `json:"error"`
+			}
+			dec := json.NewDecoder(strings.NewReader(r.Stdout))
+			if err := dec.Decode(&rep); err != nil || dec.More() {
+				t.Fatalf("kelp load --json of a bad file: not one JSON document: %v\n%s", err, r.Stdout)
+			}
+			if r.Exit != 1 || rep.SchemaVersion != 1 || rep.Results == nil || len(rep.Results) != 0 || rep.Error.Kind != "refused" || rep.Error.ExitCode != 1 ||
+				strings.TrimSpace(r.Stderr) != "kelp: "+rep.Error.Message {
+				t.Errorf("exit %d, document %+v, stderr %q", r.Exit, rep, r.Stderr)
 			}
 		}},
 		{"load: verbose", "kelp unload " + lp + " && kelp load -v " + lpPath + " && kelp list && kelp unload -v " + lp + " && " + clean, func(t *testing.T, r vmtest.StepResult) {
