@@ -46,6 +46,12 @@ type Options struct {
 	Make string
 	// Exec is the build root the link runs in (nil: the host).
 	Exec *buildroot.Root
+	// Kbuild links through kbuild's make even when its recorded link
+	// commands could be replayed.
+	Kbuild bool
+	// CacheDir keeps kbuild's recorded link commands per kernel and the
+	// compiled init and .mod objects (default $XDG_CACHE_HOME/kelp/modlink).
+	CacheDir string
 }
 
 // Module is the assembled livepatch module and what went into it.
@@ -65,7 +71,10 @@ type Module struct {
 	States      []State  `json:"states,omitempty"`
 	ForceUnsafe []string `json:"force_unsafe,omitempty"`
 	Signed      bool     `json:"signed"`
-	Size        int64    `json:"size"`
+	// CachedObjects counts the init and .mod objects of the direct link
+	// taken from the cache of compiled objects.
+	CachedObjects int   `json:"cached_objects"`
+	Size          int64 `json:"size"`
 	// Timings of the steps, for the build report.
 	Timings Timings `json:"timings_seconds"`
 }
@@ -171,13 +180,28 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if len(m.ForceUnsafe) > 0 && opts.Modinfo["kelp.force_unsafe"] == "" {
 		modinfo = append(modinfo, [2]string{"kelp.force_unsafe", strings.Join(m.ForceUnsafe, ",")})
 	}
-	if err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo)); err != nil {
+	unitObjs, err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo))
+	if err != nil {
 		return nil, fmt.Errorf("klpmod: %w", err)
 	}
-	if err := runKbuild(ctx, dir, opts, len(preps)+1); err != nil {
-		return nil, fmt.Errorf("klpmod: %w", err)
+	var tmpl *linkTemplate
+	if !opts.Kbuild && directLink(opts) {
+		// A kbuild whose link cannot be recorded links the module itself.
+		tmpl, _ = templateFor(ctx, opts)
+		m.Timings["link_template"] = time.Since(t0)
 	}
-	m.Timings["kbuild"] = time.Since(t0)
+	if tmpl == nil {
+		if err := runKbuild(ctx, dir, opts, len(preps)+1); err != nil {
+			return nil, fmt.Errorf("klpmod: %w", err)
+		}
+		m.Timings["kbuild"] = time.Since(t0)
+	} else {
+		t0 = time.Now()
+		if m.CachedObjects, err = linkDirect(ctx, dir, opts, unitObjs, tmpl); err != nil {
+			return nil, fmt.Errorf("klpmod: %w", err)
+		}
+		m.Timings["link"] = time.Since(t0)
+	}
 
 	t0 = time.Now()
 	f, err := elfobj.ReadFile(filepath.Join(dir, opts.Name+".ko"))

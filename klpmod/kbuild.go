@@ -9,36 +9,32 @@ import (
 	"strings"
 )
 
-// writeKbuild lays out the external-module directory: the init file, each
-// unit's prepared object as a prebuilt ("_shipped") object, and the Kbuild
-// file linking them into NAME.ko.
-func writeKbuild(dir string, opts Options, preps []*prepared, initC string) error {
+// writeKbuild lays out the external-module directory: each unit's
+// prepared object, as a prebuilt ("_shipped") object for kbuild and as
+// the object itself for the direct link, the init file and the Kbuild
+// file linking them into NAME.ko. It returns the units' object names.
+func writeKbuild(dir string, opts Options, preps []*prepared, initC string) ([]string, error) {
 	if err := os.RemoveAll(dir); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	objs := []string{"kelp-init.o"}
+	var objs []string
 	for _, p := range preps {
 		obj := fmt.Sprintf("kelp-u%d.o", p.index)
-		if err := p.obj.WriteFile(filepath.Join(dir, obj+"_shipped")); err != nil {
-			return fmt.Errorf("write %s (unit %s): %w", obj, p.unit.Diff.Report.Unit, err)
+		data, err := p.obj.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("write %s (unit %s): %w", obj, p.unit.Diff.Report.Unit, err)
 		}
-		// modpost reads the MODVERSIONS CRCs an object exports from its
-		// kbuild command record; a prebuilt unit exports nothing.
-		if err := os.WriteFile(filepath.Join(dir, "."+obj+".cmd"), []byte("# prebuilt by kelp build\n"), 0o644); err != nil {
-			return err
+		for _, f := range []string{obj, obj + "_shipped"} {
+			if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+				return nil, err
+			}
 		}
 		objs = append(objs, obj)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kelp-init.c"), []byte(initC), 0o644); err != nil {
-		return err
-	}
-	// The file names contain '-', so none can be the module's own
-	// object (module names are [a-z0-9_]).
-	kbuild := fmt.Sprintf("obj-m := %s.o\n%s-y := %s\n", opts.Name, opts.Name, strings.Join(objs, " "))
-	return os.WriteFile(filepath.Join(dir, "Kbuild"), []byte(kbuild), 0o644)
+	return objs, layout(dir, opts.Name, objs, initC)
 }
 
 // KbuildError is a failed kbuild link; Error() is one line, Output the

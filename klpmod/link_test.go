@@ -1,0 +1,124 @@
+package klpmod
+
+import (
+	"bytes"
+	"debug/elf"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+)
+
+// TestLinkIsKbuilds: the module linked with kbuild's recorded commands is
+// the module kbuild's make links from the same units, section by section
+// and byte for byte, with its init and .mod objects compiled and again
+// when they come from the cache: a vmlinux patch, a module (ext4) patch
+// and a module of several units from different subsystems.
+func TestLinkIsKbuilds(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	for _, name := range []string{"cmdline-string", "ext4-feature-string", "combined"} {
+		t.Run(name, func(t *testing.T) {
+			var patch []byte
+			if name == "combined" {
+				patch = combinedPatch(t, combined...)
+			} else {
+				patch = patchFile(t, name)
+			}
+			opts := Options{
+				Name: "kelp_" + sanitize(name), Kernel: k.Release, Headers: k.Headers, Replace: true,
+				Modinfo:  map[string]string{"kelp.kernel": k.Release},
+				CacheDir: t.TempDir(),
+			}
+			if !directLink(opts) {
+				t.Fatalf("%s has a vmlinux: the test kernel's headers should not", k.Headers)
+			}
+			var mods [3]*Module
+			for i, viaMake := range []bool{true, false, false} {
+				o := opts
+				o.Kbuild = viaMake
+				o.WorkDir = t.TempDir()
+				// Fresh units for each build, as kelp build has.
+				units := diffUnits(t, k, patch)
+				m, err := Build(t.Context(), units, o)
+				if err != nil {
+					logKbuild(t, err)
+					t.Fatal(err)
+				}
+				mods[i] = m
+			}
+			if _, ok := mods[0].Timings["kbuild"]; !ok {
+				t.Fatalf("the make build did not run kbuild: %v", mods[0].Timings)
+			}
+			if _, ok := mods[1].Timings["link"]; !ok {
+				t.Fatalf("the direct build ran kbuild: %v", mods[1].Timings)
+			}
+			for i, m := range mods[1:] {
+				objs, err := os.ReadDir(filepath.Join(opts.CacheDir, "objects"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(objs) != 2 {
+					t.Errorf("direct build %d: %d objects kept, want the init and .mod objects", i+1, len(objs))
+				}
+				if want := 2 * i; m.CachedObjects != want {
+					t.Errorf("direct build %d: %d objects from the cache, want %d", i+1, m.CachedObjects, want)
+				}
+				compareModules(t, mods[0].Path, m.Path)
+			}
+		})
+	}
+}
+
+// compareModules compares the module at p with kbuild's at want, section
+// by section, then byte for byte.
+func compareModules(t *testing.T, want, p string) {
+	t.Helper()
+	a, err := elf.Open(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := elf.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if len(a.Sections) != len(b.Sections) {
+		t.Fatalf("%d sections, kbuild's module has %d", len(b.Sections), len(a.Sections))
+	}
+	for i, sa := range a.Sections {
+		sb := b.Sections[i]
+		if sa.SectionHeader != sb.SectionHeader {
+			t.Errorf("section %d: header %+v, kbuild's %+v", i, sb.SectionHeader, sa.SectionHeader)
+			continue
+		}
+		if sa.Type == elf.SHT_NOBITS {
+			continue
+		}
+		da, err := sa.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sb.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(da, db) {
+			t.Errorf("section %s: content differs from kbuild's", sa.Name)
+		}
+	}
+	fa, fb := readFile(t, want), readFile(t, p)
+	if !bytes.Equal(fa, fb) {
+		t.Errorf("module of %d bytes differs from kbuild's (%d bytes)", len(fb), len(fa))
+	}
+}
+
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
