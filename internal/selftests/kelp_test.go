@@ -169,7 +169,8 @@ func TestKelpCommands(t *testing.T) {
 		// named with its stack, reverted, the patch module gone.
 		{"stall: busy module", "insmod " + guestKO + "/" + busy + ".ko block_transition=Y", wantExit(0)},
 		{"stall: load times out", "kelp load --timeout 5s " + demoKO, func(t *testing.T, r vmtest.StepResult) {
-			wantExit(3, "patching transition timed out after 5.", "1 blocking task: kworker", "in busymod_work_func", "reverted, the patch is not applied")(t, r)
+			wantExit(3, "patching transition timed out after ", "1 blocking task: kworker", "in busymod_work_func", "reverted, the patch is not applied")(t, r)
+			waitedAtLeast(t, r.Stderr, "patching transition timed out after ", 5)
 			for _, w := range []string{"1 task has not switched to the patched state", "(kernel thread), patch state unpatched", "busymod_work_func+0x", "reverting", "removing module " + demo} {
 				if !strings.Contains(r.Stderr, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
