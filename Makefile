@@ -33,7 +33,7 @@ test: deps vet
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
-	$(GO) run ./bench -cold
+	$(GO) run ./bench
 
 # Every fuzz target for FUZZTIME each (make test runs their seed corpora).
 FUZZTIME ?= 10m

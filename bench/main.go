@@ -1,11 +1,19 @@
-// Command bench measures kelp build against the gcc floor on the test
-// kernel: for each patch, compiling the objects it touches twice with
-// kbuild's own commands (what no patch builder can avoid) versus kelp
-// build with the tree already prepared (first build of those objects, and
-// a repeat). With -cold it also times a build from an empty cache
-// (extract + prepare + build).
+// Command bench measures `kelp build` (the binary, as a user runs it)
+// against the compiler floor on the test kernel. The floor is what no
+// patch builder can avoid: compiling each object the patch touches twice
+// (original and patched) with kbuild's own command, gcc and objtool, as
+// many at once as there are cores, measured in the same run. kelp runs
+// with a cache of its own, from empty:
 //
-//	go run ./bench [-cold] [-n 3]
+//   - cold: empty cache, so source extraction + tree preparation + build
+//     (the one-function patch, once: the first build of the run);
+//   - warm, first build of the object: tree prepared, the touched objects
+//     not built in it yet, the module's init/.mod objects not cached;
+//   - warm, built original: a rebuild.
+//
+// It also reports the peak RSS of kelp build on the three-object patch.
+//
+//	go run ./bench [-n 5]
 package main
 
 import (
@@ -16,11 +24,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/ktree"
@@ -30,29 +39,32 @@ var patches = []struct{ what, file string }{
 	{"one function", "testdata/patches/cmdline-string.patch"},
 	{"one object, 3 functions", "testdata/patches/static-inline-callers.patch"},
 	{"two objects", "testdata/patches/new-global-cross-object.patch"},
+	{"header, three objects", "testdata/patches/header-three-objects.patch"},
 }
 
+// rssPatch is the patch whose peak RSS is reported.
+const rssPatch = 3
+
 func main() {
-	cold := flag.Bool("cold", false, "also time a build from an empty source-tree cache")
-	n := flag.Int("n", 3, "repetitions (the median is reported)")
+	n := flag.Int("n", 5, "repetitions (the median is reported)")
 	flag.Parse()
-	if err := run(*cold, *n); err != nil {
+	if err := run(*n); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(cold bool, n int) error {
+type bench struct {
+	kelp    string   // the kelp binary
+	cache   string   // XDG_CACHE_HOME of the kelp runs
+	out     string   // output directory
+	args    []string // kelp build's target options
+	release string
+}
+
+func run(n int) error {
 	ctx := context.Background()
 	k, err := testenv.DefaultKernel()
-	if err != nil {
-		return err
-	}
-	topts, err := k.TreeOptions()
-	if err != nil {
-		return err
-	}
-	tree, err := ktree.Open(ctx, topts)
 	if err != nil {
 		return err
 	}
@@ -60,17 +72,36 @@ func run(cold bool, n int) error {
 	if err != nil {
 		return err
 	}
-	out, err := os.MkdirTemp("", "kelp-bench-")
+	tmp, err := os.MkdirTemp("", "kelp-bench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(out)
-	opts := func(p string) build.Options {
-		return build.Options{Patches: []string{p}, Tree: topts, Symbols: symbols, ModulesDir: k.ModulesDir, OutDir: out}
+	defer os.RemoveAll(tmp)
+	b := &bench{kelp: filepath.Join(tmp, "kelp"), cache: filepath.Join(tmp, "cache"), out: filepath.Join(tmp, "out"), release: k.Release}
+	if out, err := exec.Command("go", "build", "-o", b.kelp, "./cmd/kelp").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v: %s", err, out)
 	}
-	fmt.Printf("kernel %s, %d repetitions, median\n\n", k.Release, n)
-	fmt.Printf("%-26s %8s %10s %8s %10s %8s\n", "patch", "gcc×2", "kelp first", "ratio", "kelp again", "ratio")
-	for _, p := range patches {
+	b.args = []string{"-k", k.Release, "--config", k.Config, "--headers", k.Headers, "--symbols", symbols,
+		"--modules", k.ModulesDir, "--skip-compiler-check", "-o", b.out}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("kernel %s, %d cores, load average %s", k.Release, runtime.NumCPU(), load)
+	fmt.Printf("median of %d runs; ratio = kelp / floor; floor = gcc+objtool twice per touched object, %d at once\n\n", n, runtime.NumCPU())
+
+	// The first build starts from the empty cache: cold.
+	start := time.Now()
+	_, coldOut, err := b.buildOutput(ctx, patches[0].file)
+	if err != nil {
+		return fmt.Errorf("cold: %w", err)
+	}
+	coldTime := time.Since(start)
+	tree, err := ktree.Open(ctx, ktree.Options{Release: k.Release, Config: k.Config, Headers: k.Headers,
+		SourceTar: k.SourceTar, CacheDir: filepath.Join(b.cache, "kelp", "trees"), SkipCompilerCheck: true})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-24s %7s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (again)", "ratio", "kelp (first)", "ratio", "cold")
+	var rss int64
+	for i, p := range patches {
 		data, err := os.ReadFile(p.file)
 		if err != nil {
 			return err
@@ -83,57 +114,80 @@ func run(cold bool, n int) error {
 		if err != nil {
 			return err
 		}
-		var floor, first, again []time.Duration
-		for i := 0; i < n; i++ {
+		var floor, first, cached []time.Duration
+		for r := 0; r < n; r++ {
 			d, err := gccFloor(ctx, tree, objs)
 			if err != nil {
 				return err
 			}
 			floor = append(floor, d)
-			// First build of these objects: kbuild has not built them
-			// in the tree yet.
+			// First build of these objects: kbuild has not built them in
+			// the tree, and the module's init and .mod objects are not
+			// cached (the prepared tree and the link template stay).
 			for _, o := range objs {
-				os.Remove(filepath.Join(tree.Dir, o.Name))
+				if err := os.Remove(filepath.Join(tree.Dir, o.Name)); err != nil && !os.IsNotExist(err) {
+					return err
+				}
+			}
+			if err := os.RemoveAll(filepath.Join(b.cache, "kelp", "modlink", "objects")); err != nil {
+				return err
 			}
 			start := time.Now()
-			if _, err := build.Build(ctx, opts(p.file)); err != nil {
-				return fmt.Errorf("%s: %w", p.file, err)
+			if _, err := b.build(ctx, p.file); err != nil {
+				return err
 			}
 			first = append(first, time.Since(start))
 			start = time.Now()
-			if _, err := build.Build(ctx, opts(p.file)); err != nil {
-				return fmt.Errorf("%s: %w", p.file, err)
+			peak, err := b.build(ctx, p.file)
+			if err != nil {
+				return err
 			}
-			again = append(again, time.Since(start))
+			cached = append(cached, time.Since(start))
+			if i == rssPatch {
+				rss = max(rss, peak)
+			}
 		}
-		f, a, b := median(floor), median(first), median(again)
-		fmt.Printf("%-26s %7.2fs %9.2fs %7.2f× %9.2fs %7.2f×\n", p.what, f.Seconds(), a.Seconds(), a.Seconds()/f.Seconds(), b.Seconds(), b.Seconds()/f.Seconds())
+		f, a, c := median(floor), median(first), median(cached)
+		coldCol := "-"
+		if i == 0 {
+			coldCol = fmt.Sprintf("%.1fs", coldTime.Seconds())
+		}
+		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), c.Seconds()/f.Seconds(), a.Seconds(), a.Seconds()/f.Seconds(), coldCol)
 	}
-	if cold {
-		dir, err := os.MkdirTemp("", "kelp-bench-cold-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		o := opts(patches[0].file)
-		o.Tree.Dir = ""
-		o.Tree.CacheDir = dir
-		o.Tree.SkipCompilerCheck = true
-		start := time.Now()
-		res, err := build.Build(ctx, o)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("\ncold (empty cache: extract + prepare + build of %q): %.1fs\n", patches[0].what, time.Since(start).Seconds())
-		for _, t := range res.Timings {
-			fmt.Printf("  %-8s %6.2fs\n", t.Stage, t.Seconds)
+	fmt.Printf("\ncold build of %q, kelp build's stages:\n", patches[0].what)
+	for _, line := range strings.Split(strings.TrimSpace(coldOut), "\n") {
+		if !strings.HasPrefix(line, "built ") {
+			fmt.Println("  " + line)
 		}
 	}
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("\npeak RSS of kelp build, %s (largest of kelp and the compilers it ran): %.0f MiB\n", patches[rssPatch].what, float64(rss)/(1<<20))
+	fmt.Printf("load average after: %s", load)
 	return nil
 }
 
+// build runs kelp build on patch with the bench's cache and returns the
+// peak RSS wait4 reported.
+func (b *bench) build(ctx context.Context, patch string) (int64, error) {
+	rss, _, err := b.buildOutput(ctx, patch)
+	return rss, err
+}
+
+// buildOutput is build, also returning what kelp build printed.
+func (b *bench) buildOutput(ctx context.Context, patch string) (int64, string, error) {
+	cmd := exec.CommandContext(ctx, b.kelp, append(append([]string{"build"}, b.args...), patch)...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+b.cache)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, "", fmt.Errorf("kelp build %s: %v\n%s", patch, err, out)
+	}
+	rss, _ := sys.MaxRSS(cmd.ProcessState)
+	return rss, string(out), nil
+}
+
 // gccFloor runs kbuild's recorded command (gcc and objtool) for each
-// object twice, in parallel as kelp does, writing outside the tree.
+// object twice, as many at once as there are cores, writing outside the
+// tree.
 func gccFloor(ctx context.Context, tree *ktree.Tree, objs []ktree.Object) (time.Duration, error) {
 	names := make([]string, len(objs))
 	for i, o := range objs {
@@ -168,7 +222,7 @@ func gccFloor(ctx context.Context, tree *ktree.Tree, objs []ktree.Object) (time.
 		c.Dir = tree.Dir
 		procs = append(procs, c)
 	}
-	if err := runJobs(procs, tree.Jobs); err != nil {
+	if err := runJobs(procs, runtime.NumCPU()); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
@@ -203,6 +257,3 @@ func median(ds []time.Duration) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
 }
-
-// cachedKallsyms is the test kernel's kallsyms dump that the tests and
-// make demo take from a boot (kelp symbols) and cache.

@@ -115,3 +115,14 @@ func DieWithParent(cmd *exec.Cmd) {
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
+
+// MaxRSS is the peak resident set size in bytes wait4 reported for an
+// exited process: the largest of the process and the children it waited
+// for.
+func MaxRSS(ps *os.ProcessState) (int64, bool) {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0, false
+	}
+	return ru.Maxrss * 1024, true
+}

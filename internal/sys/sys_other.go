@@ -65,3 +65,6 @@ func IsTerminal(int) bool { return false }
 
 // DieWithParent does nothing off Linux.
 func DieWithParent(*exec.Cmd) {}
+
+// MaxRSS is not known off Linux.
+func MaxRSS(ps *os.ProcessState) (int64, bool) { return 0, false }
