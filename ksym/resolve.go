@@ -147,3 +147,49 @@ func globalSympos(t *Table, name string) (pos int, ok bool, err error) {
 	}
 	return globals[0] + 1, true, nil
 }
+
+// Runs reports whether the running kernel's definition of a __weak
+// symbol the unit defines is provably the unit's own: kallsyms lists it
+// as weak (no strong override was linked) and it lines up with the
+// unit's neighbouring symbols, or its recorded source file is the
+// unit's. why says how, or why it cannot tell.
+func (r *Resolver) Runs(ref Ref) (bool, string, error) {
+	s := ref.Symbol
+	if s.IsUndefined() {
+		return false, "", fmt.Errorf("%s is not defined by the unit", s.Name)
+	}
+	t, err := r.table(r.Object)
+	if err != nil {
+		return false, "", err
+	}
+	var weak, strong []int
+	for _, k := range t.Lookup(s.Name) {
+		switch t.Syms[k].Type {
+		case 'W', 'V', 'w', 'v':
+			weak = append(weak, k)
+		default:
+			if t.Syms[k].Global() {
+				strong = append(strong, k)
+			}
+		}
+	}
+	switch {
+	case len(strong) > 0:
+		return false, fmt.Sprintf("%s's %s is a strong definition from another unit", t.Object, s.Name), nil
+	case len(weak) == 0:
+		return false, fmt.Sprintf("%s has no weak symbol %s", t.Object, s.Name), nil
+	case len(weak) > 1:
+		return false, fmt.Sprintf("%s has %d weak symbols %s", t.Object, len(weak), s.Name), nil
+	}
+	if r.locator == nil || r.locator.Table != t {
+		r.locator = NewLocator(t, r.Unit, r.File)
+	}
+	k := weak[0]
+	if t.Files && t.Syms[k].File != "" && t.Syms[k].File == r.locator.unit.file {
+		return true, "defined in " + t.Syms[k].File, nil
+	}
+	if r.locator.anchored(s, k) {
+		return true, "its kallsyms neighbours are the unit's", nil
+	}
+	return false, fmt.Sprintf("the weak %s in %s cannot be tied to this unit (no neighbouring symbol of the unit with a unique name)", s.Name, t.Object), nil
+}

@@ -184,6 +184,82 @@ var corpus = []corpusCase{
 		name:     "fail-sympos-ambiguous",
 		refusals: []string{"warned.1|.text.__flush_smp_call_function_queue|vmlinux defines 2 symbols called warned.1"},
 	},
+	{
+		// A changed __weak default that the running kernel runs (kallsyms
+		// lists it weak, between this unit's neighbours) is patched.
+		name:    "weak-default-runs",
+		changed: []string{"page_is_ram"},
+	},
+	{
+		// Each variable keeps its name and value but moves to a section of
+		// another kind: the running kernel's copy stays where it is.
+		name:     "fail-section-ro-after-init",
+		refusals: []string{"secretmem_enable|.bss.secretmem_enable|moves from section .data..ro_after_init to .bss.secretmem_enable (read-only after init → writable, zero-initialised)"},
+	},
+	{
+		name:     "fail-section-ro-after-init-added",
+		refusals: []string{"sysctl_protected_fifos|.data..ro_after_init|moves from section .data..read_mostly to .data..ro_after_init"},
+	},
+	{
+		name:     "fail-section-read-mostly",
+		refusals: []string{"did_panic|.bss.did_panic|moves from section .data..read_mostly to .bss.did_panic"},
+	},
+	{
+		name:     "fail-section-const-dropped",
+		refusals: []string{"reboot_cmd|.data.reboot_cmd|moves from section .rodata.reboot_cmd to .data.reboot_cmd (read-only → writable)"},
+	},
+	{
+		// The __init users of the variable are refused as well.
+		name: "fail-section-initdata",
+		refusals: []string{
+			"early_ioremap_debug|.bss.early_ioremap_debug|moves from section .init.data to .bss.early_ioremap_debug (writable, freed after init → writable, zero-initialised)",
+			"early_ioremap_debug_setup|.init.text|changed __init function",
+			"__early_ioremap|.init.text|changed __init function",
+			"early_iounmap|.init.text|changed __init function",
+		},
+	},
+	{
+		// x86's arch/x86/kernel/cpu/bugs.c overrides the default.
+		name:     "fail-weak-overridden",
+		refusals: []string{"cpu_show_meltdown|.text.cpu_show_meltdown|vmlinux's cpu_show_meltdown is a strong definition from another unit"},
+	},
+	{
+		// arch/x86/events/core.c overrides the default.
+		name:     "fail-weak-overridden-perf",
+		refusals: []string{"perf_event_print_debug|.text.unlikely.perf_event_print_debug|vmlinux's perf_event_print_debug is a strong definition from another unit"},
+	},
+	{
+		// The static local is renamed: the patched function would start
+		// from a new, zeroed flag.
+		name: "fail-static-local-removed",
+		refusals: []string{
+			"stfu|.text.drop_caches_sysctl_handler|in drop_caches_sysctl_handler was removed",
+			"stfu|.text.unlikely.drop_caches_sysctl_handler|in drop_caches_sysctl_handler.cold was removed",
+		},
+	},
+	{
+		// wq_select_unbound_cpu is inlined into __queue_work.
+		name: "fail-static-local-removed-wq",
+		refusals: []string{
+			"printed_dbg_warning|.text.__queue_work|in __queue_work was removed",
+			"printed_dbg_warning|.text.unlikely.__queue_work|in __queue_work.cold was removed",
+		},
+	},
+	{
+		name:     "fail-new-export",
+		refusals: []string{"panic_on_taint|___ksymtab_gpl|new export"},
+	},
+	{
+		name: "fail-new-param",
+		refusals: []string{
+			"__param_carrier_off|__param|new module parameter",
+			"parmtype=carrier_off:bool|.modinfo|new module information",
+		},
+	},
+	{
+		name:     "fail-param-perm",
+		refusals: []string{"__param_enable|__param|module parameter changes"},
+	},
 }
 
 // TestCorpus compiles each patch of testdata/corpus against the test
@@ -247,7 +323,8 @@ func checkCase(t *testing.T, c corpusCase, results []unitResult) {
 			sym, rest, _ := strings.Cut(w, "|")
 			sec, text, _ := strings.Cut(rest, "|")
 			if !slices.ContainsFunc(refusals, func(r string) bool {
-				return strings.HasPrefix(r, sym+"|"+sec+"|") && strings.Contains(r, text)
+				rsym, rest, _ := strings.Cut(r, "|")
+				return (rsym == sym || stripNumbering(rsym) == sym) && strings.HasPrefix(rest, sec+"|") && strings.Contains(rest, text)
 			}) {
 				t.Errorf("no refusal %q among %q", w, refusals)
 			}

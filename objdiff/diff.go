@@ -70,7 +70,11 @@ func Diff(in Input) (*Result, error) {
 	correlate(o, p)
 	d := &differ{in: in, o: o, p: p, rep: &Report{Unit: in.Unit, Object: in.Object}, bindings: map[*elfobj.Symbol]bindingOrErr{}}
 	d.checkGroups()
+	d.checkSections()
+	d.checkStaticLocals()
 	d.classify()
+	d.checkWeak()
+	d.checkMetadata()
 	d.checkCRCs()
 	d.include()
 	d.keepEntries()
@@ -96,6 +100,7 @@ type differ struct {
 	rep  *Report
 
 	anon     map[*elfobj.Section]bool // anonymous sections included whole
+	moved    map[*elem]bool           // data refused for moving to another kind of section
 	kept     map[*elfobj.Section][]entry
 	bindings map[*elfobj.Symbol]bindingOrErr
 	out      *elfobj.File
@@ -156,6 +161,8 @@ func (d *differ) classify() {
 		case pe.fn && !pe.cold && !pe.part && !hasFentry(pe.twin):
 			d.refuse(name, sec, "changed function has no fentry call (notrace, noinstr or lib-y code) so ftrace cannot redirect it",
 				"patch its callers instead")
+		case !pe.fn && d.moved[pe]:
+			// Refused by checkSections.
 		case !pe.fn && dataSection(sec):
 			if pe.size != pe.twin.size {
 				d.refuse(name, sec, fmt.Sprintf("size of existing data changes from %d to %d bytes", pe.twin.size, pe.size),
