@@ -34,34 +34,34 @@ func (e *elem) masked() []byte {
 }
 
 // diff compares a patched element with its twin and says why they differ
-// ("" when they do not). lineOnly is set when the only differences are
-// __LINE__ immediates passed to warning and debugging helpers.
-func diff(pe *elem) (why string, lineOnly bool) {
+// ("" when they do not). lines is set when the only differences are
+// __LINE__ immediates passed to the line-taking helpers of lineArgs.
+func diff(pe *elem) (why string, lines []lineChange) {
 	oe := pe.twin
 	if pe.size != oe.size {
-		return fmt.Sprintf("size %d → %d", oe.size, pe.size), false
+		return fmt.Sprintf("size %d → %d", oe.size, pe.size), nil
 	}
 	if (pe.sec.Type == elf.SHT_NOBITS) != (oe.sec.Type == elf.SHT_NOBITS) {
-		return "moved between initialised and zero-initialised data", false
+		return "moved between initialised and zero-initialised data", nil
 	}
 	if why := diffRelocs(oe, pe); why != "" {
-		return why, false
+		return why, nil
 	}
 	if why := diffEntries(oe, pe); why != "" {
-		return why, false
+		return why, nil
 	}
 	ob, pb := oe.masked(), pe.masked()
 	if bytes.Equal(ob, pb) {
-		return "", false
+		return "", nil
 	}
 	at := firstDiff(ob, pb)
-	if pe.fn && lineImmediatesOnly(oe, pe, ob, pb) {
-		return fmt.Sprintf("only __LINE__ immediates differ (first at +%#x)", at), true
-	}
 	if pe.fn {
-		return fmt.Sprintf("code differs at +%#x", at), false
+		if lines, ok := lineImmediatesOnly(oe, pe, ob, pb); ok {
+			return fmt.Sprintf("only __LINE__ immediates differ (first at +%#x)", at), lines
+		}
+		return fmt.Sprintf("code differs at +%#x", at), nil
 	}
-	return fmt.Sprintf("contents differ at +%#x", at), false
+	return fmt.Sprintf("contents differ at +%#x", at), nil
 }
 
 func firstDiff(a, b []byte) int {
@@ -123,7 +123,7 @@ func describe(s *side, from *elfobj.Section, r elfobj.Reloc) string {
 // diffEntries compares the special-section entries anchored in the two
 // elements (jump labels, exception table, alternatives, ...).
 func diffEntries(oe, pe *elem) string {
-	oi, pi := entryIdents(oe), entryIdents(pe)
+	oi, pi := entryIdents(oe, true), entryIdents(pe, true)
 	if len(oi) != len(pi) {
 		return fmt.Sprintf("%s entries differ", sectionsOf(pe))
 	}
@@ -134,6 +134,27 @@ func diffEntries(oe, pe *elem) string {
 		}
 	}
 	return ""
+}
+
+// lineFieldsDiffer reports whether the entries anchored in two equal
+// elements differ in their __LINE__ fields, and in which sections.
+func lineFieldsDiffer(oe, pe *elem) []string {
+	oi, pi := entryIdents(oe, false), entryIdents(pe, false)
+	if len(oi) != len(pi) {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for i := range oi {
+		if oi[i] != pi[i] {
+			sec, _, _ := strings.Cut(pi[i], "|")
+			if !seen[sec] {
+				seen[sec] = true
+				out = append(out, sec)
+			}
+		}
+	}
+	return out
 }
 
 func sectionsOf(e *elem) string {
@@ -158,7 +179,7 @@ func sectionsOf(e *elem) string {
 // entryIdents names each entry anchored in e by its section, where in e
 // it points, its bytes without relocated or __LINE__ fields and its
 // references; sorted.
-func entryIdents(e *elem) []string {
+func entryIdents(e *elem, maskLine bool) []string {
 	s := e.side
 	var out []string
 	for _, en := range s.entries[e] {
@@ -169,7 +190,7 @@ func entryIdents(e *elem) []string {
 		if en.sec.Type != elf.SHT_NOBITS {
 			copy(data, en.sec.Data[en.off:en.off+n])
 		}
-		if en.sp.line >= 0 && en.sp.line+2 <= int(n) {
+		if maskLine && en.sp.line >= 0 && en.sp.line+2 <= int(n) {
 			data[en.sp.line], data[en.sp.line+1] = 0, 0
 		}
 		for _, r := range s.relocsIn(en.sec, en.off, n) {

@@ -120,6 +120,11 @@ func (d *differ) refuse(sym, sec, reason, hint string) {
 	d.rep.Refusals = append(d.rep.Refusals, r)
 }
 
+// ignore records a difference kelp deliberately leaves out of the patch.
+func (d *differ) ignore(sym, sec, what, reason string) {
+	d.rep.Ignored = append(d.rep.Ignored, Ignored{Symbol: sym, Section: sec, What: what, Reason: reason})
+}
+
 func (d *differ) warn(format string, args ...any) {
 	d.rep.Warnings = append(d.rep.Warnings, fmt.Sprintf(format, args...))
 }
@@ -138,10 +143,18 @@ func (d *differ) classify() {
 				"keep the symbol's binding and type (add a new function instead of making an existing one static or global)")
 			continue
 		}
-		why, lineOnly := diff(pe)
-		if lineOnly {
+		why, lines := diff(pe)
+		if lines != nil {
 			d.rep.LineOnly = append(d.rep.LineOnly, oe.sym.Name)
+			for _, l := range lines {
+				d.ignore(oe.sym.Name, pe.sec.Name, "__LINE__ immediate", l.String())
+			}
 			continue
+		}
+		if why == "" {
+			for _, sec := range lineFieldsDiffer(oe, pe) {
+				d.ignore(oe.sym.Name, sec, "__LINE__ field", "the line number its entries report moved; the code is unchanged")
+			}
 		}
 		if why != "" {
 			pe.status = changed
@@ -173,6 +186,7 @@ func (d *differ) classify() {
 			}
 		case !pe.fn:
 			d.warn("%s in %s changed (%s); kernel metadata is not carried by a livepatch", name, sec, strings.Join(pe.reasons, "; "))
+			d.ignore(name, sec, "changed kernel metadata", strings.Join(pe.reasons, "; ")+"; a livepatch does not carry it, the running kernel keeps its own")
 			pe.status = unchanged
 		}
 	}

@@ -28,6 +28,7 @@ func (d *differ) include() {
 			add(e)
 		case e.status == isNew && !e.gen:
 			d.warn("new %s %s in section %s is not carried (only code and data are)", kindName(e), e.sym.Name, e.sec.Name)
+			d.ignore(e.sym.Name, e.sec.Name, "new "+kindName(e), "only code and data are carried by a livepatch")
 		}
 	}
 	var anonQueue []*elfobj.Section
@@ -105,6 +106,9 @@ func (d *differ) keepEntries() {
 					continue
 				}
 				done[k] = true
+				if d.inertEntry(sec, en) {
+					continue
+				}
 				d.kept[sec] = append(d.kept[sec], en)
 				d.follow(sec, d.p.relocsIn(sec, off, size))
 				d.drain()

@@ -311,23 +311,14 @@ func (b *builder) orcUnwind(ips []entry) {
 	d.rep.Special = append(d.rep.Special, SpecialKept{Section: sec.Name, Kept: len(ips), Of: int(sec.MemSize() / size), In: []string{"(lockstep with .orc_unwind_ip)"}})
 }
 
-// checkKey refuses a jump label or static call whose key a module
-// defines: module keys are resolved only after the patch module's
-// jump labels and static calls are initialised.
+// checkKey refuses a jump label whose key a module defines: module keys
+// are resolved only after the patch module's jump labels are
+// initialised. (Tracepoint keys and static call keys of modules never
+// get here: keepEntries leaves their entries out.)
 func (b *builder) checkKey(sec *elfobj.Section, en entry, r elfobj.Reloc) {
 	d := b.d
-	t := d.p.target(sec, r)
-	var sym *elfobj.Symbol
-	switch {
-	case t.e != nil && t.e.twin != nil && !t.e.included:
-		sym = t.e.twin.sym
-	case t.undef != nil && !d.in.Provided[t.undef.Name]:
-		sym = t.undef
-	default:
-		return
-	}
-	bd, err := d.binding(sym)
-	if err != nil || bd.Kind != ksym.Livepatch || bd.Object == ksym.Vmlinux {
+	key, obj, ok := d.moduleKey(sec, r)
+	if !ok {
 		return
 	}
 	fn := "?"
@@ -338,7 +329,68 @@ func (b *builder) checkKey(sec *elfobj.Section, en entry, r elfobj.Reloc) {
 	if sec.Name == ".static_call_sites" {
 		what, hint = "static call", "call through the function pointer instead of static_call()"
 	}
-	d.refuse(fn, sec.Name, fmt.Sprintf("%s key %s lives in module %s, which the patch's %ss cannot reach", what, bd.Name, bd.Object, what), hint)
+	d.refuse(fn, sec.Name, fmt.Sprintf("%s key %s lives in module %s, which the patch's %ss cannot reach", what, key, obj, what), hint)
+}
+
+// moduleKey returns the key a jump label or static call entry names
+// (relocation r of its key field) when it lives in a module rather than
+// vmlinux or the patch itself.
+func (d *differ) moduleKey(sec *elfobj.Section, r elfobj.Reloc) (key, object string, ok bool) {
+	t := d.p.target(sec, r)
+	var sym *elfobj.Symbol
+	switch {
+	case t.e != nil && t.e.twin != nil && !t.e.included:
+		sym = t.e.twin.sym
+	case t.undef != nil && !d.in.Provided[t.undef.Name]:
+		sym = t.undef
+	default:
+		return "", "", false
+	}
+	bd, err := d.binding(sym)
+	if err != nil || bd.Kind != ksym.Livepatch || bd.Object == ksym.Vmlinux {
+		return "", "", false
+	}
+	return bd.Name, bd.Object, true
+}
+
+// inertEntry reports whether en, an entry pointing into carried code, is
+// left out of the patch on purpose, and records why: a tracepoint's jump
+// label whose key lives in a module stays in its compiled default (the
+// tracepoint does not fire in the patched function), and a static call
+// site whose key lives in a module keeps calling the module's trampoline,
+// which static_call_update() keeps current. The module's keys cannot be
+// reached from the patch's special sections: they are initialised before
+// the livepatch core resolves symbols of a module loaded later.
+func (d *differ) inertEntry(sec *elfobj.Section, en entry) bool {
+	if en.sp.key < 0 {
+		return false
+	}
+	for _, r := range d.p.relocsIn(sec, en.off, en.size) {
+		if r.Offset-en.off != uint64(en.sp.key) {
+			continue
+		}
+		key, obj, ok := d.moduleKey(sec, r)
+		if !ok {
+			return false
+		}
+		fn := "?"
+		if en.anchor != nil {
+			fn = en.anchor.sym.Name
+		}
+		switch {
+		case sec.Name == ".static_call_sites":
+			d.ignore(fn, sec.Name, "static call site", fmt.Sprintf("key %s lives in module %s: the call goes through its trampoline (static_call_update() keeps it current), not patched in place", key, obj))
+			d.warn("%s: static call with key %s of module %s goes through its trampoline", fn, key, obj)
+			return true
+		case strings.HasPrefix(key, "__tracepoint_"):
+			tp := strings.TrimPrefix(key, "__tracepoint_")
+			d.ignore(fn, sec.Name, "tracepoint", fmt.Sprintf("key %s lives in module %s: tracepoint %s is inert (never fires) in the patched function", key, obj, tp))
+			d.warn("%s: tracepoint %s of module %s is inert in the patched function", fn, tp, obj)
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // report fills the lists derived from the output.

@@ -39,6 +39,10 @@ type Report struct {
 	// Special lists, per special section, the entries kept.
 	Special []SpecialKept `json:"special,omitempty"`
 
+	// Ignored lists every difference between the two compilations that
+	// the patch deliberately leaves out, with the reason.
+	Ignored []Ignored `json:"ignored,omitempty"`
+
 	Warnings []string  `json:"warnings,omitempty"`
 	Refusals []Refusal `json:"refusals,omitempty"`
 }
@@ -85,6 +89,14 @@ type SpecialKept struct {
 	Kept    int      `json:"kept"`
 	Of      int      `json:"of"`
 	In      []string `json:"in"` // the functions (or sections) they point into
+}
+
+// Ignored is one difference kelp found and deliberately left out.
+type Ignored struct {
+	Symbol  string `json:"symbol"`
+	Section string `json:"section,omitempty"`
+	What    string `json:"what"`
+	Reason  string `json:"reason"`
 }
 
 // Refusal is one reason the patch cannot be applied as a livepatch.
