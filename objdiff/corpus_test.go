@@ -1,6 +1,7 @@
 package objdiff
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +30,9 @@ type corpusCase struct {
 	// refusals, when set, are expected instead of an output: each
 	// "symbol|section|text in the reason".
 	refusals []string
+	// klpAt must all be livepatch relocations of the output, each
+	// "symbol:target": against target, at the place symbol is defined.
+	klpAt []string
 	// ignored must all be among the report's deliberately ignored
 	// differences: each "symbol|section|what|text in the reason".
 	ignored []string
@@ -121,6 +125,14 @@ var corpus = []corpusCase{
 			"ext4_free_inode|__jump_table|tracepoint|tracepoint ext4_free_inode is inert",
 			"ext4_free_inode|.static_call_sites|static call site|key __SCK__tp_func_ext4_free_inode lives in module ext4",
 		},
+	},
+	{
+		// Two new variables in one section (.data..read_mostly) are two
+		// pieces of the output, each with its own livepatch relocation.
+		name:    "two-pieces-one-section",
+		changed: []string{"oops_may_print"},
+		new:     []string{"kelp_pause", "kelp_pause_flag"},
+		klpAt:   []string{"kelp_pause:pause_on_oops", "kelp_pause_flag:pause_on_oops_flag"},
 	},
 	{
 		// The reported silent drop: a changed error code next to the
@@ -304,7 +316,7 @@ func TestCorpus(t *testing.T) {
 }
 
 func checkCase(t *testing.T, c corpusCase, results []unitResult) {
-	var changed, news, klp, exports, helpers, fresh, lineOnly, refusals, ignored []string
+	var changed, news, klp, exports, helpers, fresh, lineOnly, refusals, ignored, klpAt []string
 	special := map[string]int{}
 	for _, r := range results {
 		if r.err != nil {
@@ -350,7 +362,7 @@ func checkCase(t *testing.T, c corpusCase, results []unitResult) {
 			}
 		}
 		if r.err == nil && r.res.Object != nil {
-			checkOutput(t, r.res)
+			klpAt = append(klpAt, checkOutput(t, r.res)...)
 		}
 		if r.err != nil && r.res.Object != nil {
 			t.Errorf("%s: refused but produced an object", r.unit.Object)
@@ -404,6 +416,11 @@ func checkCase(t *testing.T, c corpusCase, results []unitResult) {
 			}
 		}
 	}
+	for _, k := range c.klpAt {
+		if !slices.Contains(klpAt, k) {
+			t.Errorf("no livepatch relocation %s among %q", k, klpAt)
+		}
+	}
 	for _, e := range c.exports {
 		if !slices.Contains(exports, e) {
 			t.Errorf("no normal relocation to the export %s among %q", e, exports)
@@ -431,8 +448,10 @@ func sameSet(t *testing.T, what string, got, want []string) {
 
 // checkOutput checks the output object: it encodes and reads back, every
 // livepatch relocation is in a .klp.rela section against a .klp.sym
-// symbol, and the report's relocations are exactly those.
-func checkOutput(t *testing.T, res *Result) {
+// symbol, inside the section it applies to, and the report's relocations
+// are exactly those. It returns, for each livepatch relocation at the
+// start of a symbol, "symbol:target".
+func checkOutput(t *testing.T, res *Result) []string {
 	t.Helper()
 	data, err := res.Object.Encode()
 	if err != nil {
@@ -443,6 +462,7 @@ func checkOutput(t *testing.T, res *Result) {
 		t.Fatalf("parse output: %v", err)
 	}
 	n := 0
+	var at []string
 	for _, s := range f.Sections {
 		if !strings.HasPrefix(s.Name, ".klp.rela.") {
 			continue
@@ -450,10 +470,25 @@ func checkOutput(t *testing.T, res *Result) {
 		if !s.IsLivepatchRelocs() {
 			t.Errorf("%s lacks SHF_RELA_LIVEPATCH", s.Name)
 		}
+		if s.Info == nil || s.Name != ".klp.rela."+strings.SplitN(strings.TrimPrefix(s.Name, ".klp.rela."), ".", 2)[0]+"."+s.Info.Name {
+			t.Errorf("%s does not apply to a section of its name", s.Name)
+			continue
+		}
 		for _, r := range s.Relocs {
 			n++
 			if !r.Symbol.IsLivepatch() || !strings.HasPrefix(r.Symbol.Name, ".klp.sym.") {
 				t.Errorf("%s: relocation against %s, want a .klp.sym symbol", s.Name, r.Symbol)
+			}
+			if r.Offset >= s.Info.MemSize() {
+				t.Errorf("%s: relocation at %#x outside its %d-byte section", s.Name, r.Offset, s.Info.MemSize())
+			}
+			target := strings.TrimPrefix(r.Symbol.Name, ".klp.sym.")
+			_, target, _ = strings.Cut(target, ".")
+			target, _, _ = strings.Cut(target, ",")
+			for _, sym := range f.Symbols {
+				if sym.Section == s.Info && sym.Value == r.Offset && sym.Name != "" && sym.Type != elf.STT_SECTION {
+					at = append(at, sym.Name+":"+target)
+				}
 			}
 		}
 	}
@@ -465,4 +500,5 @@ func checkOutput(t *testing.T, res *Result) {
 			t.Errorf("changed function %s: symbol %s not defined in %s", fn.Name, fn.Symbol, fn.Section)
 		}
 	}
+	return at
 }

@@ -23,7 +23,7 @@ type builder struct {
 	undef   map[string]*elfobj.Symbol
 	klpSym  map[string]*elfobj.Symbol
 	rela    map[*elfobj.Section]*elfobj.Section
-	klpRela map[string]*elfobj.Section
+	klpRela map[klpRelaKey]*elfobj.Section
 	exports map[string]uint32
 }
 
@@ -37,7 +37,7 @@ func (d *differ) build() {
 		undef:   map[string]*elfobj.Symbol{},
 		klpSym:  map[string]*elfobj.Symbol{},
 		rela:    map[*elfobj.Section]*elfobj.Section{},
-		klpRela: map[string]*elfobj.Section{},
+		klpRela: map[klpRelaKey]*elfobj.Section{},
 		exports: map[string]uint32{},
 	}
 	b.out.OSABI, b.out.Flags = d.p.f.OSABI, d.p.f.Flags
@@ -192,20 +192,30 @@ func (b *builder) external(to *elfobj.Section, nr elfobj.Reloc, sym *elfobj.Symb
 		b.klpSym[name] = ks
 	}
 	nr.Symbol = ks
+	// Keyed by the section, not its name: two carried pieces of one
+	// section (two variables of .data..read_mostly) are two sections of
+	// the same name, each with its own relocations.
 	secName := ".klp.rela." + bd.Object + "." + to.Name
-	rs := b.klpRela[secName]
+	rs := b.klpRela[klpRelaKey{bd.Object, to}]
 	if rs == nil {
 		rs = b.out.AddSection(&elfobj.Section{
 			Name: secName, Type: elf.SHT_RELA, Flags: elf.SHF_ALLOC | elf.SHF_INFO_LINK | elfobj.SHFRelaLivepatch,
 			Link: b.out.Symtab, Info: to, Addralign: 8, Entsize: 24,
 		})
-		b.klpRela[secName] = rs
+		b.klpRela[klpRelaKey{bd.Object, to}] = rs
 	}
 	rs.Relocs = append(rs.Relocs, nr)
 	b.d.rep.KlpRelocs = append(b.d.rep.KlpRelocs, KlpReloc{
 		Section: to.Name, Offset: nr.Offset, Type: b.out.Arch().RelocName(nr.Type), Addend: nr.Addend,
 		Object: bd.Object, Symbol: bd.Name, Sympos: bd.Sympos,
 	})
+}
+
+// klpRelaKey names the livepatch relocation section of one object's
+// references from one output section.
+type klpRelaKey struct {
+	object string
+	to     *elfobj.Section
 }
 
 func (b *builder) undefined(name string, like *elfobj.Symbol) *elfobj.Symbol {
