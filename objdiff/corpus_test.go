@@ -127,6 +127,19 @@ var corpus = []corpusCase{
 		},
 	},
 	{
+		// An added pr_debug shifts the __UNIQUE_ID counter of every
+		// later dynamic debug descriptor of fs/aio.c: only the function
+		// it is added to changes.
+		name:    "pr-debug-added",
+		changed: []string{"aio_free_ring"},
+		fresh:   []string{"__UNIQUE_ID_ddebug", "__UNIQUE_ID_ddebug", "__func__"},
+	},
+	{
+		name:    "pr-debug-added-irq",
+		changed: []string{"__irq_domain_publish"},
+		fresh:   []string{"__UNIQUE_ID_ddebug", "__UNIQUE_ID_ddebug", "__func__"},
+	},
+	{
 		// Two new variables in one section (.data..read_mostly) are two
 		// pieces of the output, each with its own livepatch relocation.
 		name:    "two-pieces-one-section",

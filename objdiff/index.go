@@ -318,8 +318,18 @@ func anonIdent(sec *elfobj.Section, off int64) string {
 }
 
 // stripNumbering removes the numbers the compiler appends to names
-// ("foo.isra.0" → "foo.isra", "count.12" → "count", "foo.cold" stays).
+// ("foo.isra.0" → "foo.isra", "count.12" → "count", "foo.cold" stays),
+// and the __COUNTER__ value of __UNIQUE_ID() names
+// ("__UNIQUE_ID_ddebug412" → "__UNIQUE_ID_ddebug"): every use of
+// __UNIQUE_ID() above a change shifts the counter of those below it.
 func stripNumbering(name string) string {
+	if rest, ok := strings.CutPrefix(name, uniqueID); ok {
+		head, tail, dot := strings.Cut(rest, ".")
+		name = uniqueID + strings.TrimRight(head, "0123456789")
+		if dot {
+			name += "." + tail
+		}
+	}
 	if !strings.Contains(name, ".") {
 		return name
 	}
@@ -333,6 +343,10 @@ func stripNumbering(name string) string {
 	}
 	return strings.Join(out, ".")
 }
+
+// uniqueID starts the names __UNIQUE_ID(prefix) makes: prefix followed
+// by the value of __COUNTER__.
+const uniqueID = "__UNIQUE_ID_"
 
 // generatedNames are statics the compiler or kernel macros create for one
 // use site; their state belongs to that site, so they are never
