@@ -55,6 +55,16 @@ var wantSpecial = map[string]map[string]int{
 	"static-call": {".static_call_sites": 1},
 }
 
+// wantIgnored lists, per patch, differences the report (NAME.json) must
+// name as deliberately left out: "what|text of the reason".
+var wantIgnored = map[string][]string{
+	// trace_nullb_report_zones: its key lives in the null_blk module.
+	"module-tracepoint": {
+		"tracepoint|tracepoint nullb_report_zones is inert",
+		"static call site|key __SCK__tp_func_nullb_report_zones lives in module null_blk",
+	},
+}
+
 // lineRange is the lines [start, end) of a file one hunk of a patch replaces.
 type lineRange struct {
 	patch      string
@@ -216,6 +226,9 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 			if want, ok := wantSpecial[c.name]; ok {
 				checkSpecial(t, res.Report, want)
 			}
+			if want, ok := wantIgnored[c.name]; ok {
+				checkIgnored(t, res.Report, want)
+			}
 		})
 		if !ok || c.fail {
 			continue
@@ -274,6 +287,38 @@ func checkSpecial(t *testing.T, report string, want map[string]int) {
 	for sec, n := range want {
 		if got[sec] != n {
 			t.Errorf("%s: %d %s entries kept; want %d", filepath.Base(report), got[sec], sec, n)
+		}
+	}
+}
+
+// checkIgnored checks that the report lists each wanted ignored
+// difference ("what|text of the reason").
+func checkIgnored(t *testing.T, report string, want []string) {
+	t.Helper()
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep build.Result
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("%s: %v", report, err)
+	}
+	var got []string
+	for _, u := range rep.Units {
+		for _, ig := range u.Ignored {
+			got = append(got, ig.What+"|"+ig.Reason)
+		}
+	}
+	for _, w := range want {
+		what, text, _ := strings.Cut(w, "|")
+		found := false
+		for _, g := range got {
+			if strings.HasPrefix(g, what+"|") && strings.Contains(g, text) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no ignored %q among %q", filepath.Base(report), w, got)
 		}
 	}
 }

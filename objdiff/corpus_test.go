@@ -140,6 +140,15 @@ var corpus = []corpusCase{
 		fresh:   []string{"__UNIQUE_ID_ddebug", "__UNIQUE_ID_ddebug", "__func__"},
 	},
 	{
+		// A __refdata variable (.ref.data) gets another initial value.
+		name:     "fail-refdata",
+		refusals: []string{"memblock_memory|.ref.data|existing object in .ref.data changes"},
+	},
+	{
+		name:     "fail-refdata-e820",
+		refusals: []string{"e820_table_kexec|.ref.data|existing object in .ref.data changes (reference at +0x0 now to e820_table_firmware_init (was e820_table_kexec_init))"},
+	},
+	{
 		// Two new variables in one section (.data..read_mostly) are two
 		// pieces of the output, each with its own livepatch relocation.
 		name:    "two-pieces-one-section",

@@ -184,10 +184,11 @@ func (d *differ) classify() {
 				d.refuse(name, sec, "existing data changes ("+strings.Join(pe.reasons, "; ")+"); the running kernel keeps its own copy and state",
 					"use a shadow variable, or change the value from a callback")
 			}
+		case !pe.fn && metaKind(sec) != "":
+			// Refused by checkMetadata.
 		case !pe.fn:
-			d.warn("%s in %s changed (%s); kernel metadata is not carried by a livepatch", name, sec, strings.Join(pe.reasons, "; "))
-			d.ignore(name, sec, "changed kernel metadata", strings.Join(pe.reasons, "; ")+"; a livepatch does not carry it, the running kernel keeps its own")
-			pe.status = unchanged
+			d.refuse(name, sec, "existing object in "+sec+" changes ("+strings.Join(pe.reasons, "; ")+"): a livepatch cannot carry it, the running kernel keeps its own copy",
+				"leave the object unchanged; change the code that uses it, or use a shadow variable")
 		}
 	}
 }
