@@ -366,9 +366,11 @@ func (d *differ) moduleKey(sec *elfobj.Section, r elfobj.Reloc) (key, object str
 // inertEntry reports whether en, an entry pointing into carried code, is
 // left out of the patch on purpose, and records why: a tracepoint's jump
 // label whose key lives in a module stays in its compiled default (the
-// tracepoint does not fire in the patched function), and a static call
-// site whose key lives in a module keeps calling the module's trampoline,
-// which static_call_update() keeps current. The module's keys cannot be
+// tracepoint does not fire in the patched function), and a tracepoint's
+// static call site whose key lives in a module keeps calling the module's
+// trampoline, which static_call_update() keeps current. Other jump labels
+// and static calls on module keys are refused (checkKey), as kpatch and
+// klp-build do. The module's keys cannot be
 // reached from the patch's special sections: they are initialised before
 // the livepatch core resolves symbols of a module loaded later.
 func (d *differ) inertEntry(sec *elfobj.Section, en entry) bool {
@@ -388,9 +390,9 @@ func (d *differ) inertEntry(sec *elfobj.Section, en entry) bool {
 			fn = en.anchor.sym.Name
 		}
 		switch {
-		case sec.Name == ".static_call_sites":
-			d.ignore(fn, sec.Name, "static call site", fmt.Sprintf("key %s lives in module %s: the call goes through its trampoline (static_call_update() keeps it current), not patched in place", key, obj))
-			d.warn("%s: static call with key %s of module %s goes through its trampoline", fn, key, obj)
+		case sec.Name == ".static_call_sites" && strings.HasPrefix(key, "__SCK__tp_func_"):
+			d.ignore(fn, sec.Name, "static call site", fmt.Sprintf("key %s lives in module %s: the tracepoint's call is not patched in place; it goes through the module's trampoline, which static_call_update() keeps current", key, obj))
+			d.warn("%s: tracepoint static call with key %s of module %s goes through its trampoline", fn, key, obj)
 			return true
 		case strings.HasPrefix(key, "__tracepoint_"):
 			tp := strings.TrimPrefix(key, "__tracepoint_")
