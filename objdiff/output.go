@@ -180,6 +180,15 @@ func (b *builder) external(to *elfobj.Section, nr elfobj.Reloc, sym *elfobj.Symb
 		b.relaFor(to).Relocs = append(b.relaFor(to).Relocs, nr)
 		return
 	}
+	if bd.Object != ksym.Vmlinux && (specialFor(to.Name) != nil && to.Name != "__jump_table" && to.Name != ".static_call_sites" || to.Name == ".altinstr_replacement") {
+		// The patch module's special sections are processed when it
+		// loads; a module loaded later gets its livepatch relocations
+		// written only then, too late for them. (Jump label and static
+		// call keys: checkKey and inertEntry.)
+		b.d.refuse(sym.Name, to.Name, fmt.Sprintf("a reference from %s to %s of module %s cannot be reached: the patch's %s entries are applied before the livepatch core resolves that module's symbols", to.Name, bd.Name, bd.Object, to.Name),
+			"keep the changed code free of this construct (alternative, exception fixup, jump label) on the module's symbols")
+		return
+	}
 	name := fmt.Sprintf(".klp.sym.%s.%s,%d", bd.Object, bd.Name, bd.Sympos)
 	ks := b.klpSym[name]
 	if ks == nil {
