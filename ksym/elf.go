@@ -68,6 +68,13 @@ func typeLetter(s *elfobj.Symbol) byte {
 	case sec.Flags&elf.SHF_WRITE == 0:
 		c = 'r'
 	}
+	if s.Bind == elf.STB_WEAK {
+		// nm and kallsyms: W for weak code, V for weak objects.
+		if s.Type == elf.STT_OBJECT {
+			return 'V'
+		}
+		return 'W'
+	}
 	if !s.IsLocal() {
 		c -= 'a' - 'A'
 	}

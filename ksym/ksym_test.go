@@ -145,3 +145,24 @@ func TestSymposByFile(t *testing.T) {
 		t.Errorf("sympos %d, %v; want 2", pos, err)
 	}
 }
+
+// TestTypeLetterWeak checks that weak definitions read from an ELF symbol
+// table get nm's and kallsyms' letters, W and V, which Resolver.Runs
+// relies on to tell a weak default the kernel runs from an override.
+func TestTypeLetterWeak(t *testing.T) {
+	text := &elfobj.Section{Name: ".text", Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR}
+	data := &elfobj.Section{Name: ".data", Flags: elf.SHF_ALLOC | elf.SHF_WRITE}
+	for _, c := range []struct {
+		sym  elfobj.Symbol
+		want byte
+	}{
+		{elfobj.Symbol{Name: "f", Bind: elf.STB_WEAK, Type: elf.STT_FUNC, Section: text}, 'W'},
+		{elfobj.Symbol{Name: "v", Bind: elf.STB_WEAK, Type: elf.STT_OBJECT, Section: data}, 'V'},
+		{elfobj.Symbol{Name: "g", Bind: elf.STB_GLOBAL, Type: elf.STT_FUNC, Section: text}, 'T'},
+		{elfobj.Symbol{Name: "l", Bind: elf.STB_LOCAL, Type: elf.STT_OBJECT, Section: data}, 'd'},
+	} {
+		if got := typeLetter(&c.sym); got != c.want {
+			t.Errorf("%s: %c, want %c", c.sym.Name, got, c.want)
+		}
+	}
+}
