@@ -149,6 +149,17 @@ var corpus = []corpusCase{
 		refusals: []string{"e820_table_kexec|.ref.data|existing object in .ref.data changes (reference at +0x0 now to e820_table_firmware_init (was e820_table_kexec_init))"},
 	},
 	{
+		// A new array is carried on its own; a reference computed past
+		// its end (or before its start) would land on whatever follows
+		// it in the patch module.
+		name:     "fail-reloc-out-of-range",
+		refusals: []string{"kelp_reads|.text.version_proc_show|points to kelp_reads+48, outside the 32 bytes the patch carries of it"},
+	},
+	{
+		name:     "fail-reloc-out-of-range-neg",
+		refusals: []string{"kelp_hits|.text.uptime_proc_show|points to kelp_hits-16, outside the 8 bytes the patch carries of it"},
+	},
+	{
 		// Two new variables in one section (.data..read_mostly) are two
 		// pieces of the output, each with its own livepatch relocation.
 		name:    "two-pieces-one-section",

@@ -125,6 +125,14 @@ func (b *builder) reloc(from *elfobj.Section, r elfobj.Reloc, to *elfobj.Section
 	nr := elfobj.Reloc{Offset: off, Type: r.Type, Addend: t.delta}
 	switch {
 	case t.e != nil && t.e.included && !(code && t.e.fn && t.e.twin != nil && !t.e.cold && !isCall(from, r)):
+		if eff := t.delta + b.trailing(from, r); eff < -8 || eff > int64(t.e.size) {
+			// The element is carved out on its own: a reference
+			// beyond it would land on whatever follows it in the
+			// patch module.
+			d.refuse(t.e.sym.Name, from.Name, fmt.Sprintf("relocation at %#x points to %s%+d, outside the %d bytes the patch carries of it", r.Offset, t.e.sym.Name, t.delta, t.e.size),
+				"")
+			return
+		}
 		nr.Symbol = b.symOf[t.e]
 	case t.e != nil && t.e.twin != nil:
 		b.external(to, nr, t.e.twin.sym)
@@ -157,6 +165,15 @@ func (b *builder) reloc(from *elfobj.Section, r elfobj.Reloc, to *elfobj.Section
 		return
 	}
 	b.relaFor(to).Relocs = append(b.relaFor(to).Relocs, nr)
+}
+
+// trailing is what a relocation's addend leaves out of the distance to
+// its target: the 4 bytes of a PC-relative field in code.
+func (b *builder) trailing(from *elfobj.Section, r elfobj.Reloc) int64 {
+	if b.d.p.pcrel(r) && from.Flags&elf.SHF_EXECINSTR != 0 {
+		return 4
+	}
+	return 0
 }
 
 func symName(s *elfobj.Symbol) string {
