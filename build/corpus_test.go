@@ -270,14 +270,7 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 // want.
 func checkSpecial(t *testing.T, report string, want map[string]int) {
 	t.Helper()
-	data, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep build.Result
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatalf("%s: %v", report, err)
-	}
+	rep := readReport(t, report)
 	got := map[string]int{}
 	for _, u := range rep.Units {
 		for _, s := range u.Special {
@@ -291,9 +284,8 @@ func checkSpecial(t *testing.T, report string, want map[string]int) {
 	}
 }
 
-// checkIgnored checks that the report lists each wanted ignored
-// difference ("what|text of the reason").
-func checkIgnored(t *testing.T, report string, want []string) {
+// readReport reads a build report (NAME.json).
+func readReport(t *testing.T, report string) build.Result {
 	t.Helper()
 	data, err := os.ReadFile(report)
 	if err != nil {
@@ -303,6 +295,14 @@ func checkIgnored(t *testing.T, report string, want []string) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatalf("%s: %v", report, err)
 	}
+	return rep
+}
+
+// checkIgnored checks that the report lists each wanted ignored
+// difference ("what|text of the reason").
+func checkIgnored(t *testing.T, report string, want []string) {
+	t.Helper()
+	rep := readReport(t, report)
 	var got []string
 	for _, u := range rep.Units {
 		for _, ig := range u.Ignored {
