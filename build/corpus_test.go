@@ -19,6 +19,7 @@ import (
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
 	"github.com/kelp-project/kelp/ksym/ksymtest"
 	"github.com/kelp-project/kelp/ktree"
+	"github.com/kelp-project/kelp/objdiff"
 )
 
 // corpusDir is the integration corpus: X.patch must build, X-FAIL.patch
@@ -284,14 +285,19 @@ func checkSpecial(t *testing.T, report string, want map[string]int) {
 	}
 }
 
-// readReport reads a build report (NAME.json).
-func readReport(t *testing.T, report string) build.Result {
+// unitReports is the part of a build report (NAME.json) the corpus checks.
+type unitReports struct {
+	Units []*objdiff.Report `json:"units"`
+}
+
+// readReport reads the per-unit reports of a build report (NAME.json).
+func readReport(t *testing.T, report string) unitReports {
 	t.Helper()
 	data, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep build.Result
+	var rep unitReports
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatalf("%s: %v", report, err)
 	}
