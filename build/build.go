@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -61,11 +62,14 @@ type Result struct {
 	Replace     bool              `json:"atomic_replace"`
 	Functions   []string          `json:"functions"`
 	Units       []*objdiff.Report `json:"units"`
-	Ignored     []string          `json:"ignored,omitempty"`
-	Warnings    []string          `json:"warnings,omitempty"`
-	Timings     []Timing          `json:"timings"`
-	WorkDir     string            `json:"work_dir,omitempty"`
-	Assembly    *klpmod.Module    `json:"assembly,omitempty"`
+	// SymbolsBuildID is the build id of the kernel the --symbols dump
+	// was taken on, when the dump records it.
+	SymbolsBuildID string         `json:"symbols_build_id,omitempty"`
+	Ignored        []string       `json:"ignored,omitempty"`
+	Warnings       []string       `json:"warnings,omitempty"`
+	Timings        []Timing       `json:"timings"`
+	WorkDir        string         `json:"work_dir,omitempty"`
+	Assembly       *klpmod.Module `json:"assembly,omitempty"`
 }
 
 // Timing is how long one stage took.
@@ -159,10 +163,20 @@ func (b *builder) step(stage string) func(string) {
 }
 
 func (b *builder) run(ctx context.Context) error {
+	// Everything that can be refused without the source tree is refused
+	// before it is extracted or prepared.
 	if err := b.readPatches(); err != nil {
 		return err
 	}
-	err := b.stage("tree", "locating the kernel source tree", func() (string, error) {
+	topts, err := b.opts.Tree.Resolve()
+	if err != nil {
+		return err
+	}
+	b.opts.Tree = topts
+	if err := b.checkSymbolsFile(); err != nil {
+		return err
+	}
+	err = b.stage("tree", "locating the kernel source tree", func() (string, error) {
 		topts := b.opts.Tree
 		topts.Step = b.step("tree")
 		t, err := ktree.Open(ctx, topts)
@@ -228,6 +242,9 @@ func (b *builder) readPatches() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+		if _, err := ktree.CheckPaths(pp); err != nil {
+			return err
+		}
 		ps = append(ps, pp)
 		b.res.Patches = append(b.res.Patches, filepath.Base(p))
 	}
@@ -243,21 +260,55 @@ func (b *builder) readPatches() error {
 	return nil
 }
 
+// checkSymbolsFile refuses, before the tree, a --symbols file that is
+// missing or a kelp symbols dump of another kernel release.
+func (b *builder) checkSymbolsFile() error {
+	if b.opts.Symbols == "" {
+		return nil
+	}
+	f, err := os.Open(b.opts.Symbols)
+	if err != nil {
+		return fmt.Errorf("symbols: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 4096)
+	n, _ := io.ReadFull(f, head)
+	hdr, ok, err := ksym.ReadDumpHeader(head[:n])
+	if err != nil {
+		return fmt.Errorf("symbols %s: %w", b.opts.Symbols, err)
+	}
+	if ok && hdr.Release != b.opts.Tree.Release {
+		return fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", b.opts.Symbols, hdr.Release, b.opts.Tree.Release)
+	}
+	return nil
+}
+
 func (b *builder) loadSymbols() (string, error) {
+	release := b.tree.Release
 	src := b.opts.Symbols
 	if src == "" {
 		running, _ := sys.Running.Release()
-		if running != b.tree.Release {
-			return "", fmt.Errorf("symbols of %s: give --symbols FILE (a kallsyms dump taken on the target with kelp symbols, or its vmlinux with symbols); /proc/kallsyms is the running kernel's (%s)", b.tree.Release, running)
+		if running != release {
+			return "", fmt.Errorf("symbols of %s: give --symbols FILE (a kallsyms dump taken on the target with kelp symbols, or its vmlinux with symbols); /proc/kallsyms is the running kernel's (%s)", release, running)
 		}
 		src = DefaultKallsyms
 	}
-	k, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
+	k, hdr, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
 	if err != nil {
 		return "", err
 	}
+	from := src
+	if hdr != nil {
+		if hdr.Release != release {
+			return "", fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", src, hdr.Release, release)
+		}
+		b.res.SymbolsBuildID = hdr.BuildID
+		if hdr.BuildID != "" {
+			from += " (build id " + hdr.BuildID + ")"
+		}
+	}
 	b.kern = k
-	return fmt.Sprintf("%d vmlinux symbols from %s, %d exports", len(k.Vmlinux.Syms), src, len(k.Exports)), nil
+	return fmt.Sprintf("%d vmlinux symbols from %s, %d exports", len(k.Vmlinux.Syms), from, len(k.Exports)), nil
 }
 
 func (b *builder) modulesDir() string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
+	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ksym/ksymtest"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/objdiff"
@@ -389,6 +391,8 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		steps = append(steps, vmtest.Step{Name: c.name + " unload", Shell: "kelp unload " + name})
 		check(c, "after")
 	}
+	// kelp symbols names the kernel it runs on in the dump's first line.
+	steps = append(steps, vmtest.Step{Name: "symbols header", Shell: "kelp symbols | head -n 1"})
 	steps = append(steps, vmtest.Step{Name: "all load", Shell: "kelp load /root/corpus_all.ko && kelp list"})
 	for _, c := range checked {
 		check(c, "all")
@@ -421,7 +425,15 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 			t.Errorf("kernel log has %q", bad)
 		}
 	}
+	if r, ok := res.Step("symbols header"); ok {
+		h, found, err := ksym.ReadDumpHeader([]byte(r.Stdout))
+		if err != nil || !found || h.Release != k.Release || !buildIDRE.MatchString(h.BuildID) {
+			t.Errorf("kelp symbols header %q: %+v, %v, %v; want release %s and a build id", r.Stdout, h, found, err, k.Release)
+		}
+	}
 	if t.Failed() {
 		t.Log(fmt.Sprintf("dmesg:\n%s", res.Dmesg))
 	}
 }
+
+var buildIDRE = regexp.MustCompile(`^[0-9a-f]{40}$`)

@@ -18,39 +18,48 @@ const DefaultKallsyms = "/proc/kallsyms"
 
 // loadSymbols reads the vmlinux symbols from a kallsyms dump or a vmlinux
 // ELF file with a symbol table, and the exports from Module.symvers.
-func loadSymbols(symbols, symvers string) (*ksym.Kernel, error) {
+// A dump written by kelp symbols names the kernel it was taken on (hdr);
+// a plain or older dump has no header (hdr nil).
+func loadSymbols(symbols, symvers string) (k *ksym.Kernel, hdr *ksym.DumpHeader, err error) {
 	data, err := os.ReadFile(symbols)
 	if err != nil {
-		return nil, fmt.Errorf("symbols: %w", err)
+		return nil, nil, fmt.Errorf("symbols: %w", err)
 	}
-	k := &ksym.Kernel{Modules: map[string]*ksym.Table{}}
+	k = &ksym.Kernel{Modules: map[string]*ksym.Table{}}
 	if bytes.HasPrefix(data, []byte("\x7fELF")) {
 		f, err := elfobj.Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("symbols %s: %w", symbols, err)
+			return nil, nil, fmt.Errorf("symbols %s: %w", symbols, err)
 		}
 		k.Vmlinux = ksym.VmlinuxTable(f)
 	} else {
+		h, ok, err := ksym.ReadDumpHeader(data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("symbols %s: %w", symbols, err)
+		}
+		if ok {
+			hdr = &h
+		}
 		ka, err := ksym.ParseKallsyms(bytes.NewReader(data))
 		if err != nil {
-			return nil, fmt.Errorf("symbols %s: %w", symbols, err)
+			return nil, nil, fmt.Errorf("symbols %s: %w", symbols, err)
 		}
 		// Only the order counts: a dump read without privilege (all
 		// addresses zero) lists the symbols in the same order.
 		k.Vmlinux = ka.Object(ksym.Vmlinux)
 	}
 	if k.Vmlinux == nil || len(k.Vmlinux.Syms) < 1000 {
-		return nil, fmt.Errorf("symbols %s: not a kallsyms dump or a vmlinux with a symbol table", symbols)
+		return nil, nil, fmt.Errorf("symbols %s: not a kallsyms dump or a vmlinux with a symbol table", symbols)
 	}
 	sv, err := os.Open(symvers)
 	if err != nil {
-		return nil, fmt.Errorf("exported symbols: %w (install the kernel's headers package)", err)
+		return nil, nil, fmt.Errorf("exported symbols: %w (install the kernel's headers package)", err)
 	}
 	defer sv.Close()
 	if k.Exports, err = ksym.ParseSymvers(sv); err != nil {
-		return nil, fmt.Errorf("%s: %w", symvers, err)
+		return nil, nil, fmt.Errorf("%s: %w", symvers, err)
 	}
-	return k, nil
+	return k, hdr, nil
 }
 
 // moduleTable reads the symbol table of module name from its .ko under

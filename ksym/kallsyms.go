@@ -63,7 +63,8 @@ func (k *Kallsyms) Object(name string) *Table {
 }
 
 // ParseKallsyms reads the /proc/kallsyms format: "addr type name" with an
-// optional "\t[module]". Symbols of pseudo-objects the livepatch core never
+// optional "\t[module]"; lines starting with "#" (the header kelp symbols
+// writes) are skipped. Symbols of pseudo-objects the livepatch core never
 // searches (BPF programs, ftrace trampolines, "[__builtin__kprobes]") are
 // dropped.
 func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
@@ -74,8 +75,8 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 	for sc.Scan() {
 		n++
 		line := sc.Text()
-		if strings.TrimSpace(line) == "" {
-			continue
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue // blank, or a header line of kelp symbols (DumpHeader)
 		}
 		f := strings.Fields(line)
 		if len(f) < 3 || len(f[1]) != 1 || len(f) > 4 {

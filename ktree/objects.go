@@ -59,13 +59,13 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 			objs = append(objs, o)
 		}
 	}
+	ignored, err = CheckPaths(p)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, f := range p.Files {
 		if ignoredFile(f.Path) {
-			ignored = append(ignored, f.Path)
 			continue
-		}
-		if err := refusedPath(f.Path); err != nil {
-			return nil, nil, err
 		}
 		switch path.Ext(f.Path) {
 		case ".c":
@@ -87,10 +87,6 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 				}
 				add(Object{Name: strings.TrimSuffix(d, ".c") + ".o", Source: d, Via: f.Path})
 			}
-		case ".S", ".s":
-			return nil, nil, &RefusedError{File: f.Path, Reason: "assembly cannot be live patched: its code has no fentry call and no function boundaries kelp can trust; change the C code that calls it instead"}
-		default:
-			return nil, nil, &RefusedError{File: f.Path, Reason: "only C sources and headers can be live patched (build files and configuration change the whole kernel)"}
 		}
 	}
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Name < objs[j].Name })
@@ -98,6 +94,30 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 		return nil, ignored, fmt.Errorf("patch changes no kernel code")
 	}
 	return objs, ignored, nil
+}
+
+// CheckPaths refuses, from the file names alone and before any tree is
+// needed, a patch that changes files kelp cannot live patch: assembly,
+// build files and configuration, code in the refused directories. It
+// returns the files without code (documentation) the patch may carry.
+func CheckPaths(p *Patch) (ignored []string, err error) {
+	for _, f := range p.Files {
+		if ignoredFile(f.Path) {
+			ignored = append(ignored, f.Path)
+			continue
+		}
+		if err := refusedPath(f.Path); err != nil {
+			return nil, err
+		}
+		switch path.Ext(f.Path) {
+		case ".c", ".h":
+		case ".S", ".s":
+			return nil, &RefusedError{File: f.Path, Reason: "assembly cannot be live patched: its code has no fentry call and no function boundaries kelp can trust; change the C code that calls it instead"}
+		default:
+			return nil, &RefusedError{File: f.Path, Reason: "only C sources and headers can be live patched (build files and configuration change the whole kernel)"}
+		}
+	}
+	return ignored, nil
 }
 
 func refusedPath(p string) error {

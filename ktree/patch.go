@@ -157,8 +157,11 @@ func ParsePatch(data []byte) (*Patch, error) {
 	if h != nil && (oldLeft > 0 || newLeft > 0) {
 		return nil, fmt.Errorf("patch %s: hunk at line %d is truncated: %d old and %d new lines announced by its header are missing", cur.Path, h.Start+1, oldLeft, newLeft)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("patch: the file is empty")
+	}
 	if len(p.Files) == 0 {
-		return nil, fmt.Errorf("patch: no files changed")
+		return nil, fmt.Errorf("patch: not a unified diff: no \"--- a/FILE\" / \"+++ b/FILE\" file header with @@ hunks")
 	}
 	for _, f := range p.Files {
 		if len(f.Hunks) == 0 {

@@ -88,12 +88,9 @@ func (e *CompilerMismatchError) Error() string {
 // Open locates (extracting and preparing it the first time) the source
 // tree for the target kernel of opts.
 func Open(ctx context.Context, opts Options) (*Tree, error) {
-	if opts.Release == "" {
-		rel, err := runningRelease()
-		if err != nil {
-			return nil, err
-		}
-		opts.Release = rel
+	opts, err := opts.Resolve()
+	if err != nil {
+		return nil, err
 	}
 	step := opts.Step
 	if step == nil {
@@ -182,6 +179,31 @@ func extractArgs(tarball string) []string {
 		}
 	}
 	return args
+}
+
+// Resolve fills in Release (default: the running kernel) and checks the
+// config and headers given explicitly, so that a missing file is named
+// before any tree work. The default config and headers depend on the
+// build root of the release; Open finds and checks them.
+func (opts Options) Resolve() (Options, error) {
+	if opts.Release == "" {
+		rel, err := runningRelease()
+		if err != nil {
+			return opts, err
+		}
+		opts.Release = rel
+	}
+	if opts.Config != "" {
+		if st, err := os.Stat(opts.Config); err != nil || st.IsDir() {
+			return opts, fmt.Errorf("kernel config of %s: %s is not a readable file (give --config)", opts.Release, opts.Config)
+		}
+	}
+	if opts.Headers != "" {
+		if _, err := os.Stat(filepath.Join(opts.Headers, "Module.symvers")); err != nil {
+			return opts, fmt.Errorf("kernel headers of %s: %s has no Module.symvers (install linux-headers-%s, or give --headers)", opts.Release, opts.Headers, opts.Release)
+		}
+	}
+	return opts, nil
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kelp/trees (~/.cache/kelp/trees).

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 
+	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/spf13/cobra"
 )
@@ -21,6 +23,9 @@ people) and give the file to kelp build --symbols on the build machine:
   target$ sudo kelp symbols > kallsyms-$(uname -r)
   build$  kelp build --kernel 6.1.0-56-amd64 --symbols kallsyms-6.1.0-56-amd64 fix.patch
 
+The first line names the kernel release and build id (from
+/sys/kernel/notes); kelp build refuses a dump of another release.
+
 Build on a target with no livepatch module loaded, or after kelp unload
 --all: kelp build reads vmlinux's symbols from the dump and the modules'
 from /lib/modules. The output is the kallsyms text itself: --json is a usage
@@ -29,11 +34,25 @@ error.
 ` + exitCodesHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(livepatch.Host.Kernel().Path("proc", "kallsyms"))
+			kern := livepatch.Host.Kernel()
+			rel, err := kern.Release()
+			if err != nil {
+				return failWith(err, "symbols: %v", err)
+			}
+			h := ksym.DumpHeader{Release: rel}
+			// The build id tells two builds of one release apart; a
+			// kernel without the note still gets its release recorded.
+			if notes, err := os.ReadFile(kern.Path("sys", "kernel", "notes")); err == nil {
+				h.BuildID = ksym.BuildIDFromNotes(notes)
+			}
+			f, err := os.Open(kern.Path("proc", "kallsyms"))
 			if err != nil {
 				return failWith(err, "symbols: %v", err)
 			}
 			defer f.Close()
+			if _, err := fmt.Fprintln(cmd.OutOrStdout(), h.String()); err != nil {
+				return failWith(err, "symbols: %v", err)
+			}
 			if _, err := io.Copy(cmd.OutOrStdout(), f); err != nil {
 				return failWith(err, "symbols: %v", err)
 			}
