@@ -126,7 +126,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		}
 		copyPath := filepath.Join(overlay, u.Source)
 		if err := t.compileCopy(ctx, cmd, u.Object, u.Source, copyPath, u.Patched, inc, opts.Include); err != nil {
-			return fmt.Errorf("compile patched %s: %w", u.Object, err)
+			return compileError("patched", u.Object, err)
 		}
 		if u.PatchedCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, copyPath, inc, opts.Include, u.Patched); err != nil {
 			return err
@@ -160,7 +160,7 @@ func (t *Tree) BuildObjects(ctx context.Context, names []string, step func(strin
 	}
 	args := []string{"-s", "-j" + strconv.Itoa(t.Jobs), "KCFLAGS=" + ObjectFlags}
 	if err := run(ctx, t.Exec, t.Dir, "make", append(args, missing...)...); err != nil {
-		return fmt.Errorf("compile %s: %w", strings.Join(missing, " "), err)
+		return compileError("original", strings.Join(missing, " "), err)
 	}
 	for _, n := range missing {
 		if _, err := t.Command(n); err != nil {

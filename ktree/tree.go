@@ -352,9 +352,22 @@ func run(ctx context.Context, r *buildroot.Root, dir string, name string, args .
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %w\n%s", name, err, tail(out.String(), 30))
+		return &RunError{Name: name, Err: err, Output: out.String()}
 	}
 	return nil
 }
+
+// RunError is a command that failed, with its output.
+type RunError struct {
+	Name   string
+	Err    error
+	Output string
+}
+
+func (e *RunError) Error() string {
+	return fmt.Sprintf("%s: %v\n%s", e.Name, e.Err, tail(e.Output, 30))
+}
+
+func (e *RunError) Unwrap() error { return e.Err }
 
 var errNotDebian = errors.New("not a Debian system (dpkg-query not found)")

@@ -117,6 +117,7 @@ type buildReport struct {
 func buildError(g *globals, err error) error {
 	var re *build.RefusedError
 	var kr *ktree.RefusedError
+	var ce *ktree.CompileError
 	switch {
 	case errors.As(err, &re):
 		if !g.json {
@@ -127,6 +128,12 @@ func buildError(g *globals, err error) error {
 		return failWith(err, "build: patch refused (%d reason(s) above)", len(re.Refusals))
 	case errors.As(err, &kr):
 		return failWith(err, "build: refused: %v", err)
+	case errors.As(err, &ce):
+		// All the compiler said, then its first error on the last line.
+		if !g.json {
+			fmt.Fprintln(g.stderr, strings.TrimRight(ce.Output, "\n"))
+		}
+		return failWith(err, "build: %v", err)
 	case errors.Is(err, context.Canceled):
 		return failWith(err, "build: interrupted; no output written")
 	}
