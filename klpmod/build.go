@@ -154,17 +154,22 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 		m.ForceUnsafe = append(m.ForceUnsafe, p.force...)
 	}
 	objs := groupObjects(preps)
-	nfuncs := 0
+	nfuncs, ncbs := 0, 0
 	for _, o := range objs {
 		nfuncs += len(o.funcs)
 		ob := Object{Name: o.name, Funcs: o.funcs}
 		for _, k := range callbackKinds {
 			ob.Callbacks = append(ob.Callbacks, o.cbs[k]...)
 		}
+		ncbs += len(ob.Callbacks)
 		m.Objects = append(m.Objects, ob)
 	}
-	if nfuncs == 0 {
-		return nil, errors.New("klpmod: the patch replaces no function: nothing to live patch")
+	// A patch of callbacks only is a patch (kpatch builds them too): its
+	// objects carry an empty funcs array, which klp_enable_patch accepts
+	// (it refuses only a NULL one), and the callbacks run as the objects
+	// are patched and unpatched.
+	if nfuncs == 0 && ncbs == 0 {
+		return nil, errors.New("klpmod: the patch replaces no function and has no callback: nothing to live patch")
 	}
 	states, err := mergeStates(preps)
 	if err != nil {
