@@ -18,6 +18,7 @@ import (
 	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/klpmod"
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/objdiff"
@@ -176,6 +177,13 @@ func (b *builder) run(ctx context.Context) error {
 	if err := b.checkSymbolsFile(); err != nil {
 		return err
 	}
+	// A name the target's modules lists hold is refused or changed
+	// before the tree when those lists are at hand.
+	if taken, found, err := kmod.ReadTakenNames(b.modulesDir()); err == nil && found {
+		if err := b.chooseName(taken); err != nil {
+			return err
+		}
+	}
 	err = b.stage("tree", "locating the kernel source tree", func() (string, error) {
 		topts := b.opts.Tree
 		topts.Step = b.step("tree")
@@ -188,6 +196,23 @@ func (b *builder) run(ctx context.Context) error {
 		return "source tree " + t.Dir + " for " + t.Release, nil
 	})
 	if err != nil {
+		return err
+	}
+	taken, found, err := kmod.ReadTakenNames(b.modulesDir())
+	if err != nil {
+		return fmt.Errorf("module names of %s: %w", b.tree.Release, err)
+	}
+	if !found {
+		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("no modules.builtin or modules.dep in %s: the module name %s was checked only against the names built-in code registers", b.modulesDir(), b.res.Name))
+	}
+	prefixes, err := b.tree.ParamPrefixNames(ctx)
+	if err != nil {
+		return fmt.Errorf("module names of %s: %w", b.tree.Release, err)
+	}
+	for _, p := range prefixes {
+		taken.Add(p, "the name built-in code registers its parameters under (/sys/module/"+p+", MODULE_PARAM_PREFIX)")
+	}
+	if err := b.chooseName(taken); err != nil {
 		return err
 	}
 	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols() }); err != nil {
@@ -315,7 +340,33 @@ func (b *builder) modulesDir() string {
 	if b.opts.ModulesDir != "" {
 		return b.opts.ModulesDir
 	}
+	if b.tree == nil {
+		return filepath.Join(b.opts.Tree.Root, "/lib/modules", b.opts.Tree.Release)
+	}
 	return filepath.Join(b.tree.SysRoot, "/lib/modules", b.tree.Release)
+}
+
+// chooseName keeps the module name clear of the names the target kernel
+// uses: a name derived from a patch file (syscall.patch) becomes
+// kelp_<name>; a name given with --name is refused.
+func (b *builder) chooseName(taken kmod.TakenNames) error {
+	where, ok := taken[b.res.Name]
+	if !ok {
+		return nil
+	}
+	if b.opts.Name != "" {
+		return &ktree.RefusedError{File: b.res.Name, Reason: fmt.Sprintf("module name %s is taken on %s: %s; the kernel would refuse the patch (\"module is already loaded\"): choose another name with --name", b.res.Name, b.opts.Tree.Release, where)}
+	}
+	renamed := "kelp_" + b.res.Name
+	if len(renamed) > 55 {
+		renamed = renamed[:55]
+	}
+	if w2, ok := taken[renamed]; ok {
+		return &ktree.RefusedError{File: b.res.Name, Reason: fmt.Sprintf("module names %s (%s) and %s (%s) are taken: choose a name with --name", b.res.Name, where, renamed, w2)}
+	}
+	b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("module named %s, not %s: %s on %s is %s", renamed, b.res.Name, b.res.Name, b.opts.Tree.Release, where))
+	b.res.Name = renamed
+	return nil
 }
 
 // diff runs objdiff on every unit and gathers refusals from all of them.

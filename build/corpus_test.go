@@ -40,7 +40,12 @@ type corpusPatch struct {
 	loaded string   // X-LOADED.test contents, if any
 	setup  string   // X-SETUP.sh contents, run in the guest before the checks
 	mods   []string // "Modules:" header: modules the guest can modprobe
+	module string   // the name kelp build gave the module
 }
+
+// wantName pins the module name kelp build derives from a patch file
+// whose own name is one the kernel uses.
+var wantName = map[string]string{"syscall": "kelp_syscall", "module": "kelp_module"}
 
 // wantFunctions pins the exact functions a patch changes, as
 // "owner:name,sympos", where that set is what the case proves.
@@ -194,11 +199,10 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 	var built []corpusPatch
 	var all []string
 	touched := map[string][]lineRange{} // file → the lines each patch changes
-	for _, c := range corpus {
-		c := c
+	for i, c := range corpus {
 		ok := t.Run(filepath.Base(c.path), func(t *testing.T) {
+			// The name derived from the file, as a user gets it.
 			opts := buildOptions(t, k, out, c.path)
-			opts.Name = build.ModuleName(c.name)
 			res, err := build.Build(ctx, opts)
 			if c.fail {
 				if err == nil {
@@ -216,6 +220,10 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			corpus[i].module = res.Name
+			if want := wantName[c.name]; want != "" && res.Name != want {
+				t.Errorf("module name %s; want %s", res.Name, want)
 			}
 			if _, err := os.Stat(res.Module); err != nil {
 				t.Fatal(err)
@@ -239,6 +247,7 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 		if !ok || c.fail {
 			continue
 		}
+		c = corpus[i]
 		built = append(built, c)
 		// Every buildable patch goes into the combined module, so no two
 		// may change the same lines.
@@ -380,7 +389,7 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 	}
 	var checked []corpusPatch
 	for _, c := range built {
-		name := build.ModuleName(c.name)
+		name := c.module
 		files = append(files, vmtest.File{Path: "/root/" + name + ".ko", Host: filepath.Join(out, name+".ko")})
 		mods = append(mods, c.mods...)
 		if c.loaded == "" {
@@ -397,7 +406,7 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		files = append(files, moduleFiles(t, k, mods)...)
 	}
 	for _, c := range checked {
-		name := build.ModuleName(c.name)
+		name := c.module
 		if c.setup != "" {
 			steps = append(steps, vmtest.Step{Name: c.name + " setup", Shell: "sh /root/" + c.name + "-SETUP.sh"})
 		}
@@ -406,6 +415,13 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		check(c, "loaded")
 		steps = append(steps, vmtest.Step{Name: c.name + " unload", Shell: "kelp unload " + name})
 		check(c, "after")
+	}
+	// A livepatch module under a name built-in code uses is refused in
+	// pre-flight, in one line, before the kernel's bare EINVAL.
+	for _, name := range takenNames {
+		files = append(files, vmtest.File{Path: "/root/taken/" + name + ".ko", Host: testenv.FakeModule(t, name, k.Release, true)})
+		steps = append(steps, vmtest.Step{Name: "name-taken " + name,
+			Shell: "out=$(kelp load /root/taken/" + name + ".ko 2>&1); rc=$?; echo \"$out\" | tail -n 1; [ $rc = 1 ] && ! grep -q '^" + name + " ' /proc/modules"})
 	}
 	// kelp symbols names the kernel it runs on in the dump's first line.
 	steps = append(steps, vmtest.Step{Name: "symbols header", Shell: "kelp symbols | head -n 1"})
@@ -441,6 +457,12 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 			t.Errorf("kernel log has %q", bad)
 		}
 	}
+	for _, name := range takenNames {
+		r, ok := res.Step("name-taken " + name)
+		if want := "module name " + name + " is taken by code built into the kernel (/sys/module/" + name + " exists)"; ok && !strings.Contains(r.Stdout, want) {
+			t.Errorf("kelp load of a module named %s: last line %q; want %q", name, r.Stdout, want)
+		}
+	}
 	if r, ok := res.Step("symbols header"); ok {
 		h, found, err := ksym.ReadDumpHeader([]byte(r.Stdout))
 		if err != nil || !found || h.Release != k.Release || !buildIDRE.MatchString(h.BuildID) {
@@ -451,5 +473,8 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		t.Log(fmt.Sprintf("dmesg:\n%s", res.Dmesg))
 	}
 }
+
+// takenNames are names built-in code registers under /sys/module.
+var takenNames = []string{"module", "syscall"}
 
 var buildIDRE = regexp.MustCompile(`^[0-9a-f]{40}$`)

@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -149,5 +150,35 @@ func TestSymbolsDumpAccepted(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "linux-source-missing.tar.xz") {
 			t.Errorf("%s: error %v; want the missing source tarball", filepath.Base(syms), err)
 		}
+	}
+}
+
+// TestModuleNameTaken: a name given with --name that the target uses is
+// refused before the tree; one derived from the patch file is prefixed.
+func TestModuleNameTaken(t *testing.T) {
+	f := newFakeTarget(t)
+	mods := filepath.Join(f.dir, "modules")
+	if err := os.MkdirAll(mods, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/drivers/net/dummy.ko:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := f.options(f.patch(t, "fix.patch", diffOf("kernel/fork.c")))
+	opts.ModulesDir = mods
+	opts.Name = "dummy"
+	_, err := build.Build(context.Background(), opts)
+	var re *ktree.RefusedError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "kernel/drivers/net/dummy.ko") || !strings.Contains(err.Error(), "--name") {
+		t.Errorf("--name dummy: %v; want a refusal naming kernel/drivers/net/dummy.ko", err)
+	}
+	if _, serr := os.Stat(f.cache); serr == nil {
+		t.Errorf("the tree cache was created before the refusal")
+	}
+	opts = f.options(f.patch(t, "dummy.patch", diffOf("drivers/net/dummy.c")))
+	opts.ModulesDir = mods
+	res, err := build.Build(context.Background(), opts)
+	if res == nil || res.Name != "kelp_dummy" || err == nil || !strings.Contains(err.Error(), "linux-source-missing.tar.xz") {
+		t.Errorf("dummy.patch: %+v, %v; want the name kelp_dummy, then the missing tarball", res, err)
 	}
 }

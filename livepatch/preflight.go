@@ -179,6 +179,9 @@ func (s System) preflightSystem(m *kmod.Module) (readiness, error) {
 			return refuse("loaded", "a module named %s is already loaded and it is not a livepatch", m.Name)
 		}
 	}
+	if err := s.nameTaken(m.Name); err != nil {
+		return refuse("name", "%s", err)
+	}
 	for _, dep := range m.Depends {
 		if _, ok := loaded[dep]; !ok {
 			return refuse("depends", "module %s depends on module %s, which is not loaded", m.Name, dep)
@@ -202,4 +205,28 @@ func (s System) transitionText(p Patch) string {
 		return p.Target().Verb()
 	}
 	return fmt.Sprintf("%s, %d of %d tasks switched", p.Target().Verb(), sc.Switched, sc.Total)
+}
+
+// nameTaken tells whether the running kernel already uses name for
+// something that is not a loaded module: built-in code (its
+// /sys/module/<name> directory; the kernel refuses a second one with a
+// bare EINVAL, "module is already loaded"), or a module it ships, which
+// could no longer load while the patch holds its name.
+func (s System) nameTaken(name string) error {
+	advice := "rebuild the patch under another name (kelp build --name NAME)"
+	if _, err := os.Stat(s.path("sys", "module", name)); err == nil {
+		return fmt.Errorf("module name %s is taken by code built into the kernel (/sys/module/%s exists): the kernel would refuse the module; %s", name, name, advice)
+	}
+	rel, err := s.Release()
+	if err != nil {
+		return nil
+	}
+	taken, _, err := kmod.ReadTakenNames(s.path("lib", "modules", rel))
+	if err != nil {
+		return nil // no module lists: the kernel's own check stands
+	}
+	if where, ok := taken[name]; ok {
+		return fmt.Errorf("module name %s is taken: it is %s; %s", name, where, advice)
+	}
+	return nil
 }
