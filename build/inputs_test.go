@@ -95,7 +95,7 @@ func TestCheapRefusals(t *testing.T) {
 		{"assembly", diffOf("arch/x86/lib/memcpy_64.S"), nil, []string{"arch/x86/lib/memcpy_64.S", "assembly cannot be live patched"}},
 		{"makefile", diffOf("kernel/Makefile"), nil, []string{"kernel/Makefile", "only C sources and headers"}},
 		{"kconfig", diffOf("mm/Kconfig"), nil, []string{"mm/Kconfig", "only C sources and headers"}},
-		{"lib", diffOf("lib/string.c"), nil, []string{"lib/string.c", "lib/ objects are refused"}},
+		{"lib", diffOf("lib/string.c"), nil, []string{"lib/string.c", "lib/ code is compiled without the ftrace entry call"}},
 		{"vdso", diffOf("arch/x86/entry/vdso/vclock_gettime.c"), nil, []string{"vDSO code runs in user space"}},
 		{"boot", diffOf("arch/x86/boot/main.c"), nil, []string{"boot code runs before the kernel"}},
 		{"empty", "", nil, []string{"the file is empty"}},

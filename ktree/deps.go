@@ -35,7 +35,9 @@ var skippedDirs = map[string]bool{
 type includeGraph map[string][]string
 
 // Dependents returns the C sources of objects enabled in the tree's config
-// that include header, directly or through other headers, sorted. The
+// that include header, directly or through other headers or included .c
+// files, sorted; code outside the kernel image (vDSO, boot) is listed
+// whatever the config. The
 // include graph of the tree is computed once and kept in the tree.
 func (t *Tree) Dependents(ctx context.Context, header string) ([]string, error) {
 	g, err := t.includes(ctx)
@@ -55,24 +57,38 @@ func (t *Tree) Dependents(ctx context.Context, header string) ([]string, error) 
 			seen[by] = true
 			if strings.HasSuffix(by, ".c") {
 				srcs = append(srcs, by)
-			} else {
-				queue = append(queue, by)
 			}
+			// A .c file may itself be #included by another .c
+			// (kernel/sched/build_policy.c includes rt.c): follow it.
+			queue = append(queue, by)
 		}
 	}
-	cfg, err := os.ReadFile(filepath.Join(t.Dir, ".config"))
+	mk, err := t.makefiles()
 	if err != nil {
 		return nil, err
 	}
-	mk := &makefiles{dir: t.Dir, config: parseConfig(cfg), cache: map[string][]assign{}}
 	var out []string
 	for _, s := range srcs {
-		if mk.enabled(strings.TrimSuffix(s, ".c")+".o", 0) {
+		// vDSO, boot, real-mode and other code outside the kernel image
+		// is built through Makefile variables of its own (vobjs-y,
+		// targets), not obj-y: an x86 kernel builds it whatever the
+		// config, so it counts as a user without the check.
+		outside := refusedPath(s) != nil && !strings.HasPrefix(s, "lib/")
+		if outside || mk.enabled(strings.TrimSuffix(s, ".c")+".o", 0) {
 			out = append(out, s)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// makefiles reads the tree's config for enabled().
+func (t *Tree) makefiles() (*makefiles, error) {
+	cfg, err := os.ReadFile(filepath.Join(t.Dir, ".config"))
+	if err != nil {
+		return nil, err
+	}
+	return &makefiles{dir: t.Dir, config: parseConfig(cfg), cache: map[string][]assign{}}, nil
 }
 
 var includeRE = regexp.MustCompile(`^\s*#\s*include\s*([<"])([^>"]+)[>"]`)

@@ -13,8 +13,9 @@ import (
 type Object struct {
 	Name   string // e.g. "fs/proc/cmdline.o"
 	Source string // e.g. "fs/proc/cmdline.c"
-	// Via is the changed header that brings the object in ("" when its
-	// own source changed).
+	// Via is the changed header, or the changed .c file the object's
+	// source #includes, that brings the object in ("" when its own
+	// source changed).
 	Via string
 }
 
@@ -31,7 +32,7 @@ const MaxHeaderObjects = 200
 
 // refusedDirs are code that never runs as patchable kernel text.
 var refusedDirs = []struct{ prefix, reason string }{
-	{"lib/", "lib/ objects are refused: many are lib-y archive members linked only when something uses them, or built into the boot and decompressor code, so kelp cannot tell which copy runs"},
+	{"lib/", "lib/ code is compiled without the ftrace entry call livepatch redirects through (lib/Makefile removes CC_FLAGS_FTRACE), and many lib/ objects are archive members linked only when used, or also built into the boot and decompressor code"},
 	{"arch/x86/entry/vdso/", "vDSO code runs in user space, mapped into every process; a livepatch cannot replace it"},
 	{"arch/x86/boot/", "boot code runs before the kernel and is gone once it runs"},
 	{"arch/x86/realmode/", "real-mode trampoline code is not ftrace-patchable kernel text"},
@@ -69,7 +70,13 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 		}
 		switch path.Ext(f.Path) {
 		case ".c":
-			add(Object{Name: strings.TrimSuffix(f.Path, ".c") + ".o", Source: f.Path})
+			cobjs, err := t.objectsOfC(ctx, f.Path)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, o := range cobjs {
+				add(o)
+			}
 		case ".h":
 			deps, err := t.Dependents(ctx, f.Path)
 			if err != nil {
@@ -81,10 +88,10 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 			if len(deps) == 0 {
 				return nil, nil, &RefusedError{File: f.Path, Reason: "no object enabled in this kernel's config includes this header"}
 			}
+			if err := unpatchableUsers(f.Path, deps); err != nil {
+				return nil, nil, err
+			}
 			for _, d := range deps {
-				if refusedPath(d) != nil {
-					continue // boot, vdso and lib/ users keep the old header
-				}
 				add(Object{Name: strings.TrimSuffix(d, ".c") + ".o", Source: d, Via: f.Path})
 			}
 		}
@@ -118,6 +125,37 @@ func CheckPaths(p *Patch) (ignored []string, err error) {
 		}
 	}
 	return ignored, nil
+}
+
+// unpatchableUsers refuses a changed file (a header, or a .c file other
+// .c files include) that code kelp cannot live patch compiles in: lib/,
+// boot, vDSO and the like would keep the old code while the other users
+// change, so the patch would apply half-way.
+func unpatchableUsers(file string, users []string) error {
+	var bad []string
+	why := map[string]bool{}
+	var reasons []string
+	for _, u := range users {
+		err := refusedPath(u)
+		if err == nil {
+			continue
+		}
+		bad = append(bad, u)
+		r := err.(*RefusedError).Reason
+		if !why[r] {
+			why[r] = true
+			reasons = append(reasons, r)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	const show = 5
+	list := strings.Join(bad, ", ")
+	if len(bad) > show {
+		list = strings.Join(bad[:show], ", ") + fmt.Sprintf(" and %d more", len(bad)-show)
+	}
+	return &RefusedError{File: file, Reason: fmt.Sprintf("compiled into %d object(s) that cannot be live patched: %s (%s); patching the other users only would change the kernel half-way: change the functions that need it in their .c files instead", len(bad), list, strings.Join(reasons, "; "))}
 }
 
 func refusedPath(p string) error {
