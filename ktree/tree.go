@@ -88,9 +88,12 @@ func (e *CompilerMismatchError) Error() string {
 // Open locates (extracting and preparing it the first time) the source
 // tree for the target kernel of opts.
 func Open(ctx context.Context, opts Options) (*Tree, error) {
-	opts, err := opts.Resolve()
-	if err != nil {
-		return nil, err
+	if opts.Release == "" {
+		rel, err := runningRelease()
+		if err != nil {
+			return nil, err
+		}
+		opts.Release = rel
 	}
 	step := opts.Step
 	if step == nil {
