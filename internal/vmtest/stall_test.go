@@ -47,6 +47,37 @@ exec %[3]s "$@"
 	return path
 }
 
+// busyQEMU writes a QEMU wrapper whose first `stalls` runs are an early
+// boot that keeps printing line to the console every half second and never
+// starts an init; later runs are QEMU's.
+func busyQEMU(t *testing.T, stalls int, line string) string {
+	t.Helper()
+	real, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		testenv.Missing(t, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"})
+	}
+	dir := t.TempDir()
+	script := fmt.Sprintf(`#!/bin/sh
+n=$(cat %[1]s/count 2>/dev/null || echo 0)
+n=$((n+1))
+echo $n > %[1]s/count
+if [ "$n" -le %[2]d ]; then
+	i=0
+	while :; do
+		i=$((i+1))
+		printf '[ %%6d.000000] %%s\n' "$i" %[4]q >&3
+		sleep 0.5
+	done
+fi
+exec %[3]s "$@"
+`, dir, stalls, real, line)
+	path := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // logLines collects Config.Log output.
 type logLines struct {
 	mu    sync.Mutex
@@ -93,6 +124,64 @@ func TestStalledBootRetried(t *testing.T) {
 	retries := log.matching("stalled before its init started")
 	if len(retries) != 1 || !strings.Contains(retries[0], "attempt 2 of 3") || !strings.Contains(retries[0], "no console output for 15s") {
 		t.Errorf("want one logged retry naming the silence, got %q", retries)
+	}
+}
+
+// TestBusyStallRetried: a guest whose kernel keeps printing but never
+// starts init is a stall too: when the kernel reports itself stuck (a hung
+// task while the guest is still in early boot) and when init has not
+// started within EarlyBootLimit.
+func TestBusyStallRetried(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	for _, tc := range []struct {
+		name, line, reason string
+	}{
+		{"hung task", "INFO: task swapper/0:1 blocked for more than 120 seconds.", `the kernel reported itself stuck: "[      1.000000] INFO: task swapper/0:1 blocked for more than 120 seconds."`},
+		{"no init", "ata1: link is slow to respond", `init not started after 10s; last console line "[`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log logLines
+			res, err := Run(context.Background(), Config{
+				Kernel:         k,
+				EarlyBootLimit: 10 * time.Second,
+				Steps:          []Step{{Name: "hello", Shell: "echo hello"}},
+				Log:            log.logf,
+				qemu:           busyQEMU(t, 1, tc.line),
+			})
+			if err != nil {
+				t.Fatalf("boot after one stuck attempt: %v\n%s", err, res.Console)
+			}
+			if got := res.MustStep(t, "hello").Stdout; got != "hello\n" {
+				t.Errorf("step output %q", got)
+			}
+			retries := log.matching("stalled before its init started")
+			if len(retries) != 1 || !strings.Contains(retries[0], tc.reason) || !strings.Contains(retries[0], "attempt 2 of 3") {
+				t.Errorf("want one logged retry with %q, got %q", tc.reason, retries)
+			}
+		})
+	}
+}
+
+// TestEarlyBootStuck: the kernel's own stuck reports are recognised in a
+// console, and a normal early boot console is not taken for one.
+func TestEarlyBootStuck(t *testing.T) {
+	normal := "[    0.000000] Linux version 6.1.0-57-cloud-amd64\n" +
+		"[    0.026039] Spectre V2 : Mitigation: Retpolines\n" +
+		"[    1.204000] clocksource: Switched to clocksource hpet\n" +
+		"[    2.100000] Freeing unused kernel image (initmem) memory: 2612K\n"
+	if got := earlyBootStuck(normal); got != "" {
+		t.Errorf("normal boot taken for stuck: %s", got)
+	}
+	for _, line := range []string{
+		"[  245.812033] INFO: task swapper/0:1 blocked for more than 120 seconds.",
+		"[   52.000231] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [swapper/0:1]",
+		"[   63.112000] rcu: INFO: rcu_preempt self-detected stall on CPU",
+		"[   63.112000] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+	} {
+		got := earlyBootStuck(normal + line + "\n[  245.900000] Call Trace:\n")
+		if want := fmt.Sprintf("the kernel reported itself stuck: %q", line); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
 	}
 }
 

@@ -84,7 +84,13 @@ type Config struct {
 	// setup print nothing and are slow on a loaded host). A guest that
 	// stalls there has run nothing of the test yet: it is killed and booted
 	// again, up to BootAttempts times, each retry logged with its reason.
+	// A kernel that reports itself stuck there (a hung task, a soft lockup,
+	// an RCU stall) is a stall too, even while its console keeps printing,
+	// and so is a guest whose init has not started after EarlyBootLimit.
 	StallTimeout time.Duration
+	// EarlyBootLimit bounds the time from QEMU's start to the guest's init
+	// (default DefaultEarlyBootLimit).
+	EarlyBootLimit time.Duration
 
 	// Console, when set, receives the guest console as it is produced
 	// (every attempt's).
@@ -105,6 +111,19 @@ const DefaultTimeout = 3 * time.Minute
 // guest's userspace starts. A normal early boot prints every few seconds
 // even on a loaded machine.
 const DefaultStallTimeout = 60 * time.Second
+
+// DefaultEarlyBootLimit is how long a guest may take to start its init.
+// An idle machine starts it in seconds; a loaded one in a minute or two.
+const DefaultEarlyBootLimit = 4 * time.Minute
+
+// stuckMarkers are what the kernel prints when it detects that it is
+// stuck; before init starts none of them is the test's doing.
+var stuckMarkers = []string{
+	"blocked for more than",         // hung task detector
+	"soft lockup - CPU#",            // soft lockup detector
+	"self-detected stall on CPU",    // RCU
+	"detected stalls on CPUs/tasks", // RCU
+}
 
 // BootAttempts is how many times a boot that stalls before its userspace
 // starts is tried.
@@ -200,16 +219,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 }
 
-// stallError is a boot killed because its console went silent before the
-// guest's userspace started.
+// stallError is a boot killed because it made no progress before the
+// guest's userspace started; reason says how that was seen.
 type stallError struct {
-	silent time.Duration
-	last   string // last console line
+	reason string
 }
 
-func (e *stallError) Error() string {
-	return fmt.Sprintf("no console output for %s after %q", e.silent.Round(time.Second), e.last)
-}
+func (e *stallError) Error() string { return e.reason }
 
 // boot is one attempt of Run.
 func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Result, error) {
@@ -236,6 +252,10 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	stallAfter := cfg.StallTimeout
 	if stallAfter == 0 {
 		stallAfter = DefaultStallTimeout
+	}
+	earlyLimit := cfg.EarlyBootLimit
+	if earlyLimit == 0 {
+		earlyLimit = DefaultEarlyBootLimit
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -292,7 +312,7 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	stalled := make(chan *stallError, 1)
 	watchDone := make(chan struct{})
 	defer close(watchDone)
-	go watchEarlyBoot(&console, &reports, stallAfter, stalled, watchDone)
+	go watchEarlyBoot(&console, &reports, stallAfter, earlyLimit, stalled, watchDone)
 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -323,13 +343,15 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	return res, diagnose(res, &reports, timedOut, timeout, waitErr, qemuErr.String(), ctx)
 }
 
-// watchEarlyBoot reports on stalled when the console stays silent for
-// limit before the guest's userspace starts. It stops watching once
-// userspace runs, or when done closes.
-func watchEarlyBoot(console *syncBuffer, rs *reportState, limit time.Duration, stalled chan<- *stallError, done <-chan struct{}) {
+// watchEarlyBoot reports on stalled when, before the guest's userspace
+// starts, the console stays silent for limit (three times that before its
+// first line), the kernel reports itself stuck, or init has not started
+// after early. It stops watching once userspace runs, or when done closes.
+func watchEarlyBoot(console *syncBuffer, rs *reportState, limit, early time.Duration, stalled chan<- *stallError, done <-chan struct{}) {
 	tick := time.NewTicker(min(time.Second, limit/4))
 	defer tick.Stop()
-	lastLen, lastChange := 0, time.Now()
+	start := time.Now()
+	lastLen, lastChange := 0, start
 	for {
 		select {
 		case <-done:
@@ -343,6 +365,14 @@ func watchEarlyBoot(console *syncBuffer, rs *reportState, limit time.Duration, s
 		if ready || strings.Contains(text, userspaceMarker) {
 			return
 		}
+		if reason := earlyBootStuck(text); reason != "" {
+			stalled <- &stallError{reason: reason}
+			return
+		}
+		if time.Since(start) >= early {
+			stalled <- &stallError{reason: fmt.Sprintf("init not started after %s; last console line %q", early, lastLine(text))}
+			return
+		}
 		if len(text) != lastLen {
 			lastLen, lastChange = len(text), time.Now()
 			continue
@@ -351,11 +381,24 @@ func watchEarlyBoot(console *syncBuffer, rs *reportState, limit time.Duration, s
 		if len(text) == 0 {
 			allowed = 3 * limit
 		}
-		if silent := time.Since(lastChange); silent >= allowed {
-			stalled <- &stallError{silent: silent, last: lastLine(text)}
+		if time.Since(lastChange) >= allowed {
+			stalled <- &stallError{reason: fmt.Sprintf("no console output for %s after %q", allowed, lastLine(text))}
 			return
 		}
 	}
+}
+
+// earlyBootStuck names the first console line where the kernel reports
+// itself stuck, or returns "".
+func earlyBootStuck(text string) string {
+	for _, line := range strings.Split(text, "\n") {
+		for _, m := range stuckMarkers {
+			if strings.Contains(line, m) {
+				return fmt.Sprintf("the kernel reported itself stuck: %q", strings.TrimSpace(line))
+			}
+		}
+	}
+	return ""
 }
 
 // lastLine is the last non-empty line of a console log.
