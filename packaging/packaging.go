@@ -148,10 +148,6 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	if kelp == "" {
 		kelp = "kelp"
 	}
-	kernelDep := "linux-image-" + rel
-	if o.Format == "rpm" {
-		kernelDep = "kernel-uname-r = " + rel
-	}
 	if o.KelpVersion == "" {
 		return nil, fmt.Errorf("the version of kelp the patch needs is not set")
 	}
@@ -159,7 +155,12 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	if o.Format == "rpm" {
 		kelpDep = "kelp >= " + PackageVersion(o.KelpVersion)
 	}
-	depends := []string{kernelDep, kelpDep}
+	// No dependency on the kernel package: the kernel is in the package's
+	// name, and a host installs the package of the kernel it runs
+	// (kelp-patch-NAME-$(uname -r)). Depending on linux-image-<release>
+	// would make apt or dnf install that kernel on a host running another
+	// one; the patch loads on its own kernel only.
+	depends := []string{kelpDep}
 	shipped := filepath.Join("/usr/lib/kelp/patches", rel, m.Name+".ko")
 
 	work, err := os.MkdirTemp("", "kelp-package-")

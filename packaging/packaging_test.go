@@ -41,7 +41,10 @@ func TestPatchDeb(t *testing.T) {
 		t.Errorf("package %+v", p)
 	}
 	info := out(t, "dpkg-deb", "-I", p.File)
-	for _, want := range []string{"Package: kelp-patch-fix-cve-" + rel, "Depends: linux-image-" + rel + ", kelp (>= 1.2.0+3+gabc)", "Version: 1.0.0-1", "Maintainer: Ops <ops@example.org>"} {
+	if strings.Contains(info, "linux-image") {
+		t.Errorf("a patch package must not pull in its kernel's package:\n%s", info)
+	}
+	for _, want := range []string{"Package: kelp-patch-fix-cve-" + rel, "Depends: kelp (>= 1.2.0+3+gabc)\n", "Version: 1.0.0-1", "Maintainer: Ops <ops@example.org>"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("control lacks %q:\n%s", want, info)
 		}
@@ -102,7 +105,7 @@ func TestPatchRPM(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := out(t, "rpm", "-qp", "--requires", p.File)
-	if !strings.Contains(req, "kernel-uname-r = "+rel) || !strings.Contains(req, "kelp >= 0.0.0~dev") {
+	if strings.Contains(req, "kernel") || !strings.Contains(req, "kelp >= 0.0.0~dev") {
 		t.Errorf("rpm requires:\n%s", req)
 	}
 	files := out(t, "rpm", "-qpl", p.File)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,13 @@ import (
 const patched = "this has been live patched"
 
 // shipArtifacts are what a release engineer produces on a build host: kelp's
-// own package, a patch package, and an apt repository holding the patch.
+// own package, the patch's package for the test kernel and for another
+// kernel (the cloud flavour of the same ABI), an apt repository holding
+// both, and one holding only the other kernel's.
 type shipArtifacts struct {
 	kelpDeb, patchDeb, patchPkg, repo string
+	otherKernel                       string
+	otherDeb, otherPkg, otherRepo     string
 }
 
 func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
@@ -45,6 +50,11 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := testenv.RequireKernelOf(t, testenv.Cloud61Kernel)
+	otherKo, err := other.SampleLivepatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dist := filepath.Join(dir, "dist")
 	run := func(name string, args ...string) string {
 		t.Helper()
@@ -58,27 +68,49 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 	}
 	run(kelp, "package", "--self", "--format", "deb", "-o", dist)
 	run(kelp, "package", ko, "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
-	a := shipArtifacts{patchPkg: "kelp-patch-livepatch-sample-" + k.Release}
+	run(kelp, "package", otherKo, "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
+	a := shipArtifacts{patchPkg: "kelp-patch-livepatch-sample-" + k.Release,
+		otherKernel: other.Release, otherPkg: "kelp-patch-livepatch-sample-" + other.Release}
 	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
 	for _, d := range debs {
-		if strings.HasPrefix(filepath.Base(d), "kelp_") {
+		switch base := filepath.Base(d); {
+		case strings.HasPrefix(base, "kelp_"):
 			a.kelpDeb = d
-		} else if strings.HasPrefix(filepath.Base(d), a.patchPkg+"_") {
+		case strings.HasPrefix(base, a.patchPkg+"_"):
 			a.patchDeb = d
+		case strings.HasPrefix(base, a.otherPkg+"_"):
+			a.otherDeb = d
 		}
 	}
-	if a.kelpDeb == "" || a.patchDeb == "" {
+	if a.kelpDeb == "" || a.patchDeb == "" || a.otherDeb == "" {
 		t.Fatalf("packages not written: %v", debs)
 	}
 	// The repository, as docs/shipping.md sets it up.
 	if _, err := exec.LookPath("reprepro"); err != nil {
 		testenv.Missing(t, &testenv.ErrMissing{What: "reprepro", Package: "reprepro"})
 	}
-	a.repo = filepath.Join(dir, "repo")
-	os.MkdirAll(filepath.Join(a.repo, "conf"), 0o755)
-	os.WriteFile(filepath.Join(a.repo, "conf", "distributions"), []byte("Codename: bookworm\nComponents: main\nArchitectures: amd64\nDescription: kelp live patches\n"), 0o644)
-	run("reprepro", "-b", a.repo, "includedeb", "bookworm", a.patchDeb)
+	repo := func(name string, debs ...string) string {
+		t.Helper()
+		r := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(r, "conf"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(r, "conf", "distributions"), []byte("Codename: bookworm\nComponents: main\nArchitectures: amd64\nDescription: kelp live patches\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run("reprepro", append([]string{"-b", r, "includedeb", "bookworm"}, debs...)...)
+		return r
+	}
+	a.repo = repo("repo", a.patchDeb, a.otherDeb)
+	a.otherRepo = repo("repo-other", a.otherDeb)
 	return a
+}
+
+// sortedLines returns its arguments sorted.
+func sortedLines(lines ...string) []string {
+	out := append([]string(nil), lines...)
+	sort.Strings(out)
+	return out
 }
 
 // treeFiles returns every file under dir as payload files under guest.
@@ -267,18 +299,27 @@ func TestKeepAndShip(t *testing.T) {
 	}
 
 	// 4. Lift the quarantine, load, then apt-get remove: unloaded and
-	// uninstalled. Then the documented roll-out installs it again from
-	// the apt repository.
+	// uninstalled. Then the documented roll-out, from a repository that
+	// holds the patch only for another kernel: the host is reported and
+	// skipped, nothing installed. From a repository with both kernels'
+	// packages: the one of the running kernel is installed and live.
+	// Installing the other kernel's package by hand pulls in no kernel.
 	inventory := "[canary]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
+	rollout := "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_module=livepatch_sample"
+	installed := "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'kelp-patch-*' 'linux-image-*' 2>/dev/null | awk '$1 == \"ii\" { print $2 }' | sort"
 	r = boot("remove and roll out again", []vmtest.Step{
 		{Name: "reload", Shell: "kelp unquarantine livepatch_sample && kelp load livepatch_sample && cat /proc/cmdline"},
 		{Name: "remove", Shell: "apt-get remove -y " + a.patchPkg},
 		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c livepatch_sample /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
+		{Name: "repo-other", Shell: "echo 'deb [trusted=yes] file:/kelp/repo-other bookworm main' > /etc/apt/sources.list.d/kelp.list"},
+		{Name: "rollout-other", Shell: rollout},
+		{Name: "after-other", Shell: installed + "; ls /sys/kernel/livepatch | wc -l"},
 		{Name: "repo", Shell: "echo 'deb [trusted=yes] file:/kelp/repo bookworm main' > /etc/apt/sources.list.d/kelp.list"},
-		{Name: "rollout", Shell: "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_package=" + a.patchPkg + " -e patch_module=livepatch_sample -e patch_kernel=" + k.Release},
+		{Name: "rollout", Shell: rollout},
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "install-other", Shell: "apt-get install -y " + a.otherPkg + " >/dev/null && " + installed + " && cat /proc/cmdline && ls /var/lib/kelp/" + a.otherKernel + "/patches"},
 	}, func(c *vmtest.Config) {
-		c.Files = append(treeFiles(t, a.repo, "/kelp/repo"),
+		c.Files = append(append(treeFiles(t, a.repo, "/kelp/repo"), treeFiles(t, a.otherRepo, "/kelp/repo-other")...),
 			vmtest.File{Path: "/kelp/inventory.ini", Data: []byte(inventory)},
 			vmtest.File{Path: "/kelp/kelp-rollout.yml", Host: "../../examples/ansible/kelp-rollout.yml"})
 	})
@@ -290,12 +331,24 @@ func TestKeepAndShip(t *testing.T) {
 	if s, _ := r.Step("after-remove"); strings.Contains(s.Stdout, patched) || len(after) < 3 || after[len(after)-3] != "0" || after[len(after)-1] != "0" {
 		t.Errorf("after apt-get remove (cmdline, livepatch dirs, module, store files):\n%s", s.Stdout)
 	}
+	r.MustStep(t, "repo-other")
+	skip := "kelp: no build of livepatch_sample for kernel " + k.Release
+	if s := r.MustStep(t, "rollout-other"); !strings.Contains(s.Stdout, skip) || !strings.Contains(s.Stdout, "failed=0") {
+		t.Errorf("roll-out with only another kernel's build: want the host reported (%q) and no failure:\n%s", skip, s.Stdout)
+	}
+	if got, want := r.MustStep(t, "after-other").Stdout, "linux-image-"+k.Release+"\n0\n"; got != want {
+		t.Errorf("after the roll-out that skipped the host, installed kelp patches and kernels, and livepatches: %q, want %q", got, want)
+	}
 	r.MustStep(t, "repo")
-	if s := r.MustStep(t, "rollout"); !strings.Contains(s.Stdout, "failed=0") {
+	if s := r.MustStep(t, "rollout"); !strings.Contains(s.Stdout, "failed=0") || strings.Contains(s.Stdout, skip) {
 		t.Errorf("ansible-playbook:\n%s", s.Stdout)
 	}
 	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
 		t.Errorf("after the roll-out, /proc/cmdline = %q", got)
+	}
+	wantInstalled := strings.Join(sortedLines(a.patchPkg, a.otherPkg, "linux-image-"+k.Release), "\n") + "\n" + patched + "\nlivepatch_sample.ko\n"
+	if got := r.MustStep(t, "install-other").Stdout; got != wantInstalled {
+		t.Errorf("after installing the other kernel's patch package (installed packages, cmdline, that kernel's store): %q, want %q", got, wantInstalled)
 	}
 
 	// 5. kelp.enable=0: nothing is loaded at boot.
