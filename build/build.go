@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,9 +38,14 @@ type Options struct {
 	Name       string // module name (default: from the first patch's file name)
 	OutDir     string // where NAME.ko and NAME.json go (default ".")
 	NoReplace  bool   // build a patch that stacks instead of replacing
-	SignKey    string
-	SignCert   string
-	KeepWork   bool // keep the work directory (its path is in the result)
+	// Description and CVEs say what the patch fixes; Description replaces
+	// the one the patches' headers give, CVEs add to theirs (canonical
+	// ids, see ValidCVE).
+	Description string
+	CVEs        []string
+	SignKey     string
+	SignCert    string
+	KeepWork    bool // keep the work directory (its path is in the result)
 	// Progress receives one event per stage.
 	Progress func(Event)
 }
@@ -54,13 +60,17 @@ type Event struct {
 
 // Result is what a build produced; it is also NAME.json.
 type Result struct {
-	Name        string            `json:"name"`
-	Kernel      string            `json:"kernel"`
-	Module      string            `json:"module"`
-	Report      string            `json:"report"`
-	Patches     []string          `json:"patches"`
-	PatchSHA256 string            `json:"patch_sha256"`
-	Replace     bool              `json:"atomic_replace"`
+	Name        string   `json:"name"`
+	Kernel      string   `json:"kernel"`
+	Module      string   `json:"module"`
+	Report      string   `json:"report"`
+	Patches     []string `json:"patches"`
+	PatchSHA256 string   `json:"patch_sha256"`
+	Replace     bool     `json:"atomic_replace"`
+	// Description and CVEs are what the module says it fixes (modinfo
+	// kelp.description and kelp.cve).
+	Description string            `json:"description,omitempty"`
+	CVEs        []string          `json:"cves"`
 	Functions   []string          `json:"functions"`
 	Units       []*objdiff.Report `json:"units"`
 	// SymbolsBuildID is the build id of the kernel the --symbols dump
@@ -257,6 +267,13 @@ func (b *builder) run(ctx context.Context) error {
 func (b *builder) readPatches() error {
 	h := sha256.New()
 	var ps []*ktree.Patch
+	var descs []string
+	cves := slices.Clone(b.opts.CVEs)
+	for _, c := range cves {
+		if _, err := ValidCVE(c); err != nil {
+			return err
+		}
+	}
 	for _, p := range b.opts.Patches {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -272,6 +289,19 @@ func (b *builder) readPatches() error {
 		}
 		ps = append(ps, pp)
 		b.res.Patches = append(b.res.Patches, filepath.Base(p))
+		hd := ParseHeader(data)
+		if hd.Description != "" {
+			descs = append(descs, hd.Description)
+		}
+		cves = append(cves, hd.CVEs...)
+	}
+	b.res.Description = strings.Join(descs, "\n\n")
+	if b.opts.Description != "" {
+		b.res.Description = strings.TrimSpace(b.opts.Description)
+	}
+	b.res.CVEs = SortCVEs(cves)
+	if b.res.CVEs == nil {
+		b.res.CVEs = []string{}
 	}
 	b.patch = ktree.Merge(ps...)
 	b.res.PatchSHA256 = hex.EncodeToString(h.Sum(nil))
@@ -486,6 +516,7 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 			"kelp.functions":    strings.Join(b.res.Functions, " "),
 			"kelp.replace":      replace,
 		},
+		Metadata: b.metadata(),
 		WorkDir:  filepath.Join(b.work, "module"),
 		SignKey:  b.opts.SignKey,
 		SignCert: b.opts.SignCert,
@@ -522,6 +553,19 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%s (%d bytes)", ko, mod.Size), nil
+}
+
+// metadata is what the module says it fixes: kelp.description, then one
+// kelp.cve per CVE, in order.
+func (b *builder) metadata() [][2]string {
+	var md [][2]string
+	if b.res.Description != "" {
+		md = append(md, [2]string{"kelp.description", b.res.Description})
+	}
+	for _, c := range b.res.CVEs {
+		md = append(md, [2]string{"kelp.cve", c})
+	}
+	return md
 }
 
 // writeAtomic copies src to dst through a temporary file, so a failed

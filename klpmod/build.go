@@ -36,7 +36,12 @@ type Options struct {
 	Headers string            // kbuild directory of the target (e.g. /usr/src/linux-headers-<rel>)
 	Replace bool              // klp_patch.replace
 	Modinfo map[string]string // extra .modinfo entries, written in key order
-	WorkDir string            // where to work; the caller removes it
+	// Metadata are entries a key may repeat in (kelp.cve), written in
+	// order after Modinfo's into .modinfo and into the module's .note.kelp
+	// section, which the kernel shows in /sys/module/<name>/notes once
+	// the module is loaded.
+	Metadata [][2]string
+	WorkDir  string // where to work; the caller removes it
 	// SignKey and SignCert, when set, are the PEM (or DER) private key and
 	// certificate the module is signed with (sha256).
 	SignKey, SignCert string
@@ -185,7 +190,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if len(m.ForceUnsafe) > 0 && opts.Modinfo["kelp.force_unsafe"] == "" {
 		modinfo = append(modinfo, [2]string{"kelp.force_unsafe", strings.Join(m.ForceUnsafe, ",")})
 	}
-	unitObjs, err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo))
+	unitObjs, err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo, opts.Metadata))
 	if err != nil {
 		return nil, fmt.Errorf("klpmod: %w", err)
 	}
@@ -274,25 +279,39 @@ func (o *Options) check() error {
 	if _, err := os.Stat(filepath.Join(o.Headers, "Makefile")); err != nil {
 		return fmt.Errorf("klpmod: kbuild directory of the target: %w", err)
 	}
-	for k, v := range o.Modinfo {
-		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("klpmod: modinfo entry %q=%q: keys must be non-empty without '=', values without NUL", k, v)
+	for _, kv := range o.Metadata {
+		if err := checkModinfo(kv[0], kv[1]); err != nil {
+			return err
 		}
-		switch k {
-		case "livepatch", "license", "vermagic", "name", "depends", "retpoline", "intree", "srcversion":
-			return fmt.Errorf("klpmod: modinfo key %q is set by the build", k)
+	}
+	for k, v := range o.Modinfo {
+		if err := checkModinfo(k, v); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// modinfo returns the extra entries in key order.
+// checkModinfo refuses a .modinfo entry that would not read back as given
+// or that the build sets itself.
+func checkModinfo(k, v string) error {
+	if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+		return fmt.Errorf("klpmod: modinfo entry %q=%q: keys must be non-empty without '=', values without NUL", k, v)
+	}
+	switch k {
+	case "livepatch", "license", "vermagic", "name", "depends", "retpoline", "intree", "srcversion":
+		return fmt.Errorf("klpmod: modinfo key %q is set by the build", k)
+	}
+	return nil
+}
+
+// modinfo returns the extra entries in key order, then Metadata.
 func (o *Options) modinfo() [][2]string {
 	var out [][2]string
 	for _, k := range slices.Sorted(maps.Keys(o.Modinfo)) {
 		out = append(out, [2]string{k, o.Modinfo[k]})
 	}
-	return out
+	return append(out, o.Metadata...)
 }
 
 // mergeStates collects the units' klp_state declarations: one per id, and

@@ -96,7 +96,7 @@ func TestInitSource(t *testing.T) {
 		}},
 		{name: "ext4", cIdent: "1", funcs: []Func{{OldName: "ext4_attr_show", Sympos: 2, NewFunc: "__kelp_u2_ext4_attr_show"}}, cbs: map[string][]Callback{}},
 	}
-	src := initSource("p", objs, []State{{ID: 7, Version: 2}}, false, [][2]string{{"kelp.kernel", "6.1.0-56-amd64"}})
+	src := initSource("p", objs, []State{{ID: 7, Version: 2}}, false, [][2]string{{"kelp.kernel", "6.1.0-56-amd64"}}, nil)
 	for _, want := range []string{
 		`{ .old_name = "cmdline_proc_show", .new_func = __kelp_u0_cmdline_proc_show, .old_sympos = 0 },`,
 		`{ .old_name = "ext4_attr_show", .new_func = __kelp_u2_ext4_attr_show, .old_sympos = 2 },`,

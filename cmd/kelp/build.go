@@ -40,6 +40,14 @@ Defaults on Debian, for the target kernel (--kernel, default: running):
            "kelp symbols > FILE", or the target's vmlinux with symbols
   modules  /lib/modules/<kernel>, when the patch changes a module
 
+What the patch fixes goes into the module's .modinfo (kelp.description,
+one kelp.cve per CVE id) and shows in kelp info, list and status: the
+description is the header of the first patch with one (the Subject: of a
+git format-patch mail without its [PATCH n/m] tag, or a quilt/DEP-3
+Description:, and the paragraphs before the diff, without trailers), or
+--description; the CVE ids are every CVE-YYYY-NNNN the patches' headers
+name (Subject, body, Fixes:/Link: lines), and each --cve.
+
 Patches may include <kelp/patch.h> (callbacks, states, force-unsafe), or
 kpatch's "kpatch-macros.h" and "kpatch-syscall.h".
 
@@ -50,6 +58,13 @@ directory; nothing is written.
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Patches = args
+			for i, c := range opts.CVEs {
+				id, err := build.ValidCVE(c)
+				if err != nil {
+					return exitWith(exitUsage, "build: --cve: %v (see kelp build --help)", err)
+				}
+				opts.CVEs[i] = id
+			}
 			// A signing key that cannot be used should stop the build
 			// before any work, not after it.
 			if (opts.SignKey == "") != (opts.SignCert == "") {
@@ -78,6 +93,9 @@ directory; nothing is written.
 				fmt.Fprintln(g.stderr, "warning: "+w)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "built %s for %s (%s)\n", res.Module, res.Kernel, strings.Join(res.Functions, ", "))
+			if len(res.CVEs) > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "fixes %s\n", strings.Join(res.CVEs, ", "))
+			}
 			if res.WorkDir != "" {
 				fmt.Fprintf(g.stderr, "work directory kept: %s\n", res.WorkDir)
 			}
@@ -97,6 +115,8 @@ directory; nothing is written.
 	f.StringVar(&opts.ModulesDir, "modules", "", "the target's modules directory (default /lib/modules/<kernel>)")
 	f.StringVarP(&opts.Name, "name", "n", "", "module name (default: from the first patch's file name)")
 	f.StringVarP(&opts.OutDir, "output", "o", ".", "directory for NAME.ko and NAME.json")
+	f.StringVar(&opts.Description, "description", "", "what the patch fixes (default: the patch header's subject and description)")
+	f.StringArrayVar(&opts.CVEs, "cve", nil, "a CVE id the patch fixes, CVE-YYYY-NNNN (repeatable; added to those the patch header names)")
 	f.BoolVar(&opts.NoReplace, "no-replace", false, "build a patch that stacks on loaded ones instead of replacing them (atomic replace is the default)")
 	f.StringVar(&opts.SignKey, "sign-key", "", "private key to sign the module with (PEM), with --sign-cert")
 	f.StringVar(&opts.SignCert, "sign-cert", "", "certificate of the signing key (PEM or DER)")

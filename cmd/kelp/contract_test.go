@@ -176,6 +176,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"build"}, "build:"},
 		{[]string{"build", "--sign-key", "k", "x.patch"}, "build:"},
 		{[]string{"build", "-j", "many", "x.patch"}, "build:"},
+		{[]string{"build", "--cve", "CVE-24-1086", "x.patch"}, "build: --cve"},
+		{[]string{"build", "--cve", "CVE-2024-1086", "--cve", "log4shell", "x.patch"}, "build: --cve"},
 		{[]string{"package"}, "package:"},
 		{[]string{"package", "--format", "zip", "$DIR/fix_b.ko"}, "package:"},
 		{[]string{"package", "--self", "$DIR/fix_b.ko"}, "package:"},
