@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kelp-project/kelp/kmod"
 )
 
 // Patch is a livepatch registered with the kernel
@@ -244,4 +246,20 @@ func sortNewestFirst(ps []Patch, mods []Module) {
 		}
 		return ra < rb
 	})
+}
+
+// Fixes reads what the loaded module name says it fixes, from the note
+// kelp builds into a patch module (/sys/module/NAME/notes/.note.kelp).
+// ok is false when the module has no such note (not built by kelp, or
+// built before kelp recorded it) or it cannot be read.
+func (s System) Fixes(name string) (f kmod.Fixes, ok bool) {
+	data, err := os.ReadFile(s.path("sys", "module", name, "notes", kmod.NoteSection))
+	if err != nil {
+		return kmod.Fixes{CVEs: []string{}}, false
+	}
+	desc, found := kmod.ParseNotes(data, kmod.NoteOwner, kmod.NoteType)
+	if !found {
+		return kmod.Fixes{CVEs: []string{}}, false
+	}
+	return kmod.FixesOf(kmod.ParseModinfo(desc)), true
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/kelp-project/kelp/store"
 )
@@ -65,7 +68,22 @@ func capableFiles() map[string]string {
 		"sys/kernel/livepatch/livepatch_fix/vmlinux/patched":              "1\n",
 		"sys/kernel/livepatch/livepatch_fix/vmlinux/cmdline_proc_show,1/": "",
 		"sys/module/livepatch_fix/srcversion":                             "0123456789ABCDEF012345\n",
+		"sys/module/livepatch_fix/notes/.note.kelp":                       kelpNote("kelp.description=proc: mask password= values in /proc/cmdline\n\nThe command line is world-readable.", "kelp.cve=CVE-2024-1086"),
 	}
+}
+
+// kelpNote is the note section a kelp-built module carries, with the given
+// "key=value" entries, as /sys/module/NAME/notes shows it.
+func kelpNote(entries ...string) string {
+	desc := strings.Join(entries, "\x00") + "\x00"
+	var b bytes.Buffer
+	binary.Write(&b, binary.LittleEndian, [3]uint32{uint32(len(kmod.NoteOwner) + 1), uint32(len(desc)), kmod.NoteType})
+	b.WriteString(kmod.NoteOwner + "\x00\x00\x00\x00")
+	b.WriteString(desc)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func newFakeHost(t *testing.T, edit func(map[string]string)) *fakeHost {
@@ -89,7 +107,8 @@ func newFakeHost(t *testing.T, edit func(map[string]string)) *fakeHost {
 	h.store = h.path("store")
 	st := store.New(h.store)
 	st.Now = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
-	if _, err := st.Install(rel, h.module(t, "fix_a", rel, true), store.InstallOptions{}); err != nil {
+	fixA := h.module(t, "fix_a", rel, true, "kelp.description=ext4: check eh_depth before the lookup\n\nA corrupted extent header is read past its end.", "kelp.cve=CVE-2023-52619", "kelp.cve=CVE-2024-1086")
+	if _, err := st.Install(rel, fixA, store.InstallOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	h.module(t, "fix_b", rel, true)
@@ -99,9 +118,9 @@ func newFakeHost(t *testing.T, edit func(map[string]string)) *fakeHost {
 }
 
 // module writes a module file NAME.ko into the test's directory.
-func (h *fakeHost) module(t *testing.T, name, release string, lp bool) string {
+func (h *fakeHost) module(t *testing.T, name, release string, lp bool, modinfo ...string) string {
 	t.Helper()
-	data, err := os.ReadFile(testenv.FakeModule(t, name, release, lp))
+	data, err := os.ReadFile(testenv.FakeModule(t, name, release, lp, modinfo...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,9 +326,28 @@ func jsonCases() []jsonCase {
 			}
 		}},
 		{golden: "status-prometheus", args: []string{"status", "--prometheus", "$DIR/kelp.prom"}, check: func(t *testing.T, h *fakeHost, _ map[string]any) {
-			data, err := os.ReadFile(h.path("kelp.prom"))
-			if err != nil || !strings.Contains(string(data), "kelp_patches_installed 1\n") {
-				t.Errorf("metrics: %v\n%s", err, data)
+			checkMetrics(t, h, "kelp_patches_installed 1",
+				"kelp_patches_not_loaded 1",
+				`kelp_patch_info{patch="livepatch_fix",cve="CVE-2024-1086",description="proc: mask password= values in /proc/cmdline"} 1`,
+				`kelp_cve_fixed{cve="CVE-2024-1086"} 1`,
+				`kelp_cve_not_loaded{cve="CVE-2023-52619"} 1`)
+		}},
+		// A patch in its patching transition fixes nothing yet; how long
+		// the transition has been under way comes from the kernel log.
+		{golden: "status-transition", args: []string{"status", "--prometheus", "$DIR/kelp.prom"}, edit: func(m map[string]string) {
+			m["sys/kernel/livepatch/livepatch_fix/transition"] = "1\n"
+			m["dev/kmsg"] = "6,900,1000000,-;livepatch: enabling patch 'livepatch_fix'\n" +
+				"5,901,1250000,-;livepatch: 'livepatch_fix': starting patching transition\n SUBSYSTEM=x\n" +
+				"5,902,1300000,-;livepatch: 'other': starting patching transition\n"
+			m["proc/uptime"] = "31.75 60.00\n"
+		}, check: func(t *testing.T, h *fakeHost, doc map[string]any) {
+			if fixed, _ := doc["fixed_cves"].([]any); fixed == nil || len(fixed) != 0 {
+				t.Errorf("fixed_cves = %v during the patching transition; want []", doc["fixed_cves"])
+			}
+			checkMetrics(t, h, "kelp_transition_in_progress 1", "kelp_transition_seconds 30.5",
+				`kelp_cve_not_loaded{cve="CVE-2023-52619"} 1`, `kelp_cve_not_loaded{cve="CVE-2024-1086"} 1`)
+			if data, _ := os.ReadFile(h.path("kelp.prom")); strings.Contains(string(data), "kelp_patch_info{") || strings.Contains(string(data), "kelp_cve_fixed{") {
+				t.Errorf("metrics count a patch in transition as a fix:\n%s", data)
 			}
 		}},
 		{golden: "sign", args: []string{"sign", "--key", "$DIR/key.pem", "--cert", "$DIR/cert.pem", "-o", "$DIR/signed.ko", "$DIR/fix_b.ko"}, setup: writeKeyPair,
@@ -326,6 +364,37 @@ func jsonCases() []jsonCase {
 			}
 		}},
 		{golden: "build-missing-patch", args: []string{"build", "$DIR/none.patch"}, exit: 1},
+	}
+}
+
+// checkMetrics reads the Prometheus file kelp status wrote and wants each
+// line in it, and a HELP and a TYPE line for every metric it has.
+func checkMetrics(t *testing.T, h *fakeHost, want ...string) {
+	t.Helper()
+	data, err := os.ReadFile(h.path("kelp.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			t.Errorf("metrics have no line %q:\n%s", w, data)
+		}
+	}
+	help, typ := map[string]bool{}, map[string]bool{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 4 && f[0] == "#" && f[1] == "HELP":
+			help[f[2]] = true
+		case len(f) == 4 && f[0] == "#" && f[1] == "TYPE":
+			typ[f[2]] = true
+		default:
+			name, _, _ := strings.Cut(f[0], "{")
+			if !help[name] || !typ[name] {
+				t.Errorf("metric %s has no HELP or TYPE line before it", name)
+			}
+		}
 	}
 }
 

@@ -20,6 +20,10 @@ type infoReport struct {
 	File      *kmod.Module            `json:"file"`
 	Loaded    *livepatch.LoadedModule `json:"loaded"`
 	Installed *installedPatch         `json:"installed"`
+	// Fixes is what the patch says it fixes: the loaded module's (from
+	// the kernel), else the file's, else the installed file's; null when
+	// none says.
+	Fixes *kmod.Fixes `json:"fixes"`
 }
 
 func newInfoCmd(g *globals) *cobra.Command {
@@ -55,6 +59,7 @@ an installed patch (store of the running kernel) is shown as well.
 				return g.emit(cmd, r, failWith(err, "info: %v", err))
 			}
 			r.Installed = installedNamed(name)
+			r.Fixes = infoFixes(r, name)
 			if r.File == nil && r.Loaded == nil && r.Installed == nil {
 				rel, _ := livepatch.Host.Release()
 				return g.emit(cmd, r, exitWith(exitFailure, "info: %s: no such file, no patch or module of that name is loaded, and none is installed for %s", arg, orUnknown(rel)))
@@ -71,6 +76,9 @@ an installed patch (store of the running kernel) is shown as well.
 					fmt.Fprintln(out)
 				}
 				printLoaded(out, r.Loaded)
+				if f, ok := livepatch.Host.Fixes(r.Loaded.Name); ok {
+					printFixes(out, f)
+				}
 			}
 			if p := r.Installed; p != nil {
 				if r.File != nil || r.Loaded != nil {
@@ -80,6 +88,9 @@ an installed patch (store of the running kernel) is shown as well.
 				fmt.Fprintf(out, "%-12s %s\n", "since:", p.InstalledAt.Format(time.RFC3339))
 				if p.Cumulative {
 					fmt.Fprintf(out, "%-12s %s\n", "cumulative:", "yes")
+				}
+				if r.Loaded == nil && r.File == nil && (p.Description != "" || len(p.CVEs) > 0) {
+					printFixes(out, p.Fixes)
 				}
 			}
 			return nil
@@ -140,8 +151,37 @@ func printModuleFile(out io.Writer, m *kmod.Module) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		for _, v := range m.Info[k] {
-			kv(k, v)
+			kv(k, strings.ReplaceAll(v, "\n", "\n"+strings.Repeat(" ", 13)))
 		}
+	}
+}
+
+// infoFixes picks what the patch says it fixes (see infoReport.Fixes).
+func infoFixes(r infoReport, name string) *kmod.Fixes {
+	if r.Loaded != nil {
+		if f, ok := livepatch.Host.Fixes(r.Loaded.Name); ok {
+			return &f
+		}
+	}
+	has := func(f kmod.Fixes) bool { return f.Description != "" || len(f.CVEs) > 0 }
+	if r.File != nil {
+		if f := kmod.FixesOf(r.File.Info); has(f) {
+			return &f
+		}
+	}
+	if r.Installed != nil && has(r.Installed.Fixes) {
+		f := r.Installed.Fixes
+		return &f
+	}
+	return nil
+}
+
+// printFixes shows what a loaded patch says it fixes.
+func printFixes(out io.Writer, f kmod.Fixes) {
+	kv := func(k, v string) { fmt.Fprintf(out, "%-12s %s\n", k+":", v) }
+	kv("fixes", orDash(strings.Join(f.CVEs, ", ")))
+	if f.Description != "" {
+		kv("description", f.Summary())
 	}
 }
 

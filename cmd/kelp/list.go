@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/spf13/cobra"
 )
@@ -37,28 +38,49 @@ per kernel release, with quarantines and damaged files.
 			if err != nil {
 				return g.emit(cmd, nil, failWith(err, "list: installed patches: %v", err))
 			}
+			patches := listedPatches(l)
 			if g.json {
-				return g.emit(cmd, listReport{Listing: l, Installed: inst}, nil)
+				return g.emit(cmd, listReport{Listing: l, Patches: patches, Installed: inst}, nil)
 			}
-			printListing(out, l)
+			printListing(out, l, patches)
 			printInstalled(out, inst)
 			return nil
 		},
 	}
 }
 
-func printListing(out io.Writer, l *livepatch.Listing) {
+// listedPatch is a registered patch with what its module says it fixes.
+type listedPatch struct {
+	livepatch.PatchInfo
+	kmod.Fixes
+}
+
+func listedPatches(l *livepatch.Listing) []listedPatch {
+	out := make([]listedPatch, 0, len(l.Patches))
+	for _, p := range l.Patches {
+		f, _ := livepatch.Host.Fixes(p.Name)
+		out = append(out, listedPatch{PatchInfo: p, Fixes: f})
+	}
+	return out
+}
+
+func printListing(out io.Writer, l *livepatch.Listing, patches []listedPatch) {
 	if len(l.Patches) == 0 && len(l.Leftovers) == 0 {
 		fmt.Fprintln(out, "no patches loaded")
 		return
 	}
 	if len(l.Patches) > 0 {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PATCH\tSTATE\tOBJECTS")
-		for _, p := range l.Patches {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, patchState(p.Patch), objectsText(p.Objects))
+		fmt.Fprintln(tw, "PATCH\tSTATE\tFIXES\tOBJECTS")
+		for _, p := range patches {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, patchState(p.Patch), orDash(strings.Join(p.CVEs, ",")), objectsText(p.Objects))
 		}
 		tw.Flush()
+		for _, p := range patches {
+			if p.Description != "" {
+				fmt.Fprintf(out, "%s: %s\n", p.Name, p.Summary())
+			}
+		}
 	}
 	for _, m := range l.Leftovers {
 		fmt.Fprintf(out, "%s: module loaded, its patch disabled or replaced (kelp unload %s removes it)\n", m.Name, m.Name)

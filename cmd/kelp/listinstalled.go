@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/kelp-project/kelp/livepatch"
 )
@@ -11,6 +12,8 @@ import (
 // store's contents per kernel.
 type listReport struct {
 	*livepatch.Listing
+	// Patches are Listing's, with what each says it fixes.
+	Patches   []listedPatch     `json:"patches"`
 	Installed []installedKernel `json:"installed"`
 }
 
@@ -62,6 +65,9 @@ func printInstalled(out io.Writer, kernels []installedKernel) {
 			n := e.Name
 			if e.Cumulative {
 				n += " (cumulative)"
+			}
+			if len(e.CVEs) > 0 {
+				n += " [" + strings.Join(e.CVEs, ",") + "]"
 			}
 			if _, ok := quarantined[e.Name]; ok {
 				n += " (quarantined)"

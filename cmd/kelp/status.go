@@ -6,11 +6,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/internal/atomicfile"
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/livepatch"
+	"github.com/kelp-project/kelp/store"
 	"github.com/spf13/cobra"
 )
 
@@ -19,35 +24,63 @@ type statusReport struct {
 	Kernel string `json:"kernel"`
 	// LivepatchSupported: the kernel has the livepatch core
 	// (/sys/kernel/livepatch).
-	LivepatchSupported bool              `json:"livepatch_supported"`
-	Loaded             []livepatch.Patch `json:"loaded"`
+	LivepatchSupported bool          `json:"livepatch_supported"`
+	Loaded             []loadedPatch `json:"loaded"`
 	// Transition is the transition under way, null when there is none.
-	Transition  *livepatch.TransitionInfo `json:"transition"`
-	Installed   []installedPatch          `json:"installed"`
-	Quarantined []quarantinedPatch        `json:"quarantined"`
-	Applying    []applyingMark            `json:"applying"`
-	Problems    []storeProblem            `json:"problems"`
-	Tainted     uint64                    `json:"tainted"`
-	TaintFlags  string                    `json:"taint_flags"`
+	Transition *livepatch.TransitionInfo `json:"transition"`
+	// TransitionSeconds is how long it has been under way, when the
+	// kernel log still says when it started.
+	TransitionSeconds *float64 `json:"transition_seconds,omitempty"`
+	// FixedCVEs are the CVE ids the loaded, enabled patches fix (a patch
+	// in its patching transition counts once the transition completes).
+	FixedCVEs []string `json:"fixed_cves"`
+	// NotLoaded are the patches installed for the running kernel that are
+	// not loaded (neither quarantined nor made unnecessary by a later
+	// cumulative patch), and NotLoadedCVEs the CVE ids installed patches
+	// name that no loaded patch fixes.
+	NotLoaded     []string           `json:"not_loaded"`
+	NotLoadedCVEs []string           `json:"not_loaded_cves"`
+	Installed     []installedPatch   `json:"installed"`
+	Quarantined   []quarantinedPatch `json:"quarantined"`
+	Applying      []applyingMark     `json:"applying"`
+	Problems      []storeProblem     `json:"problems"`
+	Tainted       uint64             `json:"tainted"`
+	TaintFlags    string             `json:"taint_flags"`
 	// OtherKernels counts the patches installed for other kernel releases.
 	OtherKernels map[string]int `json:"other_kernels"`
 }
+
+// loadedPatch is a registered patch and what its module says it fixes
+// (read from the kernel: /sys/module/NAME/notes/.note.kelp).
+type loadedPatch struct {
+	livepatch.Patch
+	kmod.Fixes
+}
+
+// fixes tells whether the patch counts for the CVE ids fixed: enabled
+// and its patching transition complete.
+func (p loadedPatch) fixes() bool { return p.Enabled && !p.Transition }
 
 func gatherStatus() (*statusReport, error) {
 	rel, err := livepatch.Host.Release()
 	if err != nil {
 		return nil, err
 	}
-	r := &statusReport{Kernel: rel, Loaded: []livepatch.Patch{}, OtherKernels: map[string]int{}}
+	r := &statusReport{Kernel: rel, Loaded: []loadedPatch{}, OtherKernels: map[string]int{}}
 	if ps, err := livepatch.Host.Patches(); err == nil {
 		r.LivepatchSupported = true
-		r.Loaded = ps
 		for _, p := range ps {
+			f, _ := livepatch.Host.Fixes(p.Name)
+			r.Loaded = append(r.Loaded, loadedPatch{Patch: p, Fixes: f})
 			if p.Transition {
 				if l, err := livepatch.Host.List(); err == nil && l.Transition != nil {
 					r.Transition = l.Transition
 				} else {
 					r.Transition = &livepatch.TransitionInfo{Patch: p.Name, Target: p.Target()}
+				}
+				if age, ok := livepatch.Host.TransitionAge(p.Name); ok {
+					secs := age.Seconds()
+					r.TransitionSeconds = &secs
 				}
 			}
 		}
@@ -72,6 +105,7 @@ func gatherStatus() (*statusReport, error) {
 		return nil, err
 	}
 	r.Applying = marksView(ms)
+	r.FixedCVEs, r.NotLoaded, r.NotLoadedCVEs = fixedView(r.Loaded, r.Installed, store.LoadSet(es), qs)
 	rels, err := st.Releases()
 	if err != nil {
 		return nil, err
@@ -87,6 +121,37 @@ func gatherStatus() (*statusReport, error) {
 	return r, nil
 }
 
+// fixedView derives, from the loaded and installed patches, the CVE ids
+// fixed, the installed patches not loaded and the CVE ids only those name.
+func fixedView(loaded []loadedPatch, installed []installedPatch, loadSet []store.Entry, qs []store.Quarantine) (fixed, notLoaded, notLoadedCVEs []string) {
+	fixed, notLoaded, notLoadedCVEs = []string{}, []string{}, []string{}
+	running := map[string]bool{}
+	for _, p := range loaded {
+		running[p.Name] = p.Enabled
+		if p.fixes() {
+			fixed = append(fixed, p.CVEs...)
+		}
+	}
+	fixed = build.SortCVEs(fixed)
+	quarantined := map[string]bool{}
+	for _, q := range qs {
+		quarantined[q.Name] = true
+	}
+	for _, e := range loadSet {
+		if !running[e.Name] && !quarantined[e.Name] {
+			notLoaded = append(notLoaded, e.Name)
+		}
+	}
+	for _, p := range installed {
+		for _, c := range p.CVEs {
+			if !slices.Contains(fixed, c) {
+				notLoadedCVEs = append(notLoadedCVEs, c)
+			}
+		}
+	}
+	return fixed, notLoaded, build.SortCVEs(notLoadedCVEs)
+}
+
 func newStatusCmd(g *globals) *cobra.Command {
 	var prom string
 	c := &cobra.Command{
@@ -94,7 +159,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Summarise live patching on this machine: loaded, installed, quarantined",
 		Long: `status shows the kernel release, the patches loaded and any transition in
 progress, the patches installed for this kernel, quarantined patches (with
-the reason), problems found in the store, and the kernel's taint.
+the reason), problems found in the store, and the kernel's taint; and
+what is fixed: the CVE ids of the loaded, enabled patches (read from the
+kernel, /sys/module/NAME/notes/.note.kelp), and those of installed patches
+that are not loaded.
 
 --prometheus FILE writes the same as node_exporter textfile-collector
 metrics (atomically; point it into the collector's directory, e.g.
@@ -135,13 +203,24 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	fmt.Fprintf(w, "loaded:       %s\n", orNone(patchNames(r.Loaded)))
 	if t := r.Transition; t != nil {
-		fmt.Fprintf(w, "transition:   %s %s\n", t.Patch, t.Target.Verb())
+		since := ""
+		if r.TransitionSeconds != nil {
+			since = fmt.Sprintf(" for %s", fmtDur(time.Duration(*r.TransitionSeconds*float64(time.Second))))
+		}
+		fmt.Fprintf(w, "transition:   %s %s%s\n", t.Patch, t.Target.Verb(), since)
 	}
 	var inst []string
 	for _, e := range r.Installed {
 		inst = append(inst, e.Name)
 	}
 	fmt.Fprintf(w, "installed:    %s\n", orNone(inst))
+	fmt.Fprintf(w, "fixed:        %s\n", orNone(r.FixedCVEs))
+	if len(r.NotLoaded) > 0 {
+		fmt.Fprintf(w, "not loaded:   %s\n", strings.Join(r.NotLoaded, ", "))
+	}
+	if len(r.NotLoadedCVEs) > 0 {
+		fmt.Fprintf(w, "not fixed:    %s (installed, not loaded)\n", strings.Join(r.NotLoadedCVEs, ", "))
+	}
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(w, "quarantined:  %s since %s: %s\n", q.Name, q.QuarantinedAt.Format("2006-01-02 15:04:05Z07:00"), q.Reason)
 	}
@@ -166,7 +245,7 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 }
 
-func patchNames(ps []livepatch.Patch) []string {
+func patchNames(ps []loadedPatch) []string {
 	var out []string
 	for _, p := range ps {
 		s := p.Name
@@ -204,6 +283,34 @@ func writeMetrics(w io.Writer, r *statusReport) {
 	gauge("kelp_transition_in_progress", "Whether a livepatch transition is in progress.", b2f(r.Transition != nil))
 	gauge("kelp_store_problems", "Damaged or leftover files found in the patch store.", float64(len(r.Problems)))
 	gauge("kelp_kernel_tainted", "Value of /proc/sys/kernel/tainted.", float64(r.Tainted))
+	gauge("kelp_patches_not_loaded", "Patches installed for the running kernel that are not loaded (not counting quarantined ones and those a later cumulative patch makes unnecessary).", float64(len(r.NotLoaded)))
+	if r.TransitionSeconds != nil {
+		gauge("kelp_transition_seconds", "How long the livepatch transition in progress has been under way.", *r.TransitionSeconds)
+	}
+	fmt.Fprintln(w, "# HELP kelp_patch_info What a loaded, enabled patch fixes: one series per CVE id (cve=\"\" for a patch that names none); description is its first line.")
+	fmt.Fprintln(w, "# TYPE kelp_patch_info gauge")
+	for _, p := range r.Loaded {
+		if !p.fixes() {
+			continue
+		}
+		cves := p.CVEs
+		if len(cves) == 0 {
+			cves = []string{""}
+		}
+		for _, c := range cves {
+			fmt.Fprintf(w, "kelp_patch_info{patch=%s,cve=%s,description=%s} 1\n", promLabel(p.Name), promLabel(c), promLabel(p.Summary()))
+		}
+	}
+	fmt.Fprintln(w, "# HELP kelp_cve_fixed CVE ids the loaded, enabled patches fix.")
+	fmt.Fprintln(w, "# TYPE kelp_cve_fixed gauge")
+	for _, c := range r.FixedCVEs {
+		fmt.Fprintf(w, "kelp_cve_fixed{cve=%s} 1\n", promLabel(c))
+	}
+	fmt.Fprintln(w, "# HELP kelp_cve_not_loaded CVE ids installed patches name that no loaded patch fixes.")
+	fmt.Fprintln(w, "# TYPE kelp_cve_not_loaded gauge")
+	for _, c := range r.NotLoadedCVEs {
+		fmt.Fprintf(w, "kelp_cve_not_loaded{cve=%s} 1\n", promLabel(c))
+	}
 	fmt.Fprintln(w, "# HELP kelp_patch Per-patch state (loaded, enabled, installed, quarantined).")
 	fmt.Fprintln(w, "# TYPE kelp_patch gauge")
 	for _, p := range r.Loaded {
@@ -216,4 +323,10 @@ func writeMetrics(w io.Writer, r *statusReport) {
 	for _, q := range r.Quarantined {
 		fmt.Fprintf(w, "kelp_patch{name=%q,state=\"quarantined\"} 1\n", q.Name)
 	}
+}
+
+// promLabel quotes a label value for the Prometheus text format: \\, \"
+// and \n escaped, everything else as is.
+func promLabel(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
 }

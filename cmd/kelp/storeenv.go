@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/livepatch"
 	"github.com/kelp-project/kelp/store"
 	"github.com/spf13/cobra"
@@ -45,12 +46,19 @@ type installedPatch struct {
 	// are not loaded at boot.
 	Cumulative  bool      `json:"cumulative"`
 	InstalledAt time.Time `json:"installed_at"`
+	// Description and CVEs: what the module file says it fixes
+	// (.modinfo kelp.description, kelp.cve).
+	kmod.Fixes
 }
 
 func installedView(st *store.Store, rel string, es []store.Entry) []installedPatch {
 	out := make([]installedPatch, 0, len(es))
 	for _, e := range es {
-		out = append(out, installedPatch{Name: e.Name, File: st.Path(rel, e), SHA256: e.SHA256, Vermagic: strings.TrimSpace(e.Vermagic), Cumulative: e.Replace, InstalledAt: e.Installed})
+		p := installedPatch{Name: e.Name, File: st.Path(rel, e), SHA256: e.SHA256, Vermagic: strings.TrimSpace(e.Vermagic), Cumulative: e.Replace, InstalledAt: e.Installed, Fixes: kmod.Fixes{CVEs: []string{}}}
+		if m, err := kmod.Open(p.File); err == nil {
+			p.Fixes = kmod.FixesOf(m.Info)
+		}
+		out = append(out, p)
 	}
 	return out
 }
