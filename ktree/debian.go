@@ -3,6 +3,7 @@ package ktree
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -29,12 +30,7 @@ func debianSource(ctx context.Context, root, release string) (string, error) {
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
 		return "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
 	}
-	image := filepath.Join("/boot", "vmlinuz-"+release)
-	imgPkg, err := dpkgOwner(ctx, image)
-	if err != nil {
-		return "", fmt.Errorf("kernel image %s: %w", image, err)
-	}
-	imgVer, err := dpkgVersion(ctx, imgPkg)
+	imgPkg, imgVer, err := kernelPackage(ctx, release)
 	if err != nil {
 		return "", err
 	}
@@ -64,6 +60,23 @@ func debianSource(ctx context.Context, root, release string) (string, error) {
 		return "", mismatch
 	}
 	return "", fmt.Errorf("kernel source for %s: %s are not from an installed package (give --sourcedir)", release, strings.Join(tars, ", "))
+}
+
+// kernelPackage names the installed package that gives the Debian version
+// of release: the package of its image, or on a build machine that does
+// not have that kernel installed, its headers package (always of the same
+// version as the image and the source).
+func kernelPackage(ctx context.Context, release string) (pkg, version string, err error) {
+	image := filepath.Join("/boot", "vmlinuz-"+release)
+	if pkg, err = dpkgOwner(ctx, image); err == nil {
+		version, err = dpkgVersion(ctx, pkg)
+		return pkg, version, err
+	}
+	headers := "linux-headers-" + release
+	if version, herr := dpkgVersion(ctx, headers); herr == nil {
+		return headers, version, nil
+	}
+	return "", "", fmt.Errorf("kernel %s: neither its image (%s) nor %s is installed; install %s, or give --sourcedir", release, image, headers, headers)
 }
 
 func dpkgOwner(ctx context.Context, path string) (string, error) {
@@ -103,4 +116,9 @@ func openBuildRoot(ctx context.Context, suite, release, cache string, step func(
 		return nil, nil, err
 	}
 	return r, k, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -114,11 +114,18 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 	}
 	t.SysRoot = opts.Root
-	if t.Config == "" {
-		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)
-	}
 	if t.Headers == "" {
 		t.Headers = filepath.Join(opts.Root, "/usr/src", "linux-headers-"+opts.Release)
+	}
+	if t.Config == "" {
+		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)
+		// A build machine without the kernel installed has its config
+		// in the headers package (Debian ships it as .config there).
+		if _, err := os.Stat(t.Config); errors.Is(err, fs.ErrNotExist) {
+			if hc := filepath.Join(t.Headers, ".config"); fileExists(hc) {
+				t.Config = hc
+			}
+		}
 	}
 	if t.Jobs <= 0 {
 		t.Jobs = runtime.NumCPU()

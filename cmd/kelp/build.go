@@ -16,6 +16,8 @@ import (
 func newBuildCmd(g *globals) *cobra.Command {
 	var opts build.Options
 	var verbose bool
+	var kernels, dumps []string
+	var kernelList string
 	c := &cobra.Command{
 		Use:   "build [flags] PATCH...",
 		Short: "Build a livepatch module from source patches",
@@ -48,6 +50,18 @@ Description:, and the paragraphs before the diff, without trailers), or
 --description; the CVE ids are every CVE-YYYY-NNNN the patches' headers
 name (Subject, body, Fixes:/Link: lines), and each --cve.
 
+The kernel need not be installed where kelp builds: with only its headers
+package (linux-headers-<kernel>) installed, the source version is that
+package's and the config its .config.
+
+Several kernels (--kernel repeated, or --kernels FILE) build one module per
+kernel, one kernel after the other, into OUTPUT/<kernel>/NAME.ko, each from
+its own source tree, config, headers and --symbols dump (each dump written by
+"kelp symbols" on its kernel names it; a dump of no target kernel, or without
+that name, stops the build before it starts). A kernel that fails is
+reported and the others are built all the same; kelp exits 1 when any
+failed.
+
 Patches may include <kelp/patch.h> (callbacks, states, force-unsafe), or
 kpatch's "kpatch-macros.h" and "kpatch-syscall.h".
 
@@ -64,6 +78,15 @@ directory; nothing is written.
 					return exitWith(exitUsage, "build: --cve: %v (see kelp build --help)", err)
 				}
 				opts.CVEs[i] = id
+			}
+			if len(kernels) > 1 || kernelList != "" || len(dumps) > 1 {
+				return runBuildKernels(cmd, g, opts, kernels, kernelList, dumps, verbose)
+			}
+			if len(kernels) == 1 {
+				opts.Tree.Release = kernels[0]
+			}
+			if len(dumps) == 1 {
+				opts.Symbols = dumps[0]
 			}
 			// A signing key that cannot be used should stop the build
 			// before any work, not after it.
@@ -103,7 +126,8 @@ directory; nothing is written.
 		},
 	}
 	f := c.Flags()
-	f.StringVarP(&opts.Tree.Release, "kernel", "k", "", "target kernel release (default: the running kernel)")
+	f.StringArrayVarP(&kernels, "kernel", "k", nil, "target kernel release (default: the running kernel); repeat it to build one module per kernel, in OUTPUT/<kernel>/")
+	f.StringVar(&kernelList, "kernels", "", "file of target kernel releases, one per line (# comments), like repeated --kernel")
 	f.StringVar(&opts.Tree.SourceDir, "sourcedir", "", "kernel source tree to use instead of the distribution's source package")
 	f.StringVar(&opts.Tree.Config, "config", "", "kernel config of the target (default /boot/config-<kernel>)")
 	f.StringVar(&opts.Tree.Headers, "headers", "", "kbuild directory of the target (default /usr/src/linux-headers-<kernel>)")
@@ -111,7 +135,7 @@ directory; nothing is written.
 	f.StringVar(&opts.Tree.BuildRoot, "buildroot", "", `"host" to compile on this machine even for another Debian release's kernel (default: in that release's build root)`)
 	f.BoolVar(&opts.Tree.SkipCompilerCheck, "skip-compiler-check", false, "build even when gcc is not the compiler that built the kernel")
 	f.IntVarP(&opts.Tree.Jobs, "jobs", "j", 0, "parallel compiles (default: all cores)")
-	f.StringVar(&opts.Symbols, "symbols", "", "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target)")
+	f.StringArrayVar(&dumps, "symbols", nil, "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target); with several kernels, one kelp symbols dump per kernel, matched by the kernel it names")
 	f.StringVar(&opts.ModulesDir, "modules", "", "the target's modules directory (default /lib/modules/<kernel>)")
 	f.StringVarP(&opts.Name, "name", "n", "", "module name (default: from the first patch's file name)")
 	f.StringVarP(&opts.OutDir, "output", "o", ".", "directory for NAME.ko and NAME.json")
