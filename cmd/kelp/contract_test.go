@@ -369,6 +369,20 @@ func jsonCases() []jsonCase {
 			}
 		}},
 		{golden: "build-missing-patch", args: []string{"build", "$DIR/none.patch"}, exit: 1},
+		{golden: "build-kernels-missing-patch", args: []string{"build", "-k", "6.1.0-56-amd64", "-k", "6.1.0-56-cloud-amd64", "$DIR/none.patch"}, exit: 1,
+			check: func(t *testing.T, h *fakeHost, doc map[string]any) {
+				ks, _ := doc["kernels"].([]any)
+				if len(ks) != 2 {
+					t.Fatalf("kernels: %v", doc["kernels"])
+				}
+				for i, want := range []string{"6.1.0-56-amd64", "6.1.0-56-cloud-amd64"} {
+					k, _ := ks[i].(map[string]any)
+					e, _ := k["error"].(map[string]any)
+					if k["kernel"] != want || e == nil || !strings.Contains(e["message"].(string), "none.patch") {
+						t.Errorf("kernels[%d] = %v, want kernel %s failing on the missing patch", i, k, want)
+					}
+				}
+			}},
 	}
 }
 

@@ -27,7 +27,9 @@ func Kallsyms(ctx context.Context, k *testenv.Kernel) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key))
+	// The dump format is part of the key: dumps name their kernel in a
+	// header line since kelp symbols writes one.
+	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key, "kelp-symbols-header"))
 	_, err = testenv.Cached(dir, func(dir string) error {
 		res, err := Run(ctx, Config{
 			Kernel: k,
