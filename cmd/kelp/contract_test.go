@@ -205,6 +205,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"package"}, "package:"},
 		{[]string{"package", "--format", "zip", "$DIR/fix_b.ko"}, "package:"},
 		{[]string{"package", "--self", "$DIR/fix_b.ko"}, "package:"},
+		{[]string{"package", "--name", "x", "$DIR/fix_b.ko", "$DIR/other.ko"}, "package: --name"},
 		{[]string{"load"}, "load:"},
 		{[]string{"load", "--boot", "x.ko"}, "load:"},
 		{[]string{"load", "--all", "x.ko"}, "load:"},
@@ -366,6 +367,26 @@ func jsonCases() []jsonCase {
 		{golden: "package", args: []string{"package", "$DIR/fix_b.ko", "-o", "$DIR/dist"}, setup: withHelper, check: func(t *testing.T, h *fakeHost, doc map[string]any) {
 			if _, err := os.Stat(doc["file"].(string)); err != nil {
 				t.Error(err)
+			}
+		}},
+		{golden: "package-several", args: []string{"package", "$DIR/fix_b.ko", "$DIR/other.ko", "-o", "$DIR/dist"}, setup: withHelper, check: func(t *testing.T, h *fakeHost, doc map[string]any) {
+			ps, _ := doc["packages"].([]any)
+			if len(ps) != 2 {
+				t.Fatalf("packages: %v", doc["packages"])
+			}
+			for i, want := range []string{"kelp-patch-fix-b-6.1.0-56-amd64", "kelp-patch-other-6.1.0-99-amd64"} {
+				p, _ := ps[i].(map[string]any)
+				if p["name"] != want {
+					t.Errorf("packages[%d] is %v, want %s", i, p["name"], want)
+				}
+				if _, err := os.Stat(p["file"].(string)); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+		{golden: "package-several-missing", args: []string{"package", "$DIR/fix_b.ko", "$DIR/none.ko", "-o", "$DIR/dist"}, exit: 1, setup: withHelper, check: func(t *testing.T, h *fakeHost, doc map[string]any) {
+			if debs, _ := filepath.Glob(h.path("dist/*")); len(debs) != 0 {
+				t.Errorf("a failed set of packages left %v", debs)
 			}
 		}},
 		{golden: "build-missing-patch", args: []string{"build", "$DIR/none.patch"}, exit: 1},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,16 +35,21 @@ func newPackageCmd(g *globals) *cobra.Command {
 	var format, name, pkgVersion, release, maintainer, description, outDir string
 	var self bool
 	c := &cobra.Command{
-		Use:   "package [--format deb|rpm] FILE.ko | --self",
+		Use:   "package [--format deb|rpm] FILE.ko... | --self",
 		Short: "Wrap a patch module (or kelp itself) in a .deb or .rpm package",
 		Long: `package writes a reproducible package for apt/dnf repositories:
 
   kelp package fix.ko --format deb
       kelp-patch-<module>-<kernel>_<version>-<release>_amd64.deb: ships the
-      module, depends on the exact kernel package it targets and on this
-      version of kelp or newer; its post-install script installs it into
-      the store and loads it on the matching running kernel (a reinstall
-      keeps a quarantine); removal unloads and uninstalls it.
+      module and depends on this version of kelp or newer, never on the
+      kernel's package (a host installs the package named after the kernel
+      it runs); its post-install script installs it into the store and
+      loads it on the matching running kernel (a reinstall keeps a
+      quarantine); removal unloads and uninstalls it.
+
+  kelp package out/*/fix.ko
+      one package per module, e.g. the modules kelp build wrote for
+      several kernels.
 
   kelp package --self --format deb
       kelp itself: /usr/sbin/kelp, kelp-package, kelp.service (enabled on
@@ -56,8 +62,11 @@ The packages are written by kelp-package (next to kelp, or ` + helperPath + `).
 
 ` + exitCodesHelp,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if self && len(args) != 0 || !self && len(args) != 1 {
-				return exitWith(exitUsage, "package: give one FILE.ko, or --self (see kelp package --help)")
+			if self && len(args) != 0 || !self && len(args) == 0 {
+				return exitWith(exitUsage, "package: give FILE.ko (one or more), or --self (see kelp package --help)")
+			}
+			if len(args) > 1 && name != "" {
+				return exitWith(exitUsage, "package: --name names one package; give it with one FILE.ko (see kelp package --help)")
 			}
 			if format != "deb" && format != "rpm" {
 				return exitWith(exitUsage, "package: --format %q: deb or rpm (see kelp package --help)", format)
@@ -97,49 +106,41 @@ The packages are written by kelp-package (next to kelp, or ` + helperPath + `).
 						hargs = append(hargs, o.flag, o.v)
 					}
 				}
-				hargs = append(append([]string{"patch"}, hargs...), args[0])
+				hargs = append([]string{"patch"}, hargs...)
 			}
-			// kelp-package's temporary files go into a directory kelp
-			// removes whatever happens to the helper; an interrupted
-			// helper's partial package (a hidden .tmp in the output
-			// directory) is removed too.
-			tmp, err := os.MkdirTemp("", "kelp-package-")
-			if err != nil {
-				return g.emit(cmd, nil, failWith(err, "package: %v", err))
+			if self {
+				p, err := runPackageHelper(ctx, helper, hargs, outDir)
+				if err != nil {
+					return g.emit(cmd, nil, err)
+				}
+				return emitPackage(cmd, g, p)
 			}
-			defer os.RemoveAll(tmp)
-			before := hiddenTemps(outDir)
-			var stdout, stderr bytes.Buffer
-			h := exec.CommandContext(ctx, helper, hargs...)
-			h.Stdout, h.Stderr = &stdout, &stderr
-			h.Env = append(os.Environ(), "TMPDIR="+tmp)
-			if err := h.Run(); err != nil {
-				if ctx.Err() != nil {
-					for p := range hiddenTemps(outDir) {
-						if !before[p] {
-							os.Remove(p)
-						}
+			if len(args) == 1 {
+				p, err := runPackageHelper(ctx, helper, append(hargs, args[0]), outDir)
+				if err != nil {
+					return g.emit(cmd, nil, err)
+				}
+				return emitPackage(cmd, g, p)
+			}
+			// Several modules: one package each; on a failure the packages
+			// already written are removed, so the set is whole or absent.
+			var rep packagesReport
+			for _, ko := range args {
+				p, err := runPackageHelper(ctx, helper, append(hargs, ko), outDir)
+				if err != nil {
+					for _, done := range rep.Packages {
+						os.Remove(done.File)
 					}
-					return g.emit(cmd, nil, failWith(ctx.Err(), "package: interrupted; no package written"))
+					return g.emit(cmd, nil, failWith(err, "%v (%s; no package written)", err, ko))
 				}
-				msg := strings.TrimSpace(stderr.String())
-				if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-					msg = msg[i+1:]
-				}
-				msg = strings.TrimPrefix(msg, "kelp-package: ")
-				if msg == "" {
-					msg = err.Error()
-				}
-				return g.emit(cmd, nil, failWith(err, "package: %s", msg))
-			}
-			var p packageReport
-			if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
-				return g.emit(cmd, nil, failWith(err, "package: unreadable answer from %s: %v", helper, err))
+				rep.Packages = append(rep.Packages, p)
 			}
 			if g.json {
-				return g.emit(cmd, p, nil)
+				return g.emit(cmd, rep, nil)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s %s, depends: %s)\n", p.File, p.Name, p.Version, strings.Join(p.Depends, ", "))
+			for _, p := range rep.Packages {
+				printPackage(cmd, p)
+			}
 			return nil
 		},
 	}
@@ -235,4 +236,63 @@ func writeCompletions(root *cobra.Command, dir string) error {
 		}
 	}
 	return nil
+}
+
+// packagesReport is `kelp package --json` for several modules.
+type packagesReport struct {
+	Packages []packageReport `json:"packages"`
+}
+
+func emitPackage(cmd *cobra.Command, g *globals, p packageReport) error {
+	if g.json {
+		return g.emit(cmd, p, nil)
+	}
+	printPackage(cmd, p)
+	return nil
+}
+
+func printPackage(cmd *cobra.Command, p packageReport) {
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s %s, depends: %s)\n", p.File, p.Name, p.Version, strings.Join(p.Depends, ", "))
+}
+
+// runPackageHelper runs kelp-package with hargs and reads its report.
+func runPackageHelper(ctx context.Context, helper string, hargs []string, outDir string) (packageReport, error) {
+	var p packageReport
+	// kelp-package's temporary files go into a directory kelp
+	// removes whatever happens to the helper; an interrupted
+	// helper's partial package (a hidden .tmp in the output
+	// directory) is removed too.
+	tmp, err := os.MkdirTemp("", "kelp-package-")
+	if err != nil {
+		return p, failWith(err, "package: %v", err)
+	}
+	defer os.RemoveAll(tmp)
+	before := hiddenTemps(outDir)
+	var stdout, stderr bytes.Buffer
+	h := exec.CommandContext(ctx, helper, hargs...)
+	h.Stdout, h.Stderr = &stdout, &stderr
+	h.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := h.Run(); err != nil {
+		if ctx.Err() != nil {
+			for tmpf := range hiddenTemps(outDir) {
+				if !before[tmpf] {
+					os.Remove(tmpf)
+				}
+			}
+			return p, failWith(ctx.Err(), "package: interrupted; no package written")
+		}
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
+			msg = msg[i+1:]
+		}
+		msg = strings.TrimPrefix(msg, "kelp-package: ")
+		if msg == "" {
+			msg = err.Error()
+		}
+		return p, failWith(err, "package: %s", msg)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &p); err != nil {
+		return p, failWith(err, "package: unreadable answer from %s: %v", helper, err)
+	}
+	return p, nil
 }
