@@ -131,6 +131,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		t.Jobs = runtime.NumCPU()
 	}
 	cfg, err := os.ReadFile(t.Config)
+	if err != nil && opts.Config == "" && opts.Root == "" && !fileExists(t.Headers) {
+		return nil, fmt.Errorf("kernel %s is not on this machine: neither %s nor linux-headers-%s is installed (install linux-headers-%s, the kernel itself is not needed; or give --config and --headers)", opts.Release, t.Config, opts.Release, opts.Release)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kernel config of %s: %w (give --config)", opts.Release, err)
 	}
