@@ -25,19 +25,79 @@ func (e *VersionMismatchError) Error() string {
 }
 
 // debianSource finds the linux-source tarball of the same Debian version
-// as the package that installed the kernel image of release.
-func debianSource(ctx context.Context, root, release string) (string, error) {
+// as the package that installed the kernel image of release: the
+// installed one, or, when the installed one is of another version (Debian
+// installs one linux-source-<major.minor> at a time) or none is, that
+// version's package fetched into the cache below sources (once per
+// version).
+func debianSource(ctx context.Context, root, release, sources string, step func(string)) (string, error) {
+	tar, imgVer, err := installedSource(ctx, root, release)
+	if err == nil || imgVer == "" || root != "" {
+		return tar, err
+	}
+	fetched, ferr := FetchSource(ctx, majorMinor(release), imgVer, sources, step)
+	if ferr != nil {
+		return "", fmt.Errorf("%w; fetching it failed: %v", err, ferr)
+	}
+	return fetched, nil
+}
+
+// FetchSource returns the tarball of linux-source-<mm> version, downloaded
+// with apt-get from the machine's apt sources into sources the first time
+// (only the tarball is kept).
+func FetchSource(ctx context.Context, mm, version, sources string, step func(string)) (string, error) {
+	pkg := "linux-source-" + mm
+	dir := filepath.Join(sources, pkg+"_"+strings.ReplaceAll(version, ":", "%3a"))
+	tarPath := filepath.Join(dir, "usr", "src", pkg+".tar.xz")
+	_, err := Cached(dir, func(dir string) error {
+		step("fetching " + pkg + "=" + version + " into " + dir)
+		get := exec.CommandContext(ctx, "apt-get", "download", "-q", pkg+"="+version)
+		get.Dir = dir
+		if out, err := get.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get download %s=%s: %s", pkg, version, lastLine(string(out), err))
+		}
+		debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+		if len(debs) != 1 {
+			return fmt.Errorf("apt-get download %s=%s wrote %d packages", pkg, version, len(debs))
+		}
+		script := `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" "./usr/src/$3.tar.xz"`
+		if out, err := exec.CommandContext(ctx, "sh", "-c", script, "sh", debs[0], dir, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("unpack %s: %s", filepath.Base(debs[0]), lastLine(string(out), err))
+		}
+		return os.Remove(debs[0])
+	})
+	if err != nil {
+		return "", err
+	}
+	if !fileExists(tarPath) {
+		return "", fmt.Errorf("%s lacks %s", dir, tarPath)
+	}
+	return tarPath, nil
+}
+
+// lastLine is the last non-empty line of a command's output, or err.
+func lastLine(out string, err error) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+		return l
+	}
+	return err.Error()
+}
+
+// installedSource is the installed linux-source tarball of the image's
+// version; imgVer is that version when it is known.
+func installedSource(ctx context.Context, root, release string) (tar, imgVer string, err error) {
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		return "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
+		return "", "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
 	}
 	imgPkg, imgVer, err := kernelPackage(ctx, release)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
 	sort.Sort(sort.Reverse(sort.StringSlice(tars)))
 	if len(tars) == 0 {
-		return "", fmt.Errorf("kernel source for %s not found (install linux-source-%s=%s, or give --sourcedir)", release, majorMinor(release), imgVer)
+		return "", imgVer, fmt.Errorf("kernel source for %s not found (install linux-source-%s=%s, or give --sourcedir)", release, majorMinor(release), imgVer)
 	}
 	var mismatch error
 	for _, tar := range tars {
@@ -50,16 +110,16 @@ func debianSource(ctx context.Context, root, release string) (string, error) {
 			continue
 		}
 		if srcVer == imgVer {
-			return tar, nil
+			return tar, imgVer, nil
 		}
 		if mismatch == nil {
 			mismatch = &VersionMismatchError{Image: imgPkg, ImageVersion: imgVer, Source: srcPkg, SourceVersion: srcVer}
 		}
 	}
 	if mismatch != nil {
-		return "", mismatch
+		return "", imgVer, mismatch
 	}
-	return "", fmt.Errorf("kernel source for %s: %s are not from an installed package (give --sourcedir)", release, strings.Join(tars, ", "))
+	return "", imgVer, fmt.Errorf("kernel source for %s: %s are not from an installed package (give --sourcedir)", release, strings.Join(tars, ", "))
 }
 
 // kernelPackage names the installed package that gives the Debian version

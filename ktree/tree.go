@@ -153,7 +153,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 		return t, nil
 	case opts.SourceTar == "":
-		tar, err := debianSource(ctx, opts.Root, opts.Release)
+		tar, err := debianSource(ctx, opts.Root, opts.Release, filepath.Join(filepath.Dir(cache), "sources"), step)
 		if err != nil {
 			return nil, err
 		}
