@@ -17,6 +17,11 @@
 //     the callbacks and states the patch declared with the markers of
 //     include/kelp/patch.h, klp_patch.replace, MODULE_INFO(livepatch, "Y"),
 //     MODULE_LICENSE("GPL") and the caller's extra .modinfo strings.
+//     Options.Metadata entries (kelp build's kelp.description and one
+//     kelp.cve per CVE id) go into .modinfo too, and into an allocated
+//     ELF note, kmod.NoteSection (".note.kelp", owner "kelp", type 1,
+//     descriptor "key=value\0…"): the kernel keeps no .modinfo of a
+//     loaded module but shows its notes in /sys/module/<name>/notes.
 //  3. kbuild links the init file and the prepared objects (as prebuilt
 //     "_shipped" objects) against the target's headers: modpost records
 //     the CRCs of the vmlinux exports the patch calls in __versions, and
