@@ -41,6 +41,7 @@ type corpusPatch struct {
 	setup  string   // X-SETUP.sh contents, run in the guest before the checks
 	mods   []string // "Modules:" header: modules the guest can modprobe
 	module string   // the name kelp build gave the module
+	cves   []string // the CVE ids its header names
 }
 
 // wantName pins the module name kelp build derives from a patch file
@@ -101,6 +102,11 @@ func readCorpus(t *testing.T, only []string) []corpusPatch {
 			}
 		}
 		c.mods = strings.Fields(header(t, f, "Modules:"))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.cves = build.ParseHeader(data).CVEs
 		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-LOADED.test")); err == nil {
 			c.loaded = string(b)
 		}
@@ -411,9 +417,16 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 			steps = append(steps, vmtest.Step{Name: c.name + " setup", Shell: "sh /root/" + c.name + "-SETUP.sh"})
 		}
 		check(c, "before")
-		steps = append(steps, vmtest.Step{Name: c.name + " load", Shell: "kelp load /root/" + name + ".ko"})
+		load, unload := "kelp load /root/"+name+".ko", "kelp unload "+name
+		if len(c.cves) > 0 {
+			// A patch that says what it fixes goes the way a fleet ships
+			// it: installed, then loaded by name.
+			load = "kelp install /root/" + name + ".ko && kelp load " + name
+			unload += " && kelp uninstall " + name
+		}
+		steps = append(steps, vmtest.Step{Name: c.name + " load", Shell: load})
 		check(c, "loaded")
-		steps = append(steps, vmtest.Step{Name: c.name + " unload", Shell: "kelp unload " + name})
+		steps = append(steps, vmtest.Step{Name: c.name + " unload", Shell: unload})
 		check(c, "after")
 	}
 	// A livepatch module under a name built-in code uses is refused in
@@ -429,6 +442,13 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 	for _, c := range checked {
 		check(c, "all")
 	}
+	// The combined module fixes what its patches' headers name, together.
+	var cves []string
+	for _, c := range built {
+		cves = append(cves, c.cves...)
+	}
+	cves = build.SortCVEs(cves)
+	steps = append(steps, vmtest.Step{Name: "all status", Shell: "kelp status --json"})
 	steps = append(steps,
 		vmtest.Step{Name: "all unload", Shell: "kelp unload corpus_all && ! grep -q corpus_all /proc/modules"},
 		vmtest.Step{Name: "unpatched", Shell: "! ls /sys/kernel/livepatch/* 2>/dev/null | grep ."},
@@ -461,6 +481,22 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		r, ok := res.Step("name-taken " + name)
 		if want := "module name " + name + " is taken by code built into the kernel (/sys/module/" + name + " exists)"; ok && !strings.Contains(r.Stdout, want) {
 			t.Errorf("kelp load of a module named %s: last line %q; want %q", name, r.Stdout, want)
+		}
+	}
+	if r, ok := res.Step("all status"); ok && r.Exit == 0 {
+		var st struct {
+			Loaded []struct {
+				Name        string   `json:"name"`
+				Description string   `json:"description"`
+				CVEs        []string `json:"cves"`
+			} `json:"loaded"`
+			FixedCVEs []string `json:"fixed_cves"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
+			t.Errorf("kelp status --json: %v\n%s", err, r.Stdout)
+		}
+		if !slices.Equal(st.FixedCVEs, cves) || len(st.Loaded) != 1 || !slices.Equal(st.Loaded[0].CVEs, cves) {
+			t.Errorf("kelp status --json with corpus_all loaded: fixed_cves %q, loaded %+v; want %q, the CVE ids the patches' headers name", st.FixedCVEs, st.Loaded, cves)
 		}
 	}
 	if r, ok := res.Step("symbols header"); ok {
