@@ -438,6 +438,19 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 	}
 	// kelp symbols names the kernel it runs on in the dump's first line.
 	steps = append(steps, vmtest.Step{Name: "symbols header", Shell: "kelp symbols | head -n 1"})
+	// An atomic-replace patch takes over: once patch b replaced patch a,
+	// only b's CVE ids are fixed.
+	var withCVEs []corpusPatch
+	for _, c := range built {
+		if len(c.cves) > 0 {
+			withCVEs = append(withCVEs, c)
+		}
+	}
+	if len(withCVEs) >= 2 {
+		a, b := withCVEs[0].module, withCVEs[1].module
+		steps = append(steps, vmtest.Step{Name: "replace status",
+			Shell: "kelp load /root/" + a + ".ko >&2 && kelp load /root/" + b + ".ko >&2 && kelp status --json; rc=$?; kelp unload " + b + " >&2 && kelp unload " + a + " >&2 && exit $rc"})
+	}
 	steps = append(steps, vmtest.Step{Name: "all load", Shell: "kelp load /root/corpus_all.ko && kelp list"})
 	for _, c := range checked {
 		check(c, "all")
@@ -484,20 +497,10 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		}
 	}
 	if r, ok := res.Step("all status"); ok && r.Exit == 0 {
-		var st struct {
-			Loaded []struct {
-				Name        string   `json:"name"`
-				Description string   `json:"description"`
-				CVEs        []string `json:"cves"`
-			} `json:"loaded"`
-			FixedCVEs []string `json:"fixed_cves"`
-		}
-		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
-			t.Errorf("kelp status --json: %v\n%s", err, r.Stdout)
-		}
-		if !slices.Equal(st.FixedCVEs, cves) || len(st.Loaded) != 1 || !slices.Equal(st.Loaded[0].CVEs, cves) {
-			t.Errorf("kelp status --json with corpus_all loaded: fixed_cves %q, loaded %+v; want %q, the CVE ids the patches' headers name", st.FixedCVEs, st.Loaded, cves)
-		}
+		checkFixed(t, "corpus_all", r.Stdout, cves)
+	}
+	if r, ok := res.Step("replace status"); ok && r.Exit == 0 {
+		checkFixed(t, withCVEs[1].module, r.Stdout, withCVEs[1].cves)
 	}
 	if r, ok := res.Step("symbols header"); ok {
 		h, found, err := ksym.ReadDumpHeader([]byte(r.Stdout))
@@ -507,6 +510,27 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 	}
 	if t.Failed() {
 		t.Log(fmt.Sprintf("dmesg:\n%s", res.Dmesg))
+	}
+}
+
+// checkFixed wants kelp status --json to show one loaded patch, name,
+// fixing the CVE ids cves, and nothing else fixed.
+func checkFixed(t *testing.T, name, status string, cves []string) {
+	t.Helper()
+	var st struct {
+		Loaded []struct {
+			Name        string   `json:"name"`
+			Description string   `json:"description"`
+			CVEs        []string `json:"cves"`
+		} `json:"loaded"`
+		FixedCVEs []string `json:"fixed_cves"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		t.Errorf("kelp status --json: %v\n%s", err, status)
+		return
+	}
+	if !slices.Equal(st.FixedCVEs, cves) || len(st.Loaded) != 1 || st.Loaded[0].Name != name || !slices.Equal(st.Loaded[0].CVEs, cves) || st.Loaded[0].Description == "" {
+		t.Errorf("kelp status --json with %s loaded: fixed_cves %q, loaded %+v; want %q, the CVE ids its patches' headers name, and a description", name, st.FixedCVEs, st.Loaded, cves)
 	}
 }
 
