@@ -38,7 +38,9 @@ func signingKey(t *testing.T) (key, cert string) {
 //     saved_command_line) changes what /proc/cmdline shows, and unloading
 //     restores it;
 //   - body-change (klp relocations to get_avenrun, nr_threads,
-//     nr_running) serves /proc/loadavg with the right thread count;
+//     nr_running) serves /proc/loadavg with the right thread count and
+//     every load raised by 100.00, which the unpatched kernel in a 2-CPU
+//     guest never shows before loading or after unloading;
 //   - one module of eight units (code and special sections with klp
 //     relocations merged in the link) loads, changes /proc/cmdline, keeps
 //     the kernel working (forks and exits through the patched tracepoint
@@ -92,9 +94,10 @@ func TestLoadInKernel(t *testing.T) {
 			{Name: "unload", Shell: "kelp unload kelp_cmdline && ! grep -w kelp_cmdline /proc/modules"},
 			{Name: "restored", Shell: "cat /proc/cmdline"},
 
+			{Name: "loadavg-before", Shell: "cat /proc/loadavg"},
 			{Name: "loadavg-load", Shell: "kelp load /root/kelp_loadavg.ko"},
 			{Name: "loadavg", Shell: "cat /proc/loadavg; ls /proc | grep -c '^[0-9]'; cat /proc/loadavg"},
-			{Name: "loadavg-unload", Shell: "kelp unload kelp_loadavg"},
+			{Name: "loadavg-unload", Shell: "kelp unload kelp_loadavg >/dev/null && cat /proc/loadavg"},
 
 			{Name: "all-load", Shell: "kelp load /root/kelp_all.ko"},
 			{Name: "all-patched", Shell: "cat /proc/cmdline"},
@@ -126,8 +129,9 @@ func TestLoadInKernel(t *testing.T) {
 	}
 
 	res.MustStep(t, "loadavg-load")
+	checkLoadavgUnpatched(t, "before loading", res.MustStep(t, "loadavg-before").Stdout)
 	checkLoadavg(t, res.MustStep(t, "loadavg").Stdout)
-	res.MustStep(t, "loadavg-unload")
+	checkLoadavgUnpatched(t, "after unloading", res.MustStep(t, "loadavg-unload").Stdout)
 
 	res.MustStep(t, "all-load")
 	if got := res.MustStep(t, "all-patched").Stdout; got != patchedLine {
@@ -175,7 +179,7 @@ func TestLoadInKernel(t *testing.T) {
 	}
 }
 
-var loadavgRE = regexp.MustCompile(`^\d+\.\d\d \d+\.\d\d \d+\.\d\d (\d+)/(\d+) \d+$`)
+var loadavgRE = regexp.MustCompile(`^(\d+)\.\d\d \d+\.\d\d \d+\.\d\d (\d+)/(\d+) \d+$`)
 
 // checkLoadavg reads two /proc/loadavg lines around a count of processes:
 // the patched function reads nr_running and nr_threads through klp
@@ -192,10 +196,28 @@ func checkLoadavg(t *testing.T, out string) {
 		if m == nil {
 			t.Fatalf("patched /proc/loadavg = %q", l)
 		}
-		running, _ := strconv.Atoi(m[1])
-		threads, _ := strconv.Atoi(m[2])
+		running, _ := strconv.Atoi(m[2])
+		threads, _ := strconv.Atoi(m[3])
 		if running < 1 || threads < procs || threads > procs+100 {
 			t.Errorf("patched /proc/loadavg %q: %d running, %d threads, with %d processes", l, running, threads, procs)
 		}
+		// The patch adds 100.00 to every load average: a 2-CPU guest
+		// never has a load of 100 on its own.
+		if load, _ := strconv.Atoi(m[1]); load < 100 {
+			t.Errorf("patched /proc/loadavg %q: load %d, want at least 100 (the patched code did not run)", l, load)
+		}
+	}
+}
+
+// checkLoadavgUnpatched checks /proc/loadavg as the kernel's own code
+// serves it: a load below 100.
+func checkLoadavgUnpatched(t *testing.T, when, out string) {
+	t.Helper()
+	m := loadavgRE.FindStringSubmatch(strings.TrimSpace(out))
+	if m == nil {
+		t.Fatalf("/proc/loadavg %s = %q", when, out)
+	}
+	if load, _ := strconv.Atoi(m[1]); load >= 100 {
+		t.Errorf("/proc/loadavg %s = %q: the patched code runs", when, out)
 	}
 }
