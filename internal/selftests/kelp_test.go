@@ -202,6 +202,24 @@ func TestKelpCommands(t *testing.T) {
 				t.Errorf("busymod_work_func ownership = %+v, want in transition from the original to %s", o, demo)
 			}
 		}},
+		// A stalled transition is what an alert on kelp_transition_seconds
+		// catches: its age comes from the kernel's log record.
+		{"transition: metrics", "sleep 2; kelp status --prometheus /tmp/kelp.prom && cat /tmp/kelp.prom", func(t *testing.T, r vmtest.StepResult) {
+			wantExit(0)(t, r)
+			if !strings.Contains(r.Stdout, "\nkelp_transition_in_progress 1\n") {
+				t.Errorf("no kelp_transition_in_progress 1 in\n%s", r.Stdout)
+			}
+			m := regexp.MustCompile(`(?m)^kelp_transition_seconds (\S+)$`).FindStringSubmatch(r.Stdout)
+			if m == nil {
+				t.Fatalf("no kelp_transition_seconds in\n%s", r.Stdout)
+			}
+			if secs, err := strconv.ParseFloat(m[1], 64); err != nil || secs < 2 || secs > 600 {
+				t.Errorf("kelp_transition_seconds %s, want the seconds since the transition started (at least the 2 s slept)", m[1])
+			}
+			if strings.Contains(r.Stdout, "kelp_patch_info{") {
+				t.Errorf("a patch in transition counted as fixing:\n%s", r.Stdout)
+			}
+		}},
 		{"transition: force needs --yes", "kelp force " + demo + " && exit 9; grep -q 1 /sys/kernel/livepatch/" + demo + "/transition", func(t *testing.T, r vmtest.StepResult) {
 			if r.Exit != 0 || !strings.Contains(r.Stderr, "not forced") || !strings.Contains(r.Stderr, "--yes") {
 				t.Errorf("kelp force without --yes: exit %d stderr %q", r.Exit, r.Stderr)
