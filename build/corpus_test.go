@@ -420,8 +420,10 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		load, unload := "kelp load /root/"+name+".ko", "kelp unload "+name
 		if len(c.cves) > 0 {
 			// A patch that says what it fixes goes the way a fleet ships
-			// it: installed, then loaded by name.
-			load = "kelp install /root/" + name + ".ko && kelp load " + name
+			// it: installed (its CVE ids are then not fixed, only
+			// installed), then loaded by name.
+			steps = append(steps, vmtest.Step{Name: c.name + " install", Shell: "kelp install /root/" + name + ".ko >&2 && kelp status --json"})
+			load = "kelp load " + name
 			unload += " && kelp uninstall " + name
 		}
 		steps = append(steps, vmtest.Step{Name: c.name + " load", Shell: load})
@@ -496,6 +498,11 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 			t.Errorf("kelp load of a module named %s: last line %q; want %q", name, r.Stdout, want)
 		}
 	}
+	for _, c := range checked {
+		if r, ok := res.Step(c.name + " install"); ok && r.Exit == 0 {
+			checkInstalled(t, c, r.Stdout)
+		}
+	}
 	if r, ok := res.Step("all status"); ok && r.Exit == 0 {
 		checkFixed(t, "corpus_all", r.Stdout, cves)
 	}
@@ -531,6 +538,25 @@ func checkFixed(t *testing.T, name, status string, cves []string) {
 	}
 	if !slices.Equal(st.FixedCVEs, cves) || len(st.Loaded) != 1 || st.Loaded[0].Name != name || !slices.Equal(st.Loaded[0].CVEs, cves) || st.Loaded[0].Description == "" {
 		t.Errorf("kelp status --json with %s loaded: fixed_cves %q, loaded %+v; want %q, the CVE ids its patches' headers name, and a description", name, st.FixedCVEs, st.Loaded, cves)
+	}
+}
+
+// checkInstalled wants kelp status --json, with c's module installed and
+// nothing loaded, to list it as not loaded and its CVE ids as not fixed.
+func checkInstalled(t *testing.T, c corpusPatch, status string) {
+	t.Helper()
+	var st struct {
+		Loaded        []any    `json:"loaded"`
+		FixedCVEs     []string `json:"fixed_cves"`
+		NotLoaded     []string `json:"not_loaded"`
+		NotLoadedCVEs []string `json:"not_loaded_cves"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		t.Errorf("kelp status --json: %v\n%s", err, status)
+		return
+	}
+	if len(st.Loaded) != 0 || len(st.FixedCVEs) != 0 || !slices.Equal(st.NotLoaded, []string{c.module}) || !slices.Equal(st.NotLoadedCVEs, c.cves) {
+		t.Errorf("kelp status --json with %s installed, not loaded: loaded %v, fixed_cves %q, not_loaded %q, not_loaded_cves %q; want none loaded or fixed, %s and %q not loaded", c.module, st.Loaded, st.FixedCVEs, st.NotLoaded, st.NotLoadedCVEs, c.module, c.cves)
 	}
 }
 
