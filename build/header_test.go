@@ -1,6 +1,8 @@
 package build
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -9,11 +11,12 @@ const diffPart = `diff --git a/fs/proc/cmdline.c b/fs/proc/cmdline.c
 index fa762c5fbcb2..0a9f46e1d2c1 100644
 --- a/fs/proc/cmdline.c
 +++ b/fs/proc/cmdline.c
-@@ -6,7 +6,7 @@
+@@ -6,4 +6,4 @@
  static int cmdline_proc_show(struct seq_file *m, void *v)
  {
 -	seq_puts(m, saved_command_line);
 +	seq_puts(m, "CVE-2099-0001 in a diff is not the header's");
+ 	seq_putc(m, '\n');
 `
 
 func TestParseHeader(t *testing.T) {
@@ -139,5 +142,62 @@ func TestSortCVEs(t *testing.T) {
 	want := []string{"CVE-2023-52619", "CVE-2024-9999", "CVE-2024-10000"}
 	if !slices.Equal(got, want) {
 		t.Errorf("SortCVEs = %q, want %q", got, want)
+	}
+}
+
+func TestReadPatchesFixes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mail := write("0001-fix.patch", "From: A <a@example.org>\nSubject: [PATCH 1/2] proc: fix one (CVE-2024-9999)\n\nBody one.\n---\n"+diffPart)
+	dep3 := write("0002-fix.patch", "Description: ext4: fix two\n Addresses CVE-2024-10000 and CVE-2024-9999.\n\n"+diffPart)
+	plain := write("plain.patch", diffPart)
+	cases := []struct {
+		name    string
+		opts    Options
+		desc    string
+		cves    []string
+		wantErr bool
+	}{
+		{name: "union", opts: Options{Patches: []string{mail, dep3}},
+			desc: "proc: fix one (CVE-2024-9999)\n\nBody one.\n\next4: fix two\n\nAddresses CVE-2024-10000 and CVE-2024-9999.",
+			cves: []string{"CVE-2024-9999", "CVE-2024-10000"}},
+		{name: "flags", opts: Options{Patches: []string{plain, mail}, Description: "Fix one, told.", CVEs: []string{"CVE-2023-0001", "CVE-2024-9999"}},
+			desc: "Fix one, told.", cves: []string{"CVE-2023-0001", "CVE-2024-9999"}},
+		{name: "plain", opts: Options{Patches: []string{plain}}, cves: []string{}},
+		{name: "bad id", opts: Options{Patches: []string{plain}, CVEs: []string{"CVE-2024-1"}}, wantErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := &builder{opts: c.opts, res: &Result{}}
+			err := b.readPatches()
+			if c.wantErr {
+				if err == nil {
+					t.Fatal("no error for a bad CVE id")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.res.Description != c.desc || !slices.Equal(b.res.CVEs, c.cves) || b.res.CVEs == nil {
+				t.Errorf("description %q, CVEs %q; want %q, %q", b.res.Description, b.res.CVEs, c.desc, c.cves)
+			}
+			var want [][2]string
+			if c.desc != "" {
+				want = append(want, [2]string{"kelp.description", c.desc})
+			}
+			for _, id := range c.cves {
+				want = append(want, [2]string{"kelp.cve", id})
+			}
+			if got := b.metadata(); !slices.Equal(got, want) {
+				t.Errorf("metadata %q, want %q", got, want)
+			}
+		})
 	}
 }

@@ -151,7 +151,14 @@ func printModuleFile(out io.Writer, m *kmod.Module) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		for _, v := range m.Info[k] {
-			kv(k, strings.ReplaceAll(v, "\n", "\n"+strings.Repeat(" ", 13)))
+			// A description's later lines are indented under its first.
+			lines := strings.Split(v, "\n")
+			for i := 1; i < len(lines); i++ {
+				if lines[i] != "" {
+					lines[i] = strings.Repeat(" ", 13) + lines[i]
+				}
+			}
+			kv(k, strings.Join(lines, "\n"))
 		}
 	}
 }
