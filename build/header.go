@@ -29,6 +29,7 @@ var (
 	trailerRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*: \S`)
 	upstreamRE   = regexp.MustCompile(`(?i)^(\[\s*)?(upstream\s+)?commit\s+[0-9a-f]{7,40}\s*(upstream\.?|\])?\s*\]?$`)
 	mboxFromRE   = regexp.MustCompile(`^From [0-9a-f]{40} `)
+	gitShowRE    = regexp.MustCompile(`^commit [0-9a-f]{40}\b`)
 )
 
 // ValidCVE returns the canonical (upper case) form of a CVE id, or an
@@ -67,6 +68,25 @@ func ParseHeader(data []byte) Header {
 		mail = true
 	}
 	var body []string
+	if !mail && len(head) > 0 && gitShowRE.MatchString(head[0]) {
+		// git show / git log -p: "commit <sha>", Author:, Date:, then the
+		// message indented by four spaces, its first line the subject.
+		i = 1
+		for i < len(head) && head[i] != "" {
+			i++
+		}
+		for _, l := range head[i:] {
+			body = append(body, strings.TrimPrefix(l, "    "))
+		}
+		for len(body) > 0 && strings.TrimSpace(body[0]) == "" {
+			body = body[1:]
+		}
+		if len(body) > 0 {
+			subject, body = strings.TrimSpace(body[0]), body[1:]
+		}
+		h.Description = describe(subject, body)
+		return h
+	}
 	if mail {
 		for i < len(head) && head[i] != "" {
 			key, val, _ := strings.Cut(head[i], ":")

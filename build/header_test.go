@@ -101,6 +101,22 @@ Index: linux/fs/proc/cmdline.c
 			cves: []string{"CVE-2025-0002"},
 		},
 		{
+			name: "git show",
+			text: `commit 9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d
+Author: Jane Developer <jane@example.org>
+Date:   Tue Jun 4 10:12:01 2024 +0200
+
+    vfs: fix an overflow in the name check
+
+    A name of PATH_MAX bytes overflowed by one (CVE-2024-31337).
+
+    Signed-off-by: Jane Developer <jane@example.org>
+
+` + diffPart,
+			desc: "vfs: fix an overflow in the name check\n\nA name of PATH_MAX bytes overflowed by one (CVE-2024-31337).",
+			cves: []string{"CVE-2024-31337"},
+		},
+		{
 			name: "free text",
 			text: "Add a line to /proc/meminfo.\n\n" + diffPart,
 			desc: "Add a line to /proc/meminfo.",

@@ -45,8 +45,9 @@ Defaults on Debian, for the target kernel (--kernel, default: running):
 What the patch fixes goes into the module's .modinfo (kelp.description,
 one kelp.cve per CVE id) and shows in kelp info, list and status: the
 description is the header of the first patch with one (the Subject: of a
-git format-patch mail without its [PATCH n/m] tag, or a quilt/DEP-3
-Description:, and the paragraphs before the diff, without trailers), or
+git format-patch mail without its [PATCH n/m] tag, the message of git
+show output, or a quilt/DEP-3 Description:, and the paragraphs before the
+diff, without trailers), or
 --description; the CVE ids are every CVE-YYYY-NNNN the patches' headers
 name (Subject, body, Fixes:/Link: lines), and each --cve.
 
