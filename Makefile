@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0~git$$(g
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all deps build demo test vet bench fuzz clean
+.PHONY: all deps build demo test vet bench fuzz soak clean
 
 all: build
 
@@ -43,6 +43,12 @@ fuzz:
 	  echo "== $$pkg $$t ($(FUZZTIME))"; \
 	  $(GO) test "$$pkg" -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel $${FUZZPARALLEL:-2}; \
 	done
+
+# SOAK_CYCLES load/unload cycles of one livepatch in one boot, every cycle
+# checked, then concurrent loads and unloads (make test runs 25 cycles).
+SOAK_CYCLES ?= 500
+soak: deps
+	$(GO) test -count=1 -timeout 4h -run '^TestSoakAndRace$$' -v ./internal/selftests -soak.cycles $(SOAK_CYCLES)
 
 clean:
 	rm -rf bin

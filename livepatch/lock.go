@@ -27,3 +27,31 @@ func (s System) lock() func() {
 		f.Close()
 	}
 }
+
+// unloading marks patch name as being unloaded by this process for as
+// long as the unload runs (its transition watched, its module removed):
+// a second kelp unload of the same patch meanwhile is refused instead of
+// racing the first to remove the module. busy is true when another
+// process holds the mark. A mark left by a process that died is released
+// with it (an advisory lock), so a later kelp unload can finish the job.
+func (s System) unloading(name string) (release func(), busy bool) {
+	path := s.path("run", "kelp-unload-"+name+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return func() {}, false
+	}
+	ok, err := sys.TryLock(f)
+	if err != nil {
+		f.Close()
+		return func() {}, false
+	}
+	if !ok {
+		f.Close()
+		return nil, true
+	}
+	return func() {
+		os.Remove(path) // nothing left behind in /run
+		sys.Unlock(f)
+		f.Close()
+	}, false
+}

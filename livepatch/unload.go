@@ -58,6 +58,11 @@ func (s System) Unload(ctx context.Context, name string, opts UnloadOptions) (*U
 		return nil, &PreflightError{Target: name, Check: check, Reason: fmt.Sprintf(format, args...)}
 	}
 
+	done, busy := s.unloading(name)
+	if busy {
+		return refuse("unloading", "another kelp is unloading %s right now; wait for it (kelp list)", name)
+	}
+	defer done()
 	unlock := s.lock()
 	p, perr := s.Patch(name)
 	if perr != nil && !errors.Is(perr, ErrNotLoaded) {

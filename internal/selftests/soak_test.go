@@ -1,0 +1,155 @@
+package selftests
+
+import (
+	"flag"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelp-project/kelp/internal/vmtest"
+)
+
+var soakCycles = flag.Int("soak.cycles", 25, "load/unload cycles of TestSoakAndRace (make soak runs 500)")
+
+// soakScript loads and unloads one livepatch cycles times with kelp,
+// checking each time that the patched code runs while it is loaded and
+// the original after it is unloaded; it prints one line per failed cycle
+// and a last line "cycles=N failures=F".
+const soakScript = `
+ko=%[1]s; name=%[2]s; n=%[3]d; fail=0
+i=0
+while [ $i -lt $n ]; do
+	i=$((i+1))
+	if ! kelp load $ko >/dev/null 2>/tmp/soak.err; then
+		echo "cycle $i: load: $(tail -n 1 /tmp/soak.err)"; fail=$((fail+1)); continue
+	fi
+	grep -q 'this has been live patched' /proc/cmdline || { echo "cycle $i: loaded, not patched"; fail=$((fail+1)); }
+	if ! kelp unload $name >/dev/null 2>/tmp/soak.err; then
+		echo "cycle $i: unload: $(tail -n 1 /tmp/soak.err)"; fail=$((fail+1)); continue
+	fi
+	grep -q 'this has been live patched' /proc/cmdline && { echo "cycle $i: unloaded, still patched"; fail=$((fail+1)); }
+	[ -e /sys/kernel/livepatch/$name ] && { echo "cycle $i: unloaded, still registered"; fail=$((fail+1)); }
+done
+echo "cycles=$n failures=$fail"
+`
+
+// raceScript starts the same kelp command twice at once and prints each
+// one's exit code, then its output.
+const raceScript = `
+( %[1]s >/tmp/race.a 2>&1; echo $? >/tmp/race.a.rc ) &
+( %[1]s >/tmp/race.b 2>&1; echo $? >/tmp/race.b.rc ) &
+wait
+echo "rc $(cat /tmp/race.a.rc) $(cat /tmp/race.b.rc)"
+echo "--- a"; cat /tmp/race.a
+echo "--- b"; cat /tmp/race.b
+`
+
+var soakResult = regexp.MustCompile(`(?m)^cycles=(\d+) failures=(\d+)$`)
+
+// TestSoakAndRace loads and unloads one livepatch many times in one boot
+// (-soak.cycles), every cycle checked, with no kernel warning and nothing
+// left behind; then runs kelp commands against each other: two loads of
+// the same patch at once end with that patch loaded once, two unloads at
+// once with it gone, the loser of each refused in one line or told it
+// has nothing to do.
+func TestSoakAndRace(t *testing.T) {
+	b := modules(t)
+	ko := guestKO + "/" + lp + ".ko"
+	perCycle := 20 * time.Second
+	steps := []vmtest.Step{
+		{Name: "setup", Shell: setupStep},
+		{Name: "soak", Shell: fmt.Sprintf(soakScript, ko, lp, *soakCycles), Timeout: time.Duration(*soakCycles)*perCycle + time.Minute},
+		{Name: "soak: clean", Shell: clean + " && echo clean"},
+		{Name: "race: two loads", Shell: fmt.Sprintf(raceScript, "kelp load "+ko)},
+		{Name: "race: after loads", Shell: "ls /sys/kernel/livepatch; grep -c '^" + lp + " ' /proc/modules; cat /sys/kernel/livepatch/" + lp + "/enabled /sys/kernel/livepatch/" + lp + "/transition"},
+		{Name: "race: two unloads", Shell: fmt.Sprintf(raceScript, "kelp unload "+lp)},
+		{Name: "race: clean", Shell: clean + " && echo clean"},
+		{Name: "warnings", Shell: "dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|refcount_t' || true"},
+	}
+	timeout := time.Duration(*soakCycles)*perCycle + 5*time.Minute
+	res := vmtest.RunT(t, vmtest.Config{Kernel: b.kernel, Files: b.files(), Steps: steps, Timeout: timeout})
+	res.MustStep(t, "setup")
+
+	soak := res.MustStep(t, "soak")
+	m := soakResult.FindStringSubmatch(soak.Stdout)
+	if m == nil {
+		t.Fatalf("soak did not finish:\n%s\n%s", soak.Stdout, soak.Stderr)
+	}
+	cycles, _ := strconv.Atoi(m[1])
+	failures, _ := strconv.Atoi(m[2])
+	if cycles != *soakCycles || failures != 0 {
+		t.Errorf("soak: %d of %d cycles failed:\n%s", failures, cycles, soak.Stdout)
+	}
+	t.Logf("soak: %d load/unload cycles, %d failures, in %s", cycles, failures, soak.Duration.Round(time.Second))
+	if got := res.MustStep(t, "soak: clean").Stdout; got != "clean\n" {
+		t.Errorf("after the soak: %q", got)
+	}
+
+	loads := raceOutcome(t, res.MustStep(t, "race: two loads").Stdout)
+	won := 0
+	for _, o := range loads {
+		switch {
+		case o.rc == 0 && strings.Contains(o.out, lp+": patched in "):
+			won++
+		case o.rc == 0 && strings.Contains(o.out, lp+": already loaded and enabled"):
+		case o.rc == 1 && oneLineRefusal(o.out):
+		default:
+			t.Errorf("concurrent load: exit %d, output %q: want the load, \"already loaded and enabled\", or a one-line refusal", o.rc, o.out)
+		}
+	}
+	if won != 1 {
+		t.Errorf("concurrent loads: %d of them loaded the patch, want 1: %+v", won, loads)
+	}
+	if got, want := res.MustStep(t, "race: after loads").Stdout, lp+"\n1\n1\n0\n"; got != want {
+		t.Errorf("after two loads at once (livepatch dirs, modules, enabled, transition) = %q, want %q", got, want)
+	}
+	unloads := raceOutcome(t, res.MustStep(t, "race: two unloads").Stdout)
+	won = 0
+	for _, o := range unloads {
+		switch {
+		case o.rc == 0 && strings.Contains(o.out, lp+": unpatched and removed in "):
+			won++
+		case o.rc == 1 && oneLineRefusal(o.out):
+		default:
+			t.Errorf("concurrent unload: exit %d, output %q: want the unload or a one-line refusal", o.rc, o.out)
+		}
+	}
+	if won != 1 {
+		t.Errorf("concurrent unloads: %d of them removed the patch, want 1: %+v", won, unloads)
+	}
+	if got := res.MustStep(t, "race: clean").Stdout; got != "clean\n" {
+		t.Errorf("after two unloads at once: %q", got)
+	}
+	if got := res.MustStep(t, "warnings").Stdout; got != "" {
+		t.Errorf("the kernel warned:\n%s", got)
+	}
+}
+
+type raceResult struct {
+	rc  int
+	out string
+}
+
+// raceOutcome reads raceScript's output.
+func raceOutcome(t *testing.T, out string) []raceResult {
+	t.Helper()
+	head, rest, ok := strings.Cut(out, "\n--- a\n")
+	a, bOut, ok2 := strings.Cut(rest, "--- b\n")
+	f := strings.Fields(head)
+	if !ok || !ok2 || len(f) != 3 || f[0] != "rc" {
+		t.Fatalf("race output: %q", out)
+	}
+	ra, _ := strconv.Atoi(f[1])
+	rb, _ := strconv.Atoi(f[2])
+	return []raceResult{{ra, a}, {rb, bOut}}
+}
+
+// oneLineRefusal: a refusal ends in one "kelp: " line naming why.
+func oneLineRefusal(out string) bool {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := lines[len(lines)-1]
+	return strings.HasPrefix(last, "kelp: ") && len(last) > len("kelp: ")+10
+}
