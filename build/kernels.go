@@ -130,6 +130,44 @@ func dumpRelease(path string) (string, error) {
 	return h.Release, nil
 }
 
+// DumpsFor expands the --symbols arguments for kernels: a file is kept as
+// given (PickSymbols checks it); a directory stands for the dumps in it
+// (regular files, in name order), of which those of other kernels than
+// kernels are left out, so one directory can hold the whole fleet's dumps.
+// A file in the directory that names no kernel is an error.
+func DumpsFor(kernels, args []string) ([]string, error) {
+	want := map[string]bool{}
+	for _, k := range kernels {
+		want[k] = true
+	}
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil || !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		ents, err := os.ReadDir(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDumpKernel, err)
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			p := filepath.Join(a, e.Name())
+			rel, err := dumpRelease(p)
+			if err != nil {
+				return nil, err
+			}
+			if want[rel] {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
 // ReadKernelList reads a file of kernel releases, one per line; blank
 // lines and # comments are skipped, and duplicates are an error.
 func ReadKernelList(path string) ([]string, error) {

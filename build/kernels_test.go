@@ -64,6 +64,27 @@ func TestPickSymbols(t *testing.T) {
 	}
 }
 
+// TestDumpsFor: a directory of the whole fleet's dumps gives each target
+// kernel its own and leaves the others out; files are kept as given.
+func TestDumpsFor(t *testing.T) {
+	dir := t.TempDir()
+	a := writeDump(t, dir, "a.syms", "# kelp symbols: release=6.1.0-57-amd64\n")
+	b := writeDump(t, dir, "b.syms", "# kelp symbols: release=6.1.0-57-cloud-amd64\n")
+	writeDump(t, dir, "c.syms", "# kelp symbols: release=6.12.117+deb13-amd64\n")
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	got, err := build.DumpsFor([]string{"6.1.0-57-cloud-amd64", "6.1.0-57-amd64"}, []string{dir})
+	if err != nil || strings.Join(got, ",") != a+","+b {
+		t.Errorf("got %q, %v; want %s and %s", got, err, a, b)
+	}
+	if got, err := build.DumpsFor([]string{"6.1.0-57-amd64"}, []string{b}); err != nil || len(got) != 1 || got[0] != b {
+		t.Errorf("a file is kept as given (PickSymbols checks it): %q, %v", got, err)
+	}
+	writeDump(t, dir, "plain", "")
+	if _, err := build.DumpsFor([]string{"6.1.0-57-amd64"}, []string{dir}); err == nil || !strings.Contains(err.Error(), "names no kernel") {
+		t.Errorf("a dump naming no kernel in the directory: %v", err)
+	}
+}
+
 func TestReadKernelList(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "kernels")

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/modsign"
 	"github.com/spf13/cobra"
@@ -87,6 +89,23 @@ directory; nothing is written.
 				opts.Tree.Release = kernels[0]
 			}
 			if len(dumps) == 1 {
+				if st, err := os.Stat(dumps[0]); err == nil && st.IsDir() {
+					// A directory of dumps: the target kernel's, by name.
+					rel := opts.Tree.Release
+					if rel == "" {
+						if rel, err = sys.Running.Release(); err != nil {
+							return g.emit(cmd, buildReport{}, failWith(err, "build: the running kernel: %v", err))
+						}
+					}
+					picked, err := build.DumpsFor([]string{rel}, dumps)
+					if err == nil && len(picked) != 1 {
+						err = fmt.Errorf("%w directory %s has %d dumps of kernel %s, want one", build.ErrDumpKernel, dumps[0], len(picked), rel)
+					}
+					if err != nil {
+						return g.emit(cmd, buildReport{}, exitWith(exitUsage, "build: %v (see kelp build --help)", err))
+					}
+					dumps = picked
+				}
 				opts.Symbols = dumps[0]
 			}
 			// A signing key that cannot be used should stop the build
@@ -136,7 +155,7 @@ directory; nothing is written.
 	f.StringVar(&opts.Tree.BuildRoot, "buildroot", "", `"host" to compile on this machine even for another Debian release's kernel (default: in that release's build root)`)
 	f.BoolVar(&opts.Tree.SkipCompilerCheck, "skip-compiler-check", false, "build even when gcc is not the compiler that built the kernel")
 	f.IntVarP(&opts.Tree.Jobs, "jobs", "j", 0, "parallel compiles (default: all cores)")
-	f.StringArrayVar(&dumps, "symbols", nil, "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target); with several kernels, one kelp symbols dump per kernel, matched by the kernel it names")
+	f.StringArrayVar(&dumps, "symbols", nil, "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target); with several kernels, one kelp symbols dump per kernel, matched by the kernel it names; a directory stands for the dumps in it")
 	f.StringVar(&opts.ModulesDir, "modules", "", "the target's modules directory (default /lib/modules/<kernel>)")
 	f.StringVarP(&opts.Name, "name", "n", "", "module name (default: from the first patch's file name)")
 	f.StringVarP(&opts.OutDir, "output", "o", ".", "directory for NAME.ko and NAME.json")

@@ -41,6 +41,9 @@ func runBuildKernels(cmd *cobra.Command, g *globals, opts build.Options, kernels
 	if err != nil {
 		return g.emit(cmd, nil, exitWith(exitUsage, "build: %v (see kelp build --help)", err))
 	}
+	if dumps, err = build.DumpsFor(kernels, dumps); err != nil {
+		return g.emit(cmd, nil, exitWith(exitUsage, "build: %v (see kelp build --help)", err))
+	}
 	if _, errs := build.PickSymbols(kernels, dumps); errs[""] != nil {
 		return g.emit(cmd, nil, exitWith(exitUsage, "build: %v (see kelp build --help)", errs[""]))
 	}

@@ -202,6 +202,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"build", "--kernels", "$DIR/none", "x.patch"}, "build: kernel list"},
 		{[]string{"build", "--symbols", "$DIR/fix_b.ko", "--symbols", "$DIR/fix_b.ko", "x.patch"}, "build: several --symbols"},
 		{[]string{"build", "-k", "a", "-k", "b", "--symbols", "$DIR/fix_b.ko", "x.patch"}, "names no kernel"},
+		{[]string{"build", "-k", "a", "--symbols", "$DIR", "x.patch"}, "names no kernel"},
 		{[]string{"package"}, "package:"},
 		{[]string{"package", "--format", "zip", "$DIR/fix_b.ko"}, "package:"},
 		{[]string{"package", "--self", "$DIR/fix_b.ko"}, "package:"},
