@@ -16,11 +16,10 @@ import (
 	"github.com/kelp-project/kelp/internal/testenv"
 )
 
-// stallingQEMU writes a QEMU wrapper whose first `stalls` guests stall in
-// early boot: their kernel is told to start a missing init, so it falls
-// back to waiting for a root device that never comes, printing nothing
-// more, before any userspace runs. Later guests boot normally.
-func stallingQEMU(t *testing.T, stalls int) string {
+// wrappedQEMU writes a QEMU wrapper whose first `stalls` runs do first
+// (shell, with the arguments in "$@") before running QEMU; later runs are
+// QEMU's.
+func wrappedQEMU(t *testing.T, stalls int, first string) string {
 	t.Helper()
 	real, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -32,14 +31,10 @@ n=$(cat %[1]s/count 2>/dev/null || echo 0)
 n=$((n+1))
 echo $n > %[1]s/count
 if [ "$n" -le %[2]d ]; then
-	for a in "$@"; do
-		shift
-		case "$a" in *rdinit=/init*) a=$(echo "$a" | sed 's#rdinit=/init#rdinit=/nonexistent root=/dev/vdz rootwait#');; esac
-		set -- "$@" "$a"
-	done
+%[4]s
 fi
 exec %[3]s "$@"
-`, dir, stalls, real)
+`, dir, stalls, real, first)
 	path := filepath.Join(dir, "qemu")
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -47,35 +42,28 @@ exec %[3]s "$@"
 	return path
 }
 
+// stallingQEMU writes a QEMU wrapper whose first `stalls` guests stall in
+// early boot: their kernel is told to start a missing init, so it falls
+// back to waiting for a root device that never comes, printing nothing
+// more, before any userspace runs. Later guests boot normally.
+func stallingQEMU(t *testing.T, stalls int) string {
+	return wrappedQEMU(t, stalls, `	for a in "$@"; do
+		shift
+		case "$a" in *rdinit=/init*) a=$(echo "$a" | sed 's#rdinit=/init#rdinit=/nonexistent root=/dev/vdz rootwait#');; esac
+		set -- "$@" "$a"
+	done`)
+}
+
 // busyQEMU writes a QEMU wrapper whose first `stalls` runs are an early
 // boot that keeps printing line to the console every half second and never
 // starts an init; later runs are QEMU's.
 func busyQEMU(t *testing.T, stalls int, line string) string {
-	t.Helper()
-	real, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		testenv.Missing(t, &testenv.ErrMissing{What: "qemu-system-x86_64", Package: "qemu-system-x86"})
-	}
-	dir := t.TempDir()
-	script := fmt.Sprintf(`#!/bin/sh
-n=$(cat %[1]s/count 2>/dev/null || echo 0)
-n=$((n+1))
-echo $n > %[1]s/count
-if [ "$n" -le %[2]d ]; then
-	i=0
+	return wrappedQEMU(t, stalls, fmt.Sprintf(`	i=0
 	while :; do
 		i=$((i+1))
-		printf '[ %%6d.000000] %%s\n' "$i" %[4]q >&3
+		printf '[ %%6d.000000] %%s\n' "$i" %q >&3
 		sleep 0.5
-	done
-fi
-exec %[3]s "$@"
-`, dir, stalls, real, line)
-	path := filepath.Join(dir, "qemu")
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	done`, line))
 }
 
 // logLines collects Config.Log output.
