@@ -45,13 +45,13 @@ Defaults on Debian, for the target kernel (--kernel, default: running):
   modules  /lib/modules/<kernel>, when the patch changes a module
 
 What the patch fixes goes into the module's .modinfo (kelp.description,
-one kelp.cve per CVE id) and shows in kelp info, list and status: the
-description is the header of the first patch with one (the Subject: of a
-git format-patch mail without its [PATCH n/m] tag, the message of git
-show output, or a quilt/DEP-3 Description:, and the paragraphs before the
-diff, without trailers), or
---description; the CVE ids are every CVE-YYYY-NNNN the patches' headers
-name (Subject, body, Fixes:/Link: lines), and each --cve.
+one kelp.cve per CVE id) and shows in kelp info, list and status. The
+description is --description, or what the patches' headers say, one after
+another: the Subject: of a git format-patch mail without its [PATCH n/m]
+tag, the message of git show output, or a quilt/DEP-3 Description:, and
+the paragraphs before the diff, without trailers. The CVE ids are every
+CVE-YYYY-NNNN the patches' headers name (Subject, body, Fixes:/Link:
+lines) and each --cve. A plain diff has no header: nothing is recorded.
 
 The kernel need not be installed where kelp builds: with only its headers
 package (linux-headers-<kernel>) installed, the source version is that
