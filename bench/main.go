@@ -189,13 +189,6 @@ func (b *bench) buildOutput(ctx context.Context, patch string) (int64, string, e
 // object twice, as many at once as there are cores, writing outside the
 // tree.
 func gccFloor(ctx context.Context, tree *ktree.Tree, objs []ktree.Object) (time.Duration, error) {
-	names := make([]string, len(objs))
-	for i, o := range objs {
-		names[i] = o.Name
-	}
-	if err := tree.BuildObjects(ctx, names, nil); err != nil {
-		return 0, err
-	}
 	tmp, err := os.MkdirTemp("", "kelp-floor-")
 	if err != nil {
 		return 0, err

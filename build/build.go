@@ -253,7 +253,13 @@ func (b *builder) run(ctx context.Context) error {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("%d object(s) compiled twice", len(b.units)), nil
+		cached := 0
+		for _, u := range b.units {
+			if u.OrigCached {
+				cached++
+			}
+		}
+		return fmt.Sprintf("%d object(s): %d original(s) from the object cache, %d compiled; %d patched compiled", len(b.units), cached, len(b.units)-cached, len(b.units)), nil
 	})
 	if err != nil {
 		return err

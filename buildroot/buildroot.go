@@ -184,3 +184,40 @@ func Usable() error {
 	}
 	return nil
 }
+
+// HostPath returns the host's path of the file commands in the root see
+// at the absolute path p: p itself under a bound directory, else p
+// inside Dir, with the root's symbolic links followed as they are inside
+// it (an absolute link target is under Dir too). On the host (r nil) it
+// is p.
+func (r *Root) HostPath(p string) string {
+	if r == nil || !filepath.IsAbs(p) {
+		return p
+	}
+	p = filepath.Clean(p)
+	for _, b := range append(append([]string(nil), r.Binds...), os.TempDir()) {
+		if p == b || strings.HasPrefix(p, b+"/") {
+			return p
+		}
+	}
+	// Resolve p component by component inside the root.
+	var done string
+	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		next := done + "/" + c
+		target, err := os.Readlink(filepath.Join(r.Dir, next))
+		if err != nil || hops > 40 {
+			done = next
+			continue
+		}
+		hops++
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(done, target)
+		}
+		rest = append(strings.Split(strings.TrimPrefix(filepath.Clean("/"+target), "/"), "/"), rest...)
+		done = ""
+	}
+	return filepath.Join(r.Dir, done)
+}

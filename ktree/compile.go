@@ -3,10 +3,12 @@ package ktree
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,8 @@ type Unit struct {
 	Owner   string // "vmlinux" or the module the object is linked into
 	Orig    string // the original object
 	Patched string // the object compiled from the patched sources
+	// OrigCached tells whether Orig came from the object cache.
+	OrigCached bool
 	// OrigCRCs and PatchedCRCs are the MODVERSIONS CRCs genksyms
 	// computes for the symbols the unit exports (empty when none).
 	OrigCRCs, PatchedCRCs map[string]uint32
@@ -46,20 +50,14 @@ type CompileOptions struct {
 }
 
 // CompilePatch compiles the objects the patch reaches, original and
-// patched, into work. The tree's sources are never modified: the
-// original objects are kbuild's own (built in the tree the first time and
-// copied out), the patched ones are compiled from copies in work/b (with
-// the patched headers found before the tree's).
+// patched, into work, up to t.Jobs compilers at once. The tree's sources
+// are never modified: the original objects come from the object cache
+// (compiled with kbuild's command the first time), the patched ones are
+// compiled from copies in work/b (with the patched headers found before
+// the tree's), by the same command.
 func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work string, opts CompileOptions) ([]Unit, error) {
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("patch changes no object")
-	}
-	names := make([]string, len(objs))
-	for i, o := range objs {
-		names[i] = o.Name
-	}
-	if err := t.BuildObjects(ctx, names, opts.Step); err != nil {
-		return nil, err
 	}
 	overlay := filepath.Join(work, "b")
 	headers := false
@@ -84,124 +82,96 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		}
 	}
 	units := make([]Unit, len(objs))
-	for i, o := range objs {
+	cmds := make([]string, len(objs))
+	err := parallel(ctx, len(objs), t.Jobs, func(i int) error {
+		o := objs[i]
 		cmd, err := t.Command(o.Name)
 		if err != nil {
-			return nil, err
+			return err
 		}
+		cmds[i] = cmd
 		units[i] = Unit{Object: o.Name, Source: o.Source, Owner: OwnerOf(cmd),
 			Orig:    filepath.Join(work, "a", o.Name),
 			Patched: filepath.Join(overlay, o.Name)}
-		if err := copyFile(filepath.Join(t.Dir, o.Name), units[i].Orig); err != nil {
-			return nil, err
-		}
 		if p.File(o.Source) == nil {
-			if err := copyFile(filepath.Join(t.Dir, o.Source), filepath.Join(overlay, o.Source)); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if opts.Step != nil {
-		opts.Step(fmt.Sprintf("compiling %d patched object(s)", len(units)))
-	}
-	err := parallel(ctx, len(units), t.Jobs, func(i int) error {
-		u := &units[i]
-		cmd, _ := t.Command(u.Object)
-		inc := ""
-		if headers {
-			inc = overlay
-		}
-		var err error
-		// genksyms reads the copy the way it reads the patched one, so
-		// the two CRCs differ only by the patch.
-		origCopy := filepath.Join(filepath.Dir(u.Orig), path.Base(u.Source))
-		if err := copyFile(filepath.Join(t.Dir, u.Source), origCopy); err != nil {
-			return err
-		}
-		if err := prependLine(origCopy, u.Source); err != nil {
-			return err
-		}
-		if u.OrigCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, origCopy, "", "", u.Orig); err != nil {
-			return err
-		}
-		copyPath := filepath.Join(overlay, u.Source)
-		if err := t.compileCopy(ctx, cmd, u.Object, u.Source, copyPath, u.Patched, inc, opts.Include); err != nil {
-			return compileError("patched", u.Object, err)
-		}
-		if u.PatchedCRCs, err = t.crcs(ctx, cmd, u.Object, u.Source, copyPath, inc, opts.Include, u.Patched); err != nil {
-			return err
+			return copyFile(filepath.Join(t.Dir, o.Source), filepath.Join(overlay, o.Source))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if opts.Step != nil {
+		opts.Step(fmt.Sprintf("compiling %d object(s), original (unless cached) and patched", len(units)))
+	}
+	inc := ""
+	if headers {
+		inc = overlay
+	}
+	// Jobs 0..n-1 are the originals, n..2n-1 the patched copies.
+	n := len(units)
+	err = parallel(ctx, 2*n, t.Jobs, func(j int) error {
+		u := &units[j%n]
+		if j < n {
+			obj, crcs, hit, err := t.Original(ctx, u.Object)
+			if err != nil {
+				return err
+			}
+			u.OrigCRCs, u.OrigCached = crcs, hit
+			return copyFile(obj, u.Orig)
+		}
+		copyPath := filepath.Join(overlay, u.Source)
+		if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include); err != nil {
+			return compileError("patched", u.Object, err)
+		}
+		var err error
+		u.PatchedCRCs, err = t.crcs(ctx, cmds[j%n], u.Object, u.Source, copyPath, inc, opts.Include, u.Patched)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range units {
+		if err := writeSymvers(u.Orig+".symvers", u.OrigCRCs); err != nil {
+			return nil, err
+		}
+	}
 	return units, nil
 }
 
-// BuildObjects has kbuild build the named objects in the tree with
-// ObjectFlags, unless they are there already, built with them. The tree
-// is locked meanwhile.
-func (t *Tree) BuildObjects(ctx context.Context, names []string, step func(string)) error {
-	missing := t.missing(names)
-	if len(missing) == 0 {
+// writeSymvers writes crcs as genksyms' "#SYMVER name 0xcrc" lines (no
+// file when there are none), as ReadSymvers reads them.
+func writeSymvers(p string, crcs map[string]uint32) error {
+	if len(crcs) == 0 {
 		return nil
 	}
-	unlock, err := lockFile(t.Dir + ".lock")
-	if err != nil {
-		return err
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(crcs)) {
+		fmt.Fprintf(&b, "#SYMVER %s 0x%08x\n", name, crcs[name])
 	}
-	defer unlock()
-	if missing = t.missing(names); len(missing) == 0 {
-		return nil
-	}
-	if step != nil {
-		step(fmt.Sprintf("compiling %d original object(s) in the tree", len(missing)))
-	}
-	args := []string{"-s", "-j" + strconv.Itoa(t.Jobs), "KCFLAGS=" + ObjectFlags}
-	if err := run(ctx, t.Exec, t.Dir, "make", append(args, missing...)...); err != nil {
-		return compileError("original", strings.Join(missing, " "), err)
-	}
-	for _, n := range missing {
-		if _, err := t.Command(n); err != nil {
-			return err
-		}
-	}
-	return nil
+	return os.WriteFile(p, []byte(b.String()), 0o644)
 }
 
-func (t *Tree) missing(names []string) []string {
-	var out []string
-	for _, n := range names {
-		if _, err := os.Stat(filepath.Join(t.Dir, n)); err != nil {
-			out = append(out, n)
-		} else if _, err := t.Command(n); err != nil {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Command returns the command kbuild recorded for obj, which must carry
-// ObjectFlags.
+// Command returns kbuild's command for obj, as kbuild records it in
+// .<obj>.cmd when it builds obj with ObjectFlags: gcc, then objtool when
+// kbuild runs it for that object.
 func (t *Tree) Command(obj string) (string, error) {
-	cmdFile := filepath.Join(t.Dir, filepath.FromSlash(path.Dir(obj)), "."+path.Base(obj)+".cmd")
-	data, err := os.ReadFile(cmdFile)
+	t.cmdMu.Lock()
+	cmd, ok := t.cmds[obj]
+	t.cmdMu.Unlock()
+	if ok {
+		return cmd, nil
+	}
+	cmd, err := t.kbuildCommand(context.Background(), obj)
 	if err != nil {
-		return "", fmt.Errorf("kernel object %s: kbuild command record: %w", obj, err)
+		return "", err
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	// Linux 6.3 renamed the record "savedcmd_".
-	cmd, ok := strings.CutPrefix(line, "cmd_"+obj+" := ")
-	if !ok {
-		cmd, ok = strings.CutPrefix(line, "savedcmd_"+obj+" := ")
+	t.cmdMu.Lock()
+	if t.cmds == nil {
+		t.cmds = map[string]string{}
 	}
-	if !ok {
-		return "", fmt.Errorf("kernel object %s: unexpected command record %q", obj, tail(line, 1))
-	}
-	if !strings.Contains(cmd, ObjectFlags) {
-		return "", fmt.Errorf("kernel object %s was built without %q", obj, ObjectFlags)
-	}
+	t.cmds[obj] = cmd
+	t.cmdMu.Unlock()
 	return cmd, nil
 }
 
@@ -354,9 +324,6 @@ func ReadSymvers(p string) (map[string]uint32, error) {
 // object's path. It is how facts only the target tree knows (such as the
 // sizes of special-section entries) are learned.
 func (t *Tree) CompileProbe(ctx context.Context, name string, src []byte, like, dir string) (string, error) {
-	if err := t.BuildObjects(ctx, []string{like}, nil); err != nil {
-		return "", err
-	}
 	cmd, err := t.Command(like)
 	if err != nil {
 		return "", err

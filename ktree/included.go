@@ -1,12 +1,8 @@
 package ktree
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -15,8 +11,9 @@ import (
 // own object, and the objects of the .c files that #include it
 // (kernel/sched/build_policy.c includes rt.c, deadline.c, ...). An
 // including object counts when it is enabled in the config and kbuild's
-// own dependency record of it (its .<obj>.cmd, after it is built) lists
-// the file: an #include under a disabled #ifdef is not a use.
+// dependency list of it (written as the original object is compiled into
+// the object cache with kbuild's command) names the file: an #include
+// under a disabled #ifdef is not a use.
 func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 	own := Object{Name: strings.TrimSuffix(file, ".c") + ".o", Source: file}
 	g, err := t.includes(ctx)
@@ -57,19 +54,17 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 	sort.Slice(cands, func(i, j int) bool { return cands[i].Name < cands[j].Name })
 	var out []Object
 	if len(cands) > 0 {
-		names := make([]string, len(cands))
-		for i, c := range cands {
-			names[i] = c.Name
-		}
-		if err := t.BuildObjects(ctx, names, nil); err != nil {
+		deps := make([]map[string]bool, len(cands))
+		err := parallel(ctx, len(cands), t.Jobs, func(i int) error {
+			var err error
+			deps[i], err = t.OriginalDeps(ctx, cands[i].Name)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
-		for _, c := range cands {
-			deps, err := t.Deps(c.Name)
-			if err != nil {
-				return nil, err
-			}
-			if deps[file] {
+		for i, c := range cands {
+			if deps[i][file] {
 				out = append(out, c)
 			}
 		}
@@ -84,43 +79,7 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 		for i, c := range cands {
 			names[i] = c.Name
 		}
-		return nil, &RefusedError{File: file, Reason: fmt.Sprintf("not compiled in this kernel's config: it has no object of its own, and kbuild's dependency records of %s, which #include it, do not list it (an #ifdef leaves it out)", strings.Join(names, ", "))}
+		return nil, &RefusedError{File: file, Reason: fmt.Sprintf("not compiled in this kernel's config: it has no object of its own, and the compiler's dependency lists of %s, which #include it, do not name it (an #ifdef leaves it out)", strings.Join(names, ", "))}
 	}
 	return out, nil
-}
-
-// Deps returns the files kbuild's dependency record of obj (the deps_
-// list of its .<obj>.cmd) names.
-func (t *Tree) Deps(obj string) (map[string]bool, error) {
-	p := filepath.Join(t.Dir, filepath.FromSlash(path.Dir(obj)), "."+path.Base(obj)+".cmd")
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, fmt.Errorf("kernel object %s: kbuild dependency record: %w", obj, err)
-	}
-	defer f.Close()
-	deps := map[string]bool{}
-	in := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if !in {
-			in = strings.HasPrefix(l, "deps_"+obj+" :=")
-			continue
-		}
-		word := strings.TrimSpace(strings.TrimSuffix(l, `\`))
-		if word != "" && !strings.HasPrefix(word, "$(") {
-			deps[word] = true
-		}
-		if !strings.HasSuffix(l, `\`) {
-			break
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if !in {
-		return nil, fmt.Errorf("kernel object %s: %s has no deps_ list", obj, p)
-	}
-	return deps, nil
 }

@@ -7,33 +7,28 @@ import (
 	"testing"
 )
 
-func TestDeps(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "kernel/sched"), 0o755); err != nil {
+// TestReadDeps reads a dependency file as gcc's -MMD writes it: every
+// file once, continuation lines joined.
+func TestReadDeps(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "build_policy.o.d")
+	d := "/cache/objects/k/build_policy.o: kernel/sched/build_policy.c \\\n include/linux/compiler-version.h \\\n" +
+		"  kernel/sched/rt.c kernel/sched/deadline.c \\\n include/linux/compiler-version.h\n"
+	if err := os.WriteFile(p, []byte(d), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := "cmd_kernel/sched/build_policy.o := gcc -c -o kernel/sched/build_policy.o kernel/sched/build_policy.c\n\n" +
-		"source_kernel/sched/build_policy.o := kernel/sched/build_policy.c\n\n" +
-		"deps_kernel/sched/build_policy.o := \\\n  include/linux/compiler-version.h \\\n    $(wildcard include/config/CC_VERSION_TEXT) \\\n" +
-		"  kernel/sched/rt.c \\\n  kernel/sched/deadline.c \\\n\nkernel/sched/build_policy.o: $(deps_kernel/sched/build_policy.o)\n\n$(deps_kernel/sched/build_policy.o):\n"
-	if err := os.WriteFile(filepath.Join(dir, "kernel/sched/.build_policy.o.cmd"), []byte(cmd), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tr := &Tree{Dir: dir}
-	deps, err := tr.Deps("kernel/sched/build_policy.o")
+	deps, err := readDeps(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kernel/sched/rt.c", "kernel/sched/deadline.c", "include/linux/compiler-version.h"} {
-		if !deps[want] {
-			t.Errorf("deps lack %s: %v", want, deps)
-		}
+	want := []string{"kernel/sched/build_policy.c", "include/linux/compiler-version.h", "kernel/sched/rt.c", "kernel/sched/deadline.c"}
+	if strings.Join(deps, " ") != strings.Join(want, " ") {
+		t.Errorf("deps %q; want %q", deps, want)
 	}
-	if len(deps) != 3 {
-		t.Errorf("deps %v; want 3 files", deps)
+	if err := os.WriteFile(p, []byte("x.o:\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := tr.Deps("kernel/sched/fair.o"); err == nil {
-		t.Error("a missing record was read")
+	if _, err := readDeps(p); err == nil {
+		t.Error("a dependency file naming no file was read")
 	}
 }
 

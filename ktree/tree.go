@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/sys"
@@ -37,6 +38,18 @@ type Tree struct {
 	// "" for the host's).
 	Exec    *buildroot.Root
 	SysRoot string
+	// ObjectCache holds compiled original objects (default
+	// $XDG_CACHE_HOME/kelp/objects).
+	ObjectCache string
+
+	envOnce sync.Once
+	env     []string
+	envErr  error
+	ccMu    sync.Mutex
+	ccID    map[string]string
+	tools   map[string]string
+	cmdMu   sync.Mutex
+	cmds    map[string]string
 }
 
 // Options say which tree to prepare for which kernel. Only Release is
@@ -62,6 +75,9 @@ type Options struct {
 	// kernel was built with.
 	SkipCompilerCheck bool
 	Jobs              int // default: all cores
+	// ObjectCache holds compiled original objects (default
+	// $XDG_CACHE_HOME/kelp/objects).
+	ObjectCache string
 	// Step reports long steps (extracting, preparing) before they start.
 	Step func(msg string)
 	// Root is prepended to the default system paths (tests).
@@ -99,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	if step == nil {
 		step = func(string) {}
 	}
-	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs}
+	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs, ObjectCache: opts.ObjectCache}
 	if opts.Root == "" && opts.BuildRoot != "host" {
 		if suite, ok := buildroot.SuiteOf(opts.Release); ok && suite != buildroot.HostSuite() {
 			r, k, err := openBuildRoot(ctx, suite, opts.Release, opts.RootCacheDir, step)
@@ -110,7 +126,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			if opts.SourceTar == "" && opts.SourceDir == "" {
 				opts.SourceTar = k.SourceTar
 			}
-			r.Bind(opts.SourceDir, opts.Headers, opts.CacheDir, opts.Dir)
+			r.Bind(opts.SourceDir, opts.Headers, opts.CacheDir, opts.Dir, opts.ObjectCache)
 		}
 	}
 	t.SysRoot = opts.Root

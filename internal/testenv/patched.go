@@ -45,7 +45,7 @@ func (k *Kernel) CompilePatch(ctx context.Context, patch []byte) ([]PatchedUnit,
 	if err != nil {
 		return nil, err
 	}
-	key := []string{"patched-v4", t.Dir, string(patch)}
+	key := []string{"patched-v5", t.Dir, string(patch)}
 	for _, o := range objs {
 		key = append(key, o.Name)
 	}
@@ -92,7 +92,7 @@ func (k *Kernel) CompileProbe(ctx context.Context, name string, src []byte, like
 	if err != nil {
 		return "", err
 	}
-	cmd, err := k.kbuildCommand(ctx, t, like)
+	cmd, err := t.Command(like)
 	if err != nil {
 		return "", err
 	}
@@ -109,11 +109,4 @@ func (k *Kernel) CompileProbe(ctx context.Context, name string, src []byte, like
 		return "", err
 	}
 	return filepath.Join(dir, filepath.Dir(like), name+".o"), nil
-}
-
-func (k *Kernel) kbuildCommand(ctx context.Context, t *ktree.Tree, obj string) (string, error) {
-	if err := t.BuildObjects(ctx, []string{obj}, nil); err != nil {
-		return "", err
-	}
-	return t.Command(obj)
 }

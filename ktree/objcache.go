@@ -1,0 +1,356 @@
+package ktree
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/kelp-project/kelp/internal/atomicfile"
+)
+
+// The original object of a tree, config and object never changes, so it
+// is compiled once (kbuild's command, run by kelp outside the tree) and
+// kept in a cache shared by every build. An entry is found by the digest
+// of the tree, its config, the compiler, objtool and the command line,
+// and is used only while every file the compiler read (its dependency
+// list) still has the content it had.
+
+// cacheVersion names the layout of a cache entry.
+const cacheVersion = "orig-v2"
+
+// entry is what a cache entry records besides the object.
+type entry struct {
+	// Deps are the files the compiler read, relative to the tree or
+	// absolute, with the sha256 of their content.
+	Deps [][2]string `json:"deps"`
+	// CRCs are the MODVERSIONS CRCs of the symbols the object exports.
+	CRCs map[string]uint32 `json:"crcs"`
+}
+
+// DefaultObjectCache is $XDG_CACHE_HOME/kelp/objects.
+func DefaultObjectCache() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
+	return filepath.Join(base, "kelp", "objects"), nil
+}
+
+// Original returns the original object obj (compiled from the tree's
+// source with kbuild's command, objtool included) and the CRCs of the
+// symbols it exports, from the object cache, compiling it on a miss.
+// hit tells whether the cache had it.
+func (t *Tree) Original(ctx context.Context, obj string) (object string, crcs map[string]uint32, hit bool, err error) {
+	object, e, hit, err := t.original(ctx, obj)
+	if err != nil {
+		return "", nil, false, err
+	}
+	return object, e.CRCs, hit, nil
+}
+
+// OriginalDeps returns the files the compiler read to compile the
+// original obj (as it names them: relative to the tree, or absolute),
+// compiling it into the object cache on a miss.
+func (t *Tree) OriginalDeps(ctx context.Context, obj string) (map[string]bool, error) {
+	_, e, _, err := t.original(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	deps := make(map[string]bool, len(e.Deps))
+	for _, d := range e.Deps {
+		deps[d[0]] = true
+	}
+	return deps, nil
+}
+
+func (t *Tree) original(ctx context.Context, obj string) (object string, e *entry, hit bool, err error) {
+	cmd, err := t.Command(obj)
+	if err != nil {
+		return "", nil, false, err
+	}
+	key, err := t.originalKey(ctx, cmd, obj)
+	if err != nil {
+		return "", nil, false, err
+	}
+	cache := t.ObjectCache
+	if cache == "" {
+		if cache, err = DefaultObjectCache(); err != nil {
+			return "", nil, false, err
+		}
+	}
+	dir := filepath.Join(cache, key)
+	object = filepath.Join(dir, path.Base(obj))
+	if e, ok := t.valid(dir, object); ok {
+		return object, e, true, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", nil, false, err
+	}
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return "", nil, false, err
+	}
+	defer unlock()
+	if e, ok := t.valid(dir, object); ok {
+		return object, e, true, nil
+	}
+	if e, err = t.compileOriginal(ctx, cmd, obj, dir); err != nil {
+		return "", nil, false, err
+	}
+	return object, e, false, nil
+}
+
+// originalKey digests what the object is made from besides the files the
+// compiler reads.
+func (t *Tree) originalKey(ctx context.Context, cmd, obj string) (string, error) {
+	cfg, err := os.ReadFile(filepath.Join(t.Dir, ".config"))
+	if err != nil {
+		return "", err
+	}
+	cc, err := t.compilerID(ctx, cmd)
+	if err != nil {
+		return "", err
+	}
+	// The tree's own tools the command runs: objtool and gcc plugins
+	// (genksyms, for the CRCs, is prepared with them).
+	tools := []string{"tools/objtool/objtool", "scripts/genksyms/genksyms"}
+	for _, m := range pluginRE.FindAllStringSubmatch(cmd, -1) {
+		tools = append(tools, m[1])
+	}
+	var toolSums string
+	for _, tool := range tools {
+		sum, err := t.toolSum(tool)
+		if err != nil {
+			return "", err
+		}
+		toolSums += tool + "=" + sum + "\n"
+	}
+	return Digest(cacheVersion, t.Dir, string(cfg), cc, toolSums, cmd, obj), nil
+}
+
+// toolSum is the sha256 of a tool of the tree ("" when the tree has
+// none), computed once per Tree.
+func (t *Tree) toolSum(tool string) (string, error) {
+	t.ccMu.Lock()
+	defer t.ccMu.Unlock()
+	if sum, ok := t.tools[tool]; ok {
+		return sum, nil
+	}
+	sum, err := fileSum(t.abs(tool))
+	if err != nil && !os.IsNotExist(err) {
+		return "", err
+	}
+	if t.tools == nil {
+		t.tools = map[string]string{}
+	}
+	t.tools[tool] = sum
+	return sum, nil
+}
+
+var pluginRE = regexp.MustCompile(`-fplugin=(\S+)`)
+
+// compilerID identifies the compiler the command runs, where it runs (on
+// the host or in the build root): the driver, cc1 and the assembler it
+// calls (path, size and modification time of each) and its own
+// description of itself (version and configuration).
+func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
+	cc, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	t.ccMu.Lock()
+	defer t.ccMu.Unlock()
+	if id, ok := t.ccID[cc]; ok {
+		return id, nil
+	}
+	const script = `set -e
+readlink -f "$(command -v "$1")"
+readlink -f "$("$1" -print-prog-name=cc1)"
+as=$("$1" -print-prog-name=as)
+readlink -f "$(command -v "$as")"
+"$1" -v 2>&1`
+	out, err := t.Exec.Command(ctx, "/", nil, "sh", "-c", script, "sh", cc).Output()
+	if err != nil {
+		return "", fmt.Errorf("compiler %s: %w", cc, err)
+	}
+	lines := strings.SplitN(string(out), "\n", 4)
+	if len(lines) < 4 {
+		return "", fmt.Errorf("compiler %s: %q not understood", cc, out)
+	}
+	id := lines[3]
+	for _, p := range lines[:3] {
+		key, err := FileKey(t.Exec.HostPath(p))
+		if err != nil {
+			return "", fmt.Errorf("compiler %s: %w", cc, err)
+		}
+		id += "\n" + key
+	}
+	if t.ccID == nil {
+		t.ccID = map[string]string{}
+	}
+	t.ccID[cc] = id
+	return id, nil
+}
+
+// valid reads the entry in dir and checks that its object is there and
+// every dependency has its recorded content.
+func (t *Tree) valid(dir, object string) (*entry, bool) {
+	if _, err := os.Stat(object); err != nil {
+		return nil, false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "entry.json"))
+	if err != nil {
+		return nil, false
+	}
+	var e entry
+	if err := json.Unmarshal(data, &e); err != nil || len(e.Deps) == 0 {
+		return nil, false
+	}
+	sums := make([]string, len(e.Deps))
+	errs := make([]error, len(e.Deps))
+	var wg sync.WaitGroup
+	const workers = 4
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(e.Deps); i += workers {
+				sums[i], errs[i] = fileSum(t.abs(e.Deps[i][0]))
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i, d := range e.Deps {
+		if errs[i] != nil || sums[i] != d[1] {
+			return nil, false
+		}
+	}
+	return &e, true
+}
+
+// abs is the host's path of a file the compiler named p (relative to the
+// tree, or absolute where the compiler runs).
+func (t *Tree) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return t.Exec.HostPath(p)
+	}
+	return filepath.Join(t.Dir, p)
+}
+
+// compileOriginal runs kbuild's command for obj with the object written
+// into dir, then records the dependencies and CRCs. The entry is
+// complete when entry.json exists.
+func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entry, error) {
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	src := strings.TrimSuffix(obj, ".o") + ".c"
+	flags, post, err := compileFlags(cmd, obj, src)
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, path.Base(obj))
+	dep := out + ".d"
+	flags = mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(dep))
+	script := flags + " -c -o " + shellQuote(out) + " " + src
+	if post != "" {
+		script += " && " + post + shellQuote(out)
+	}
+	if err := run(ctx, t.Exec, t.Dir, "sh", "-c", script); err != nil {
+		return nil, compileError("original", obj, err)
+	}
+	deps, err := readDeps(dep)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: dependencies: %w", obj, err)
+	}
+	e := &entry{}
+	for _, d := range deps {
+		sum, err := fileSum(t.abs(d))
+		if err != nil {
+			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, err)
+		}
+		e.Deps = append(e.Deps, [2]string{d, sum})
+	}
+	// genksyms reads a copy starting with the #line directive the
+	// patched copy starts with, so the two CRCs differ only by the patch.
+	work := filepath.Join(dir, "src")
+	copyPath := filepath.Join(work, path.Base(src))
+	if err := copyFile(filepath.Join(t.Dir, src), copyPath); err != nil {
+		return nil, err
+	}
+	if err := prependLine(copyPath, src); err != nil {
+		return nil, err
+	}
+	if e.CRCs, err = t.crcs(ctx, cmd, obj, src, copyPath, "", "", out); err != nil {
+		return nil, err
+	}
+	os.RemoveAll(work)
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	// The object is durable before the entry that makes it valid is.
+	if err := syncFile(out); err != nil {
+		return nil, err
+	}
+	return e, atomicfile.WriteFile(filepath.Join(dir, "entry.json"), data, 0o644)
+}
+
+// readDeps reads the files a gcc dependency file (-MMD) names.
+func readDeps(p string) ([]string, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	s := strings.ReplaceAll(string(data), "\\\n", " ")
+	var out []string
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		_, list, ok := strings.Cut(sc.Text(), ": ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(list) {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no file", p)
+	}
+	return out, nil
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func fileSum(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
