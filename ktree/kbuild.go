@@ -25,7 +25,7 @@ import (
 // answer is the line kbuild records in .<obj>.cmd.
 
 // envVersion names the layout of the recorded environment.
-const envVersion = "kbuild-env-v1"
+const envVersion = "kbuild-env-v2"
 
 // notKbuild are variables of the recording make that belong to that run,
 // not to kbuild's configuration.
@@ -92,7 +92,9 @@ func (t *Tree) captureEnv(ctx context.Context) ([]byte, error) {
 	if err := os.WriteFile(mk, []byte(rule), 0o644); err != nil {
 		return nil, err
 	}
-	if err := run(ctx, t.Exec, t.Dir, "make", "-s", "-f", "Makefile", "-f", mk, "KCFLAGS="+ObjectFlags, "kelp-kbuild-env"); err != nil {
+	// --no-print-directory: Linux 6.12's Makefile otherwise runs itself
+	// again (__sub-make) without the extra makefile.
+	if err := run(ctx, t.Exec, t.Dir, "make", "-s", "--no-print-directory", "-f", "Makefile", "-f", mk, "KCFLAGS="+ObjectFlags, "kelp-kbuild-env"); err != nil {
 		return nil, fmt.Errorf("read kbuild's configuration: %w", err)
 	}
 	data, err := os.ReadFile(out)

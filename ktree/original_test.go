@@ -3,13 +3,15 @@ package ktree_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/ktree"
 )
 
 // originalObjects span a built-in object, a single-object module (objtool
@@ -31,7 +33,64 @@ func TestOriginalIsKbuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range originalObjects {
+	paths := make([]string, len(built))
+	for i, b := range built {
+		paths[i] = b.Path
+	}
+	compareWithKbuild(t, tree, originalObjects, paths)
+}
+
+// TestOriginalIsKbuilds612 is TestOriginalIsKbuilds in the Debian 13 build
+// root: the dry run, the compile and objtool run inside it with its
+// gcc-14, and the objects are those kbuild's make builds there.
+func TestOriginalIsKbuilds612(t *testing.T) {
+	k := testenv.RequireKernelOf(t, func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("amd64") })
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	if tree.Exec == nil {
+		t.Fatalf("the tree of %s is not compiled in a build root", k.Release)
+	}
+	tree.ObjectCache = t.TempDir()
+	objs := []string{"fs/proc/cmdline.o", "drivers/block/brd.o", "kernel/livepatch/shadow.o"}
+	// kbuild builds them in the tree, under the tree's lock, as
+	// kernel objects were built before kelp compiled them itself.
+	unlock, err := sys.LockPath(tree.Dir + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tree.Exec.Command(ctx, tree.Dir, nil, "make", append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, objs...)...).CombinedOutput()
+	paths := make([]string, len(objs))
+	dir := t.TempDir()
+	for i, o := range objs {
+		if err == nil {
+			paths[i] = filepath.Join(dir, o)
+			err = copyOut(filepath.Join(tree.Dir, o), paths[i])
+		}
+	}
+	unlock()
+	if err != nil {
+		t.Fatalf("kbuild: %v\n%s", err, out)
+	}
+	compareWithKbuild(t, tree, objs, paths)
+}
+
+func copyOut(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return exec.Command("cp", src, dst).Run()
+}
+
+// compareWithKbuild checks kelp's command and original object of each of
+// names against kbuild's record in the tree and kbuild's object at
+// built[i].
+func compareWithKbuild(t *testing.T, tree *ktree.Tree, names, built []string) {
+	t.Helper()
+	ctx := context.Background()
+	for i, name := range names {
 		cmd, err := tree.Command(name)
 		if err != nil {
 			t.Fatal(err)
@@ -41,8 +100,12 @@ func TestOriginalIsKbuilds(t *testing.T) {
 			t.Fatal(err)
 		}
 		line, _, _ := strings.Cut(string(rec), "\n")
-		if want := strings.TrimPrefix(line, "cmd_"+name+" := "); cmd != want {
-			t.Errorf("%s: command\n%s\nkbuild recorded\n%s", name, cmd, want)
+		want, ok := strings.CutPrefix(line, "cmd_"+name+" := ")
+		if !ok {
+			want, ok = strings.CutPrefix(line, "savedcmd_"+name+" := ")
+		}
+		if !ok || cmd != want {
+			t.Errorf("%s: command\n%s\nkbuild recorded\n%s", name, cmd, line)
 		}
 		obj, _, hit, err := tree.Original(ctx, name)
 		if err != nil {
@@ -55,76 +118,110 @@ func TestOriginalIsKbuilds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, err := os.ReadFile(built[i].Path)
+		kb, err := os.ReadFile(built[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: kelp's original object (%d bytes) differs from kbuild's (%d bytes)", name, len(got), len(want))
+		if !bytes.Equal(got, kb) {
+			t.Errorf("%s: kelp's original object (%d bytes) differs from kbuild's (%d bytes)", name, len(got), len(kb))
 		}
 	}
 }
 
-// TestOriginalCache: the second request is served from the cache; an
-// entry whose dependency no longer has its recorded content is compiled
-// again.
+// TestOriginalCache: a second request is served from the cache, also by
+// another Tree of the same directory; a change to a header the compiler
+// read, to the command line (through the directory's Makefile) or to the
+// config compiles the object again. The changes are made in a copy of the
+// test tree whose files are hard links, each changed file replaced, never
+// written in place.
 func TestOriginalCache(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	ctx := context.Background()
-	tree, err := k.Tree(ctx)
+	base, err := k.Tree(ctx)
 	if err != nil {
 		testenv.MissingOr(t, err)
 	}
-	tree.ObjectCache = t.TempDir()
+	copyDir := filepath.Join(t.TempDir(), "tree")
+	if out, err := exec.Command("cp", "-al", base.Dir, copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("cp -al: %v\n%s", err, out)
+	}
+	cache := t.TempDir()
+	open := func() *ktree.Tree {
+		return &ktree.Tree{Dir: copyDir, Release: base.Release, Config: base.Config, Headers: base.Headers, Jobs: 1, ObjectCache: cache}
+	}
 	const name = "fs/proc/version.o"
-	first, _, hit, err := tree.Original(ctx, name)
+	request := func(tree *ktree.Tree, what string, wantHit bool) string {
+		t.Helper()
+		obj, _, hit, err := tree.Original(ctx, name)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if hit != wantHit {
+			t.Fatalf("%s: from the cache %v, want %v", what, hit, wantHit)
+		}
+		return obj
+	}
+	tree := open()
+	first := request(tree, "first request", false)
+	if again := request(tree, "second request", true); again != first {
+		t.Fatalf("second request: %s, first %s", again, first)
+	}
+	deps, err := tree.OriginalDeps(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hit {
-		t.Fatal("found in an empty cache")
-	}
-	again, _, hit, err := tree.Original(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !hit || again != first {
-		t.Fatalf("second request: hit %v, %s (first %s)", hit, again, first)
-	}
-	entryFile := filepath.Join(filepath.Dir(first), "entry.json")
-	data, err := os.ReadFile(entryFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e struct {
-		Deps [][2]string `json:"deps"`
-		CRCs map[string]uint32
-	}
-	if err := json.Unmarshal(data, &e); err != nil {
-		t.Fatal(err)
-	}
-	var hdr int
-	for i, d := range e.Deps {
-		if strings.HasSuffix(d[0], "include/linux/seq_file.h") {
-			hdr = i
+	for _, want := range []string{"fs/proc/version.c", "include/linux/seq_file.h", "include/generated/autoconf.h"} {
+		if !deps[want] {
+			t.Errorf("the dependencies lack %s", want)
 		}
 	}
-	if hdr == 0 || e.Deps[0][0] != "fs/proc/version.c" {
-		t.Fatalf("dependencies do not name the source first and seq_file.h: %v", e.Deps[:min(3, len(e.Deps))])
+	request(open(), "another Tree of the same directory", true)
+
+	replace := func(rel, appended string, keepTime bool) {
+		t.Helper()
+		p := filepath.Join(copyDir, rel)
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A new file, not a write into the hard link.
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, append(data, appended...), st.Mode()); err != nil {
+			t.Fatal(err)
+		}
+		if keepTime {
+			if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	// As if include/linux/seq_file.h had changed since.
-	e.Deps[hdr][1] = strings.Repeat("0", 64)
-	data, _ = json.Marshal(e)
-	if err := os.WriteFile(entryFile, data, 0o644); err != nil {
+
+	replace("include/linux/seq_file.h", "\n/* changed */\n", false)
+	request(tree, "after a header change", false)
+	request(tree, "again after the header change", true)
+
+	replace("fs/proc/Makefile", "\nCFLAGS_version.o += -DKELP_CACHE_TEST\n", false)
+	tree = open()
+	cmd, err := tree.Command(name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, hit, err = tree.Original(ctx, name); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(cmd, "-DKELP_CACHE_TEST") {
+		t.Fatalf("the command does not follow the Makefile: %s", cmd)
 	}
-	if hit {
-		t.Fatal("an entry with a changed dependency was used")
-	}
-	if _, _, hit, err = tree.Original(ctx, name); err != nil || !hit {
-		t.Fatalf("after recompiling: hit %v, %v", hit, err)
-	}
+	request(tree, "after a command line change", false)
+	request(tree, "again after the command line change", true)
+
+	// The config's time is kept, so make does not regenerate the tree's
+	// configuration files (hard links) from it.
+	replace(".config", "\n# changed\n", true)
+	tree = open()
+	request(tree, "after a config change", false)
+	request(tree, "again after the config change", true)
 }
