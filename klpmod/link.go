@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -22,7 +21,7 @@ import (
 // what kbuild itself produces from the same objects.
 
 // linkVersion names the layout of a recorded template.
-const linkVersion = "modlink-v1"
+const linkVersion = "modlink-v2"
 
 // Template module name and the directory kbuild built it in; both are
 // replaced in the recorded commands.
@@ -48,10 +47,13 @@ func (t *linkTemplate) steps() []string {
 	return []string{t.Init, t.Composite, t.Modpost, t.ModObj, t.Final}
 }
 
-// directLink tells whether the module can be linked without make: on the
-// host (a build root links with kbuild), and not with a kbuild directory
-// that has a vmlinux, from which kbuild adds BTF to modules (the recorded
-// commands do not).
+// directLink tells whether the module can be linked without make: not
+// with a kbuild directory that has a vmlinux, from which kbuild adds BTF
+// to modules (the recorded commands do not), and not in a build root.
+// There kbuild's make links: the headers of Debian 13's kernels hold a
+// vmlinux, and no kernel of a build root without one proves the replayed
+// link byte for byte against kbuild's (the commands would run through
+// opts.Exec, with the root's compiler identity in the template's key).
 func directLink(opts Options) bool {
 	if opts.Exec != nil {
 		return false
@@ -72,7 +74,8 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 		cache = filepath.Join(base, "kelp", "modlink")
 	}
 	var keys []string
-	for _, f := range []string{"Makefile", ".config", "Module.symvers", "scripts/mod/modpost", "arch/x86/module.lds", "scripts/module.lds"} {
+	for _, f := range []string{"Makefile", ".config", "Module.symvers", "scripts/mod/modpost", "arch/x86/module.lds", "scripts/module.lds",
+		"tools/objtool/objtool", "include/generated/autoconf.h", "include/config/kernel.release"} {
 		k, err := ktree.FileKey(filepath.Join(opts.Headers, f))
 		if err != nil && !os.IsNotExist(err) {
 			return nil, err
@@ -83,8 +86,12 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	file := filepath.Join(cache, ktree.Digest(append([]string{linkVersion, abs, os.Getenv("KCFLAGS")}, keys...)...)+".json")
-	t, err := readTemplate(file)
+	where := "host"
+	if opts.Exec != nil {
+		where = opts.Exec.Dir
+	}
+	file := filepath.Join(cache, ktree.Digest(append([]string{linkVersion, where, abs, os.Getenv("KCFLAGS")}, keys...)...)+".json")
+	t, err := readTemplate(ctx, file, opts)
 	if err != nil {
 		if t, err = recordTemplate(ctx, opts); err != nil {
 			return nil, fmt.Errorf("record kbuild's module link: %w", err)
@@ -102,9 +109,9 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 	return t, nil
 }
 
-// readTemplate reads a recorded template, valid while its compiler is the
-// one it was recorded with.
-func readTemplate(file string) (*linkTemplate, error) {
+// readTemplate reads a recorded template, valid while its compiler (where
+// the link runs) is the one it was recorded with.
+func readTemplate(ctx context.Context, file string, opts Options) (*linkTemplate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -113,22 +120,11 @@ func readTemplate(file string) (*linkTemplate, error) {
 	if err := json.Unmarshal(data, &t); err != nil {
 		return nil, err
 	}
-	key, err := compilerKey(t.CC)
+	key, err := ktree.CompilerID(ctx, opts.Exec, t.CC)
 	if err != nil || key != t.CCKey {
 		return nil, errors.New("compiler changed")
 	}
 	return &t, nil
-}
-
-func compilerKey(cc string) (string, error) {
-	p, err := exec.LookPath(cc)
-	if err != nil {
-		return "", err
-	}
-	if p, err = filepath.EvalSymlinks(p); err != nil {
-		return "", err
-	}
-	return ktree.FileKey(p)
 }
 
 // recordTemplate has kbuild link a template module (an init file and one
@@ -147,7 +143,7 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if out, err := exec.CommandContext(ctx, "gcc", "-c", "-o", filepath.Join(dir, "kelp-u0.o_shipped"), unit).CombinedOutput(); err != nil {
+	if out, err := opts.Exec.Command(ctx, tmp, nil, "gcc", "-c", "-o", filepath.Join(dir, "kelp-u0.o_shipped"), unit).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("gcc: %v: %s", err, out)
 	}
 	init := "#include <linux/module.h>\n#include <linux/livepatch.h>\n" +
@@ -186,7 +182,7 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 		*r.field = strings.ReplaceAll(strings.TrimSpace(cmd), "$$", "$")
 	}
 	t.CC, _, _ = strings.Cut(t.Init, " ")
-	if t.CCKey, err = compilerKey(t.CC); err != nil {
+	if t.CCKey, err = ktree.CompilerID(ctx, opts.Exec, t.CC); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -275,9 +271,7 @@ func (t *linkTemplate) run(ctx context.Context, dir string, opts Options, cmd st
 			return true, os.WriteFile(filepath.Join(dir, io[1]), data, 0o644)
 		}
 	}
-	c := exec.CommandContext(ctx, "sh", "-c", cmd)
-	c.Dir = opts.Headers
-	out, err := c.CombinedOutput()
+	out, err := opts.Exec.Command(ctx, opts.Headers, nil, "sh", "-c", cmd).CombinedOutput()
 	if err != nil {
 		return false, &KbuildError{Err: err, Output: cmd + "\n" + string(out)}
 	}

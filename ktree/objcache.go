@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
@@ -159,10 +160,8 @@ func (t *Tree) toolSum(tool string) (string, error) {
 
 var pluginRE = regexp.MustCompile(`-fplugin=(\S+)`)
 
-// compilerID identifies the compiler the command runs, where it runs (on
-// the host or in the build root): the driver, cc1 and the assembler it
-// calls (path, size and modification time of each) and its own
-// description of itself (version and configuration).
+// compilerID identifies the compiler the command runs (see CompilerID),
+// once per Tree.
 func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
 	cc, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
 	t.ccMu.Lock()
@@ -170,13 +169,29 @@ func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
 	if id, ok := t.ccID[cc]; ok {
 		return id, nil
 	}
+	id, err := CompilerID(ctx, t.Exec, cc)
+	if err != nil {
+		return "", err
+	}
+	if t.ccID == nil {
+		t.ccID = map[string]string{}
+	}
+	t.ccID[cc] = id
+	return id, nil
+}
+
+// CompilerID identifies the compiler cc where it runs (on the host when r
+// is nil, else in the build root r): the driver, cc1 and the assembler it
+// calls (path, size and modification time of each) and its own
+// description of itself (version and configuration).
+func CompilerID(ctx context.Context, r *buildroot.Root, cc string) (string, error) {
 	const script = `set -e
 readlink -f "$(command -v "$1")"
 readlink -f "$("$1" -print-prog-name=cc1)"
 as=$("$1" -print-prog-name=as)
 readlink -f "$(command -v "$as")"
 "$1" -v 2>&1`
-	out, err := t.Exec.Command(ctx, "/", nil, "sh", "-c", script, "sh", cc).Output()
+	out, err := r.Command(ctx, "/", nil, "sh", "-c", script, "sh", cc).Output()
 	if err != nil {
 		return "", fmt.Errorf("compiler %s: %w", cc, err)
 	}
@@ -186,16 +201,12 @@ readlink -f "$(command -v "$as")"
 	}
 	id := lines[3]
 	for _, p := range lines[:3] {
-		key, err := FileKey(t.Exec.HostPath(p))
+		key, err := FileKey(r.HostPath(p))
 		if err != nil {
 			return "", fmt.Errorf("compiler %s: %w", cc, err)
 		}
 		id += "\n" + key
 	}
-	if t.ccID == nil {
-		t.ccID = map[string]string{}
-	}
-	t.ccID[cc] = id
 	return id, nil
 }
 
