@@ -105,7 +105,18 @@ func (t *Tree) original(ctx context.Context, obj string) (object string, e *entr
 	if e, ok := t.valid(dir, object); ok {
 		return object, e, true, nil
 	}
-	if e, err = t.compileOriginal(ctx, cmd, obj, dir); err != nil {
+	// Compiled beside the entry and renamed into place: a build reading
+	// an entry never sees it half written.
+	tmp := dir + ".new"
+	os.RemoveAll(tmp)
+	if e, err = t.compileOriginal(ctx, cmd, obj, tmp); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, false, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", nil, false, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
 		return "", nil, false, err
 	}
 	return object, e, false, nil
@@ -259,7 +270,6 @@ func (t *Tree) abs(p string) string {
 // into dir, then records the dependencies and CRCs. The entry is
 // complete when entry.json exists.
 func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entry, error) {
-	os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
