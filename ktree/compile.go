@@ -266,8 +266,9 @@ func prependLine(p, src string) error {
 }
 
 // crcs runs genksyms over srcPath (preprocessed as kbuild would for obj)
-// when it exports symbols, and returns the CRCs; the .symvers record is
-// written next to outObj.
+// when it exports symbols, and returns the CRCs; the .symvers record
+// (and the preprocessor's dependency list, .symvers.d) is written next to
+// outObj.
 func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, include, outObj string) (map[string]uint32, error) {
 	body, err := os.ReadFile(srcPath)
 	if err != nil {
@@ -286,6 +287,9 @@ func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, includ
 		flags += " -I" + shellQuote(include)
 	}
 	out := outObj + ".symvers"
+	// The files the preprocessor read (with __GENKSYMS__, headers may
+	// include others) are listed in out.d.
+	flags += " -Wp,-MMD," + shellQuote(out+".d")
 	script := flags + " -iquote " + path.Dir(src) + " -E -D__GENKSYMS__ " + shellQuote(srcPath) +
 		" | scripts/genksyms/genksyms -r /dev/null > " + shellQuote(out)
 	if err := run(ctx, t.Exec, t.Dir, "sh", "-c", script); err != nil {

@@ -27,7 +27,7 @@ import (
 // list) still has the content it had.
 
 // cacheVersion names the layout of a cache entry.
-const cacheVersion = "orig-v2"
+const cacheVersion = "orig-v3"
 
 // entry is what a cache entry records besides the object.
 type entry struct {
@@ -293,13 +293,6 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 		return nil, fmt.Errorf("compile %s: dependencies: %w", obj, err)
 	}
 	e := &entry{}
-	for _, d := range deps {
-		sum, err := fileSum(t.abs(d))
-		if err != nil {
-			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, err)
-		}
-		e.Deps = append(e.Deps, [2]string{d, sum})
-	}
 	// genksyms reads a copy starting with the #line directive the
 	// patched copy starts with, so the two CRCs differ only by the patch.
 	work := filepath.Join(dir, "src")
@@ -313,7 +306,26 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 	if e.CRCs, err = t.crcs(ctx, cmd, obj, src, copyPath, "", "", out); err != nil {
 		return nil, err
 	}
+	// The CRCs depend on what the preprocessor read for genksyms too.
+	if more, err := readDeps(out + ".symvers.d"); err == nil {
+		deps = append(deps, more...)
+	} else if !os.IsNotExist(err) {
+		return nil, fmt.Errorf("genksyms %s: dependencies: %w", obj, err)
+	}
+	seen := map[string]bool{copyPath: true}
+	for _, d := range deps {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		sum, err := fileSum(t.abs(d))
+		if err != nil {
+			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, err)
+		}
+		e.Deps = append(e.Deps, [2]string{d, sum})
+	}
 	os.RemoveAll(work)
+	os.Remove(out + ".symvers.d")
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,14 @@ func TestOriginalIsKbuilds(t *testing.T) {
 		paths[i] = b.Path
 	}
 	compareWithKbuild(t, tree, originalObjects, paths)
+	// Its exports' CRCs come with the cached object.
+	_, crcs, hit, err := tree.Original(ctx, "kernel/livepatch/shadow.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hit || crcs["klp_shadow_get"] == 0 {
+		t.Errorf("kernel/livepatch/shadow.o again: from the cache %v, CRCs %v", hit, crcs)
+	}
 }
 
 // TestOriginalIsKbuilds612 is TestOriginalIsKbuilds in the Debian 13 build
