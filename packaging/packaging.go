@@ -140,9 +140,17 @@ func BuildPatch(o PatchOptions, dir string) (*Package, error) {
 	if o.Description == "" {
 		o.Description = fmt.Sprintf("live patch %s for Linux %s", m.Name, rel)
 	}
+	fixes := kmod.FixesOf(m.Info)
 	if !strings.Contains(o.Description, "\n") {
 		// Debian wants a synopsis and an extended description.
-		o.Description += "\n" + wrap(fmt.Sprintf("The livepatch module %s, built by kelp for the kernel %s. Installing the package installs it into kelp's patch store and applies it to the running kernel when that is %s; kelp.service applies it at every boot of that kernel. Removing the package unloads it.", m.Name, rel, rel))
+		text := fmt.Sprintf("The livepatch module %s, built by kelp for the kernel %s. Installing the package installs it into kelp's patch store and applies it to the running kernel when that is %s; kelp.service applies it at every boot of that kernel. Removing the package unloads it.", m.Name, rel, rel)
+		if s := fixes.Summary(); s != "" {
+			text = s + ". " + text
+		}
+		if len(fixes.CVEs) > 0 {
+			text += " Fixes " + strings.Join(fixes.CVEs, ", ") + "."
+		}
+		o.Description += "\n" + wrap(text)
 	}
 	kelp := o.KelpBinary
 	if kelp == "" {

@@ -204,3 +204,35 @@ func TestPackageVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestPatchDebSaysWhatItFixes: the package's description carries what the
+// module says it fixes (its description's first line and its CVE ids), so
+// `apt-cache search CVE-…` finds it; a module that says nothing gets the
+// plain description.
+func TestPatchDebSaysWhatItFixes(t *testing.T) {
+	tool(t, "dpkg-deb", "dpkg")
+	ko := testenv.FakeModule(t, "fix_nft", rel, true,
+		"kelp.description=netfilter: nf_tables: reject bad verdicts\nlonger text", "kelp.cve=CVE-2024-1086", "kelp.cve=CVE-2099-20002")
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	p, err := BuildPatch(PatchOptions{Module: ko, Format: "deb", KelpVersion: "1.0.0"}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := out(t, "dpkg-deb", "-f", p.File, "Description")
+	flat := strings.Join(strings.Fields(desc), " ")
+	for _, want := range []string{"netfilter: nf_tables: reject bad verdicts. The livepatch module fix_nft", "Fixes CVE-2024-1086, CVE-2099-20002."} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("description lacks %q:\n%s", want, desc)
+		}
+	}
+	if strings.Contains(desc, "longer text") {
+		t.Errorf("description carries more than the first line of the module's:\n%s", desc)
+	}
+	plain, err := BuildPatch(PatchOptions{Module: testenv.FakeModule(t, "fix_plain", rel, true), Format: "deb", KelpVersion: "1.0.0"}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out(t, "dpkg-deb", "-f", plain.File, "Description"); strings.Contains(d, "Fixes") {
+		t.Errorf("a module that names no CVE: %s", d)
+	}
+}
