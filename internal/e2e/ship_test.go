@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -15,9 +16,17 @@ import (
 
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
+	"github.com/kelp-project/kelp/ksym/ksymtest"
 )
 
 const patched = "this has been live patched"
+
+// fixModule is the system test's fix (testdata/kelp-e2e-fix.patch) as kelp
+// builds it; fixCVE the id its header names.
+const (
+	fixModule = "kelp_e2e_fix"
+	fixCVE    = "CVE-2099-10001"
+)
 
 // shipArtifacts are what a release engineer produces on a build host: kelp's
 // own package, the patch's package for the test kernel and for another
@@ -31,7 +40,6 @@ type shipArtifacts struct {
 
 func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -46,15 +54,7 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 			t.Fatalf("build %s: %v\n%s", c, err, out)
 		}
 	}
-	ko, err := k.SampleLivepatch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	other := testenv.RequireKernelOf(t, testenv.Cloud61Kernel)
-	otherKo, err := other.SampleLivepatch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dist := filepath.Join(dir, "dist")
 	run := func(name string, args ...string) string {
 		t.Helper()
@@ -66,11 +66,28 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 		}
 		return string(out)
 	}
+	// The fix, as an SRE builds it: one kelp build for both kernels, each
+	// with its own symbols dump, signed; then one package per kernel.
+	key, cert := filepath.Join(dir, "signing.pem"), filepath.Join(dir, "signing.crt")
+	run("openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "2", "-batch", "-x509",
+		"-subj", "/CN=kelp system test", "-newkey", "rsa:2048", "-keyout", key, "-out", cert)
+	out := filepath.Join(dir, "out")
+	built := run(kelp, "build", "-k", k.Release, "-k", other.Release,
+		"--symbols", ksymtest.KallsymsPath(t, k), "--symbols", ksymtest.KallsymsPath(t, other),
+		"-n", fixModule, "--sign-key", key, "--sign-cert", cert, "-o", out, "testdata/kelp-e2e-fix.patch")
+	for _, rel := range []string{k.Release, other.Release} {
+		if !strings.Contains(built, "built "+filepath.Join(out, rel, fixModule+".ko")+" for "+rel) {
+			t.Fatalf("kelp build for %s:\n%s", rel, built)
+		}
+	}
+	if !strings.Contains(built, "fixes "+fixCVE) {
+		t.Errorf("kelp build does not say what the fix fixes:\n%s", built)
+	}
 	run(kelp, "package", "--self", "--format", "deb", "-o", dist)
-	run(kelp, "package", ko, "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
-	run(kelp, "package", otherKo, "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
-	a := shipArtifacts{patchPkg: "kelp-patch-livepatch-sample-" + k.Release,
-		otherKernel: other.Release, otherPkg: "kelp-patch-livepatch-sample-" + other.Release}
+	run(kelp, "package", filepath.Join(out, k.Release, fixModule+".ko"), filepath.Join(out, other.Release, fixModule+".ko"),
+		"--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
+	pkg := "kelp-patch-" + strings.ReplaceAll(fixModule, "_", "-") + "-"
+	a := shipArtifacts{patchPkg: pkg + k.Release, otherKernel: other.Release, otherPkg: pkg + other.Release}
 	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
 	for _, d := range debs {
 		switch base := filepath.Base(d); {
@@ -133,8 +150,9 @@ func treeFiles(t *testing.T, dir, guest string) []vmtest.File {
 
 // statusJSON is the part of `kelp status --json` the test reads.
 type statusJSON struct {
-	Kernel string `json:"kernel"`
-	Loaded []struct {
+	Kernel    string   `json:"kernel"`
+	FixedCVEs []string `json:"fixed_cves"`
+	Loaded    []struct {
 		Name    string `json:"name"`
 		Enabled bool   `json:"enabled"`
 	} `json:"loaded"`
@@ -159,8 +177,9 @@ func parseStatus(t *testing.T, out string) statusJSON {
 	return st
 }
 
-// TestKeepAndShip installs kelp and a patch as Debian packages on a real
-// Debian system, reboots it, cuts its power while a patch is being applied
+// TestKeepAndShip builds a fix with kelp for two kernels in one run
+// (signed, saying what it fixes), packages it per kernel, installs kelp
+// and the fix as Debian packages on a real Debian system, reboots it, cuts its power while a patch is being applied
 // at boot, removes the patch package, rolls it out again from an apt
 // repository with the documented Ansible playbook, and boots with
 // kelp.enable=0.
@@ -184,7 +203,7 @@ func TestKeepAndShip(t *testing.T) {
 		}
 		return vmtest.RunT(t, cfg)
 	}
-	mark := "/var/lib/kelp/" + k.Release + "/applying/livepatch_sample"
+	mark := "/var/lib/kelp/" + k.Release + "/applying/" + fixModule
 	const settleDropIn = "/etc/systemd/system/kelp.service.d"
 	waitSettled := "for i in $(seq 120); do [ \"$(systemctl show -p SubState --value kelp.service)\" = exited ] && break; sleep 1; done; systemctl show -p SubState --value kelp.service"
 
@@ -209,8 +228,11 @@ func TestKeepAndShip(t *testing.T) {
 		t.Errorf("kelp.service is %q after installing kelp", got)
 	}
 	st := parseStatus(t, r.MustStep(t, "status").Stdout)
-	if len(st.Loaded) != 1 || st.Loaded[0].Name != "livepatch_sample" || len(st.Installed) != 1 {
+	if len(st.Loaded) != 1 || st.Loaded[0].Name != fixModule || len(st.Installed) != 1 {
 		t.Errorf("status after install: %+v", st)
+	}
+	if len(st.FixedCVEs) != 1 || st.FixedCVEs[0] != fixCVE {
+		t.Errorf("status after install: fixed_cves %q, want the fix's %s", st.FixedCVEs, fixCVE)
 	}
 
 	// 2. Reboot: kelp.service applies the patch again.
@@ -235,14 +257,14 @@ func TestKeepAndShip(t *testing.T) {
 	if !strings.Contains(svc, "Active: active (exited)") || !strings.Contains(svc, "\nactive") {
 		t.Errorf("systemctl status kelp:\n%s", svc)
 	}
-	if j := r.MustStep(t, "journal").Stdout; !strings.Contains(j, "livepatch_sample: loaded") {
+	if j := r.MustStep(t, "journal").Stdout; !strings.Contains(j, fixModule+": loaded") {
 		t.Errorf("kelp.service journal lacks the load:\n%s", j)
 	}
 	if got := strings.TrimSpace(r.MustStep(t, "marks").Stdout); got != "0" {
 		t.Errorf("%s applying marks left after settling", got)
 	}
 	metrics := r.MustStep(t, "metrics").Stdout
-	for _, want := range []string{"kelp_patches_loaded 1\n", "kelp_patches_installed 1\n", "kelp_patches_quarantined 0\n", `kelp_patch{name="livepatch_sample",state="enabled"} 1`, `kelp_kernel_info{release="` + k.Release + `"} 1`} {
+	for _, want := range []string{"kelp_patches_loaded 1\n", "kelp_patches_installed 1\n", "kelp_patches_quarantined 0\n", `kelp_patch{name="` + fixModule + `",state="enabled"} 1`, `kelp_cve_fixed{cve="` + fixCVE + `"} 1`, `kelp_kernel_info{release="` + k.Release + `"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("node_exporter metrics lack %q:\n%s", want, metrics)
 		}
@@ -280,11 +302,11 @@ func TestKeepAndShip(t *testing.T) {
 		t.Error("the quarantined patch was loaded again")
 	}
 	st = parseStatus(t, r.MustStep(t, "status").Stdout)
-	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != "livepatch_sample" || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
+	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != fixModule || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
 		t.Errorf("status after the crash boot: %+v", st)
 	}
 	t.Logf("kelp status after the power cut:\n%s", r.MustStep(t, "status-text").Stdout)
-	if got := r.MustStep(t, "list").Stdout; !strings.Contains(got, k.Release+" (running): livepatch_sample (quarantined)") {
+	if got := r.MustStep(t, "list").Stdout; !regexp.MustCompile(`(?m)^ *` + regexp.QuoteMeta(k.Release+" (running): "+fixModule) + ` .*\[` + fixCVE + `\] \(quarantined\)$`).MatchString(got) {
 		t.Errorf("kelp list does not show the quarantined installed patch:\n%s", got)
 	}
 	r.MustStep(t, "reinstall-patch")
@@ -305,12 +327,12 @@ func TestKeepAndShip(t *testing.T) {
 	// packages: the one of the running kernel is installed and live.
 	// Installing the other kernel's package by hand pulls in no kernel.
 	inventory := "[canary]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
-	rollout := "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_module=livepatch_sample"
+	rollout := "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_module=" + fixModule
 	installed := "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'kelp-patch-*' 'linux-image-*' 2>/dev/null | awk '$1 == \"ii\" { print $2 }' | sort"
 	r = boot("remove and roll out again", []vmtest.Step{
-		{Name: "reload", Shell: "kelp unquarantine livepatch_sample && kelp load livepatch_sample && cat /proc/cmdline"},
+		{Name: "reload", Shell: "kelp unquarantine " + fixModule + " && kelp load " + fixModule + " && cat /proc/cmdline"},
 		{Name: "remove", Shell: "apt-get remove -y " + a.patchPkg},
-		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c livepatch_sample /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
+		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c " + fixModule + " /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
 		{Name: "repo-other", Shell: "echo 'deb [trusted=yes] file:/kelp/repo-other bookworm main' > /etc/apt/sources.list.d/kelp.list"},
 		{Name: "rollout-other", Shell: rollout},
 		{Name: "after-other", Shell: installed + "; ls /sys/kernel/livepatch | wc -l"},
@@ -332,7 +354,7 @@ func TestKeepAndShip(t *testing.T) {
 		t.Errorf("after apt-get remove (cmdline, livepatch dirs, module, store files):\n%s", s.Stdout)
 	}
 	r.MustStep(t, "repo-other")
-	skip := "kelp: no build of livepatch_sample for kernel " + k.Release
+	skip := "kelp: no build of " + fixModule + " for kernel " + k.Release
 	if s := r.MustStep(t, "rollout-other"); !strings.Contains(s.Stdout, skip) || !strings.Contains(s.Stdout, "failed=0") {
 		t.Errorf("roll-out with only another kernel's build: want the host reported (%q) and no failure:\n%s", skip, s.Stdout)
 	}
@@ -346,7 +368,7 @@ func TestKeepAndShip(t *testing.T) {
 	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
 		t.Errorf("after the roll-out, /proc/cmdline = %q", got)
 	}
-	wantInstalled := strings.Join(sortedLines(a.patchPkg, a.otherPkg, "linux-image-"+k.Release), "\n") + "\n" + patched + "\nlivepatch_sample.ko\n"
+	wantInstalled := strings.Join(sortedLines(a.patchPkg, a.otherPkg, "linux-image-"+k.Release), "\n") + "\n" + patched + "\n" + fixModule + ".ko\n"
 	if got := r.MustStep(t, "install-other").Stdout; got != wantInstalled {
 		t.Errorf("after installing the other kernel's patch package (installed packages, cmdline, that kernel's store): %q, want %q", got, wantInstalled)
 	}
