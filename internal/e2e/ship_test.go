@@ -341,6 +341,9 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
 		{Name: "install-other", Shell: "apt-get install -y " + a.otherPkg + " >/dev/null && " + installed + " && cat /proc/cmdline && ls /var/lib/kelp/" + a.otherKernel + "/patches"},
 	}, func(c *vmtest.Config) {
+		// Two Ansible runs and three apt runs: slow under TCG on a
+		// loaded machine.
+		c.Timeout = 12 * time.Minute
 		c.Files = append(append(treeFiles(t, a.repo, "/kelp/repo"), treeFiles(t, a.otherRepo, "/kelp/repo-other")...),
 			vmtest.File{Path: "/kelp/inventory.ini", Data: []byte(inventory)},
 			vmtest.File{Path: "/kelp/kelp-rollout.yml", Host: "../../examples/ansible/kelp-rollout.yml"})
