@@ -339,6 +339,7 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "repo", Shell: "echo 'deb [trusted=yes] file:/kelp/repo bookworm main' > /etc/apt/sources.list.d/kelp.list"},
 		{Name: "rollout", Shell: rollout},
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "search", Shell: "apt-cache search " + fixCVE + " | cut -d' ' -f1 | sort"},
 		{Name: "install-other", Shell: "apt-get install -y " + a.otherPkg + " >/dev/null && " + installed + " && cat /proc/cmdline && ls /var/lib/kelp/" + a.otherKernel + "/patches"},
 	}, func(c *vmtest.Config) {
 		// Two Ansible runs and three apt runs: slow under TCG on a
@@ -370,6 +371,9 @@ func TestKeepAndShip(t *testing.T) {
 	}
 	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
 		t.Errorf("after the roll-out, /proc/cmdline = %q", got)
+	}
+	if got, want := r.MustStep(t, "search").Stdout, strings.Join(sortedLines(a.patchPkg, a.otherPkg), "\n")+"\n"; got != want {
+		t.Errorf("apt-cache search %s = %q, want both kernels' packages %q", fixCVE, got, want)
 	}
 	wantInstalled := strings.Join(sortedLines(a.patchPkg, a.otherPkg, "linux-image-"+k.Release), "\n") + "\n" + patched + "\n" + fixModule + ".ko\n"
 	if got := r.MustStep(t, "install-other").Stdout; got != wantInstalled {
