@@ -20,6 +20,12 @@ var soakCycles = flag.Int("soak.cycles", 25, "load/unload cycles of TestSoakAndR
 // and a last line "cycles=N failures=F".
 const soakScript = `
 ko=%[1]s; name=%[2]s; n=%[3]d; fail=0
+vmalloc() { awk '/^VmallocUsed:/ { print $2 }' /proc/meminfo; }
+before=$(vmalloc)
+# Callers of the patched function and a forking loop, all the time.
+pids=
+for c in 1 2 3; do ( while :; do cat /proc/cmdline >/dev/null; done ) & pids="$pids $!"; done
+( while :; do sh -c true; done ) & pids="$pids $!"
 i=0
 while [ $i -lt $n ]; do
 	i=$((i+1))
@@ -33,6 +39,9 @@ while [ $i -lt $n ]; do
 	grep -q 'this has been live patched' /proc/cmdline && { echo "cycle $i: unloaded, still patched"; fail=$((fail+1)); }
 	[ -e /sys/kernel/livepatch/$name ] && { echo "cycle $i: unloaded, still registered"; fail=$((fail+1)); }
 done
+kill $pids; wait 2>/dev/null
+sleep 1
+echo "vmalloc_kb_before=$before vmalloc_kb_after=$(vmalloc)"
 echo "cycles=$n failures=$fail"
 `
 
@@ -47,11 +56,15 @@ echo "--- a"; cat /tmp/race.a
 echo "--- b"; cat /tmp/race.b
 `
 
-var soakResult = regexp.MustCompile(`(?m)^cycles=(\d+) failures=(\d+)$`)
+var (
+	soakResult  = regexp.MustCompile(`(?m)^cycles=(\d+) failures=(\d+)$`)
+	soakVmalloc = regexp.MustCompile(`(?m)^vmalloc_kb_before=(\d+) vmalloc_kb_after=(\d+)$`)
+)
 
 // TestSoakAndRace loads and unloads one livepatch many times in one boot
-// (-soak.cycles), every cycle checked, with no kernel warning and nothing
-// left behind; then runs kelp commands against each other: two loads of
+// (-soak.cycles) while three loops call the patched function and another
+// forks, every cycle checked, with no kernel warning, nothing left behind
+// and vmalloc use steady; then runs kelp commands against each other: two loads of
 // the same patch at once end with that patch loaded once, two unloads at
 // once with it gone, the loser of each refused in one line or told it
 // has nothing to do.
@@ -83,7 +96,19 @@ func TestSoakAndRace(t *testing.T) {
 	if cycles != *soakCycles || failures != 0 {
 		t.Errorf("soak: %d of %d cycles failed:\n%s", failures, cycles, soak.Stdout)
 	}
-	t.Logf("soak: %d load/unload cycles, %d failures, in %s", cycles, failures, soak.Duration.Round(time.Second))
+	// A module that is not freed keeps at least a few pages of vmalloc
+	// space each cycle; allow 4 KiB a cycle and 1 MiB of noise (stacks
+	// of the forked tasks, caches).
+	vm := soakVmalloc.FindStringSubmatch(soak.Stdout)
+	if vm == nil {
+		t.Fatalf("soak did not report vmalloc use:\n%s", soak.Stdout)
+	}
+	before, _ := strconv.Atoi(vm[1])
+	after, _ := strconv.Atoi(vm[2])
+	if limit := 1024 + 4*cycles; after-before > limit {
+		t.Errorf("vmalloc use grew by %d KiB over %d cycles (limit %d KiB): a module or patch is not freed", after-before, cycles, limit)
+	}
+	t.Logf("soak: %d load/unload cycles with the patched function called by 3 loops and a forking loop, %d failures, vmalloc %d → %d KiB, in %s", cycles, failures, before, after, soak.Duration.Round(time.Second))
 	if got := res.MustStep(t, "soak: clean").Stdout; got != "clean\n" {
 		t.Errorf("after the soak: %q", got)
 	}
