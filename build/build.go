@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -327,14 +327,11 @@ func (b *builder) checkSymbolsFile() error {
 	if b.opts.Symbols == "" {
 		return nil
 	}
-	f, err := os.Open(b.opts.Symbols)
-	if err != nil {
+	hdr, ok, err := readDumpHeader(b.opts.Symbols)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return fmt.Errorf("symbols: %w", err)
 	}
-	defer f.Close()
-	head := make([]byte, 4096)
-	n, _ := io.ReadFull(f, head)
-	hdr, ok, err := ksym.ReadDumpHeader(head[:n])
 	if err != nil {
 		return fmt.Errorf("symbols %s: %w", b.opts.Symbols, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -111,16 +112,26 @@ func PickSymbols(kernels, dumps []string) (map[string]string, map[string]error) 
 	return picked, errs
 }
 
-// dumpRelease reads the kernel release a kelp symbols dump names.
-func dumpRelease(path string) (string, error) {
+// readDumpHeader reads the header of the symbols file at path (see
+// ksym.ReadDumpHeader; ok is false for a file without one).
+func readDumpHeader(path string) (h ksym.DumpHeader, ok bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrDumpKernel, err)
+		return h, false, err
 	}
 	defer f.Close()
 	head := make([]byte, 4096)
 	n, _ := io.ReadFull(f, head)
-	h, ok, err := ksym.ReadDumpHeader(head[:n])
+	return ksym.ReadDumpHeader(head[:n])
+}
+
+// dumpRelease reads the kernel release a kelp symbols dump names.
+func dumpRelease(path string) (string, error) {
+	h, ok, err := readDumpHeader(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "", fmt.Errorf("%w: %v", ErrDumpKernel, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w %s: %v", ErrDumpKernel, path, err)
 	}

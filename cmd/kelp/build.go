@@ -124,9 +124,7 @@ directory; nothing is written.
 			defer stop()
 			res, err := build.Build(ctx, opts)
 			if err != nil {
-				if res != nil && res.Name == "" && len(res.Units) == 0 {
-					res = nil // stopped before it had anything to report
-				}
+				res = reportable(res)
 				return g.emit(cmd, buildReport{Result: res}, buildError(g, err))
 			}
 			if g.json {
@@ -173,6 +171,15 @@ directory; nothing is written.
 // null when the build stopped before it had one.
 type buildReport struct {
 	Result *build.Result `json:"result"`
+}
+
+// reportable is a failed build's result, or nil when the build stopped
+// before it had anything to report.
+func reportable(res *build.Result) *build.Result {
+	if res != nil && res.Name == "" && len(res.Units) == 0 {
+		return nil
+	}
+	return res
 }
 
 // buildError prints what a failed build found (each refusal on its own

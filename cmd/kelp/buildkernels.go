@@ -57,9 +57,7 @@ func runBuildKernels(cmd *cobra.Command, g *globals, opts build.Options, kernels
 	for _, r := range results {
 		kb := kernelBuild{Kernel: r.Kernel, Result: r.Result}
 		if r.Err != nil {
-			if kb.Result != nil && kb.Result.Name == "" && len(kb.Result.Units) == 0 {
-				kb.Result = nil
-			}
+			kb.Result = reportable(kb.Result)
 			kerr := buildError(g, r.Err)
 			kb.Error = newErrorReport(kerr)
 			if !g.json {
