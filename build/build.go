@@ -145,6 +145,8 @@ type builder struct {
 	units []ktree.Unit
 	diffs []klpmod.Unit
 	objs  []ktree.Object
+	// importNS are the namespaces of the vmlinux exports the patch uses.
+	importNS []string
 }
 
 // stage runs f as a named stage, timing it and reporting it.
@@ -433,6 +435,17 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 			}
 			b.kern.Modules[u.Owner] = t
 		}
+		// Exports of other modules the patched code calls are reached
+		// through their modules' symbol tables.
+		for _, s := range pairs[i].patched.Symbols {
+			e, ok := b.kern.Exports[s.Name]
+			if !ok || !s.IsUndefined() || e.Object == ksym.Vmlinux || e.Object == u.Owner || b.kern.Modules[e.Object] != nil {
+				continue
+			}
+			if t, err := moduleTable(b.modulesDir(), e.Object); err == nil {
+				b.kern.Modules[e.Object] = t
+			}
+		}
 	}
 	var refusals []string
 	for i, u := range b.units {
@@ -460,6 +473,11 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 			continue
 		}
 		b.res.Units = append(b.res.Units, res.Report)
+		for _, e := range res.Report.Exports {
+			if ns := b.kern.Exports[e.Name].Namespace; ns != "" {
+				b.importNS = append(b.importNS, ns)
+			}
+		}
 		b.res.Warnings = append(b.res.Warnings, res.Report.Warnings...)
 		for _, f := range res.Report.Changed {
 			b.res.Functions = append(b.res.Functions, fmt.Sprintf("%s:%s,%d", u.Owner, f.Name, f.Sympos))
@@ -520,6 +538,7 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 			"kelp.replace":      replace,
 		},
 		Metadata: b.metadata(),
+		ImportNS: b.importNS,
 		WorkDir:  filepath.Join(b.work, "module"),
 		SignKey:  b.opts.SignKey,
 		SignCert: b.opts.SignCert,

@@ -15,9 +15,11 @@ import (
 	"testing"
 
 	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
+	"github.com/kelp-project/kelp/kmod"
 	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ksym/ksymtest"
 	"github.com/kelp-project/kelp/ktree"
@@ -54,6 +56,28 @@ var wantFunctions = map[string][]string{
 	// fs/pnode.h and three .c files: every object including the header
 	// is compiled twice; do_change_type is inlined in path_mount.
 	"header-three-objects": {"vmlinux:change_mnt_propagation,0", "vmlinux:path_mount,0", "vmlinux:show_mountinfo,0"},
+}
+
+// wantUnits pins the objects compiled for a patch whose changed .c file
+// is #included by another .c.
+var wantUnits = map[string][]string{
+	"included-c-sched-rt":    {"kernel/sched/build_policy.o"},
+	"included-c-sched-debug": {"kernel/sched/build_utility.o"},
+	"included-c-binfmt-elf":  {"fs/binfmt_elf.o", "fs/compat_binfmt_elf.o"},
+}
+
+// wantKlp pins livepatch relocation sections and symbols the module must
+// have: another module's export reached from a module's code is relocated
+// as that module loads.
+var wantKlp = map[string][]string{
+	"module-export-ext4-crc16": {".klp.rela.ext4.", ".klp.sym.crc16.crc16,0"},
+	"module-export-xfs-crc32c": {".klp.rela.xfs.", ".klp.sym.libcrc32c.crc32c,0"},
+}
+
+// wantImportNS pins the symbol namespaces a module imports.
+var wantImportNS = map[string][]string{
+	"module-export-ext4-crc16": {"DMA_BUF"},
+	"import-ns-stat":           {"DMA_BUF"},
 }
 
 // wantSpecial pins, per patch, how many entries of a special section the
@@ -249,6 +273,28 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 			if want, ok := wantIgnored[c.name]; ok {
 				checkIgnored(t, res.Report, want)
 			}
+			if want, ok := wantUnits[c.name]; ok {
+				var got []string
+				for _, u := range res.Units {
+					got = append(got, u.Unit)
+				}
+				sort.Strings(got)
+				if strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("units %q; want %q", got, want)
+				}
+			}
+			if want, ok := wantKlp[c.name]; ok {
+				checkKlp(t, res.Module, want)
+			}
+			if want, ok := wantImportNS[c.name]; ok {
+				m, err := kmod.Open(res.Module)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := m.Info["import_ns"]; strings.Join(got, " ") != strings.Join(want, " ") {
+					t.Errorf("import_ns %q; want %q", got, want)
+				}
+			}
 		})
 		if !ok || c.fail {
 			continue
@@ -285,6 +331,33 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 		t.Fatalf("combined module: %v", err)
 	}
 	runLoadedChecks(t, k, out, built)
+}
+
+// checkKlp checks that the module has a livepatch relocation section
+// whose name starts with want[0] and relocations against the livepatch
+// symbol want[1] in it.
+func checkKlp(t *testing.T, ko string, want []string) {
+	t.Helper()
+	f, err := elfobj.ReadFile(ko)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secs []string
+	found := false
+	for _, sec := range f.Sections {
+		if !sec.IsLivepatchRelocs() {
+			continue
+		}
+		secs = append(secs, sec.Name)
+		for _, r := range sec.Relocs {
+			if strings.HasPrefix(sec.Name, want[0]) && r.Symbol != nil && r.Symbol.Name == want[1] && r.Symbol.IsLivepatch() {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s: no relocation against %s in a %s* section (livepatch sections: %q)", filepath.Base(ko), want[1], want[0], secs)
+	}
 }
 
 // callbacksOnly tells whether the module has callbacks and no function.

@@ -41,6 +41,9 @@ type Options struct {
 	// section, which the kernel shows in /sys/module/<name>/notes once
 	// the module is loaded.
 	Metadata [][2]string
+	// ImportNS are the symbol namespaces of the exports the module uses
+	// (Module.symvers' namespace column): one import_ns entry each.
+	ImportNS []string
 	WorkDir  string // where to work; the caller removes it
 	// SignKey and SignCert, when set, are the PEM (or DER) private key and
 	// certificate the module is signed with (sha256).
@@ -305,11 +308,17 @@ func checkModinfo(k, v string) error {
 	return nil
 }
 
-// modinfo returns the extra entries in key order, then Metadata.
+// modinfo returns the extra entries in key order, then the imported
+// namespaces, then Metadata.
 func (o *Options) modinfo() [][2]string {
 	var out [][2]string
 	for _, k := range slices.Sorted(maps.Keys(o.Modinfo)) {
 		out = append(out, [2]string{k, o.Modinfo[k]})
+	}
+	// MODULE_IMPORT_NS: the loader refuses a module that uses a
+	// namespaced export without importing its namespace.
+	for _, ns := range slices.Compact(slices.Sorted(slices.Values(o.ImportNS))) {
+		out = append(out, [2]string{"import_ns", ns})
 	}
 	return append(out, o.Metadata...)
 }

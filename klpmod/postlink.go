@@ -61,10 +61,10 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 				return nil, fmt.Errorf("post-link: %s: livepatch relocation against %s in a section the module does not load", rs.Name, k.symName())
 			}
 			r.Symbol = target[r.Symbol]
-			kk := key{k.Object, rs.Info}
+			kk := key{k.SecObject, rs.Info}
 			if klpSecs[kk] == nil {
 				klpSecs[kk] = &elfobj.Section{
-					Name: ".klp.rela." + k.Object + "." + rs.Info.Name, Type: elf.SHT_RELA,
+					Name: ".klp.rela." + k.SecObject + "." + rs.Info.Name, Type: elf.SHT_RELA,
 					Flags: elf.SHF_ALLOC | elf.SHF_INFO_LINK | elfobj.SHFRelaLivepatch,
 					Link:  f.Symtab, Info: rs.Info, Addralign: 8, Entsize: 24,
 				}

@@ -15,10 +15,13 @@ import (
 // link as a placeholder.
 type klpSym struct {
 	Object string // vmlinux or a module name
-	Name   string
-	Sympos int
-	Type   elf.SymType
-	Bind   elf.SymBind
+	// SecObject is the object of the .klp.rela section: Object, or the
+	// module whose code reaches another module's symbol.
+	SecObject string
+	Name      string
+	Sympos    int
+	Type      elf.SymType
+	Bind      elf.SymBind
 }
 
 // symName is the symbol's name in the final module.
@@ -220,9 +223,14 @@ func (p *prepared) placeholders() error {
 			if err != nil {
 				return fmt.Errorf("unit %s: %w", unit, err)
 			}
-			if k.Object != obj {
+			// A module's code may reach another module's symbols (the
+			// kernel resolves them as the first module loads); vmlinux's
+			// sections reach only vmlinux, and no module section reaches
+			// vmlinux (the kernel refuses both).
+			if k.Object != obj && (obj == "vmlinux" || k.Object == "vmlinux") {
 				return fmt.Errorf("unit %s: %s: relocation against %s of another object", unit, sec.Name, ks.Name)
 			}
+			k.SecObject = obj
 			ph := byKlp[ks]
 			if ph == nil {
 				name := fmt.Sprintf("__kelp_u%d_klp%d", p.index, len(byKlp))

@@ -206,6 +206,22 @@ func (b *builder) external(to *elfobj.Section, nr elfobj.Reloc, sym *elfobj.Symb
 			"keep the changed code free of this construct (alternative, exception fixup, jump label) on the module's symbols")
 		return
 	}
+	// The relocation section names the object whose loading makes the
+	// symbol reachable: the symbol's own object, except for another
+	// module's symbol reached from a module's code, which is relocated
+	// as that code's module loads (it depends on the other one).
+	secObj := bd.Object
+	own := b.d.in.Object
+	if own == "" {
+		own = ksym.Vmlinux
+	}
+	if bd.Object != ksym.Vmlinux && bd.Object != own {
+		if own == ksym.Vmlinux {
+			b.d.refuse(sym.Name, to.Name, fmt.Sprintf("vmlinux code reaches %s of module %s, which may load after the patch or never", bd.Name, bd.Object), "reach it from code of a module that depends on "+bd.Object)
+			return
+		}
+		secObj = own
+	}
 	name := fmt.Sprintf(".klp.sym.%s.%s,%d", bd.Object, bd.Name, bd.Sympos)
 	ks := b.klpSym[name]
 	if ks == nil {
@@ -221,14 +237,14 @@ func (b *builder) external(to *elfobj.Section, nr elfobj.Reloc, sym *elfobj.Symb
 	// Keyed by the section, not its name: two carried pieces of one
 	// section (two variables of .data..read_mostly) are two sections of
 	// the same name, each with its own relocations.
-	secName := ".klp.rela." + bd.Object + "." + to.Name
-	rs := b.klpRela[klpRelaKey{bd.Object, to}]
+	secName := ".klp.rela." + secObj + "." + to.Name
+	rs := b.klpRela[klpRelaKey{secObj, to}]
 	if rs == nil {
 		rs = b.out.AddSection(&elfobj.Section{
 			Name: secName, Type: elf.SHT_RELA, Flags: elf.SHF_ALLOC | elf.SHF_INFO_LINK | elfobj.SHFRelaLivepatch,
 			Link: b.out.Symtab, Info: to, Addralign: 8, Entsize: 24,
 		})
-		b.klpRela[klpRelaKey{bd.Object, to}] = rs
+		b.klpRela[klpRelaKey{secObj, to}] = rs
 	}
 	rs.Relocs = append(rs.Relocs, nr)
 	b.d.rep.KlpRelocs = append(b.d.rep.KlpRelocs, KlpReloc{
