@@ -71,7 +71,6 @@ var wantUnits = map[string][]string{
 // as that module loads.
 var wantKlp = map[string][]string{
 	"module-export-ext4-crc16": {".klp.rela.ext4.", ".klp.sym.crc16.crc16,0"},
-	"module-export-xfs-crc32c": {".klp.rela.xfs.", ".klp.sym.libcrc32c.crc32c,0"},
 }
 
 // wantImportNS pins the symbol namespaces a module imports.
