@@ -418,6 +418,7 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 	for _, s := range klpmod.ProvidedSymbols {
 		provided[s] = true
 	}
+	var refusals []string
 	for i, u := range b.units {
 		if pairs[i].orig, err = elfobj.ReadFile(u.Orig); err != nil {
 			return "", err
@@ -436,18 +437,34 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 			b.kern.Modules[u.Owner] = t
 		}
 		// Exports of other modules the patched code calls are reached
-		// through their modules' symbol tables.
+		// through their modules' symbol tables, as the patched module
+		// loads: only a module that depends on the exporter finds it
+		// loaded then.
 		for _, s := range pairs[i].patched.Symbols {
 			e, ok := b.kern.Exports[s.Name]
-			if !ok || !s.IsUndefined() || e.Object == ksym.Vmlinux || e.Object == u.Owner || b.kern.Modules[e.Object] != nil {
+			if !ok || !s.IsUndefined() || e.Object == ksym.Vmlinux || e.Object == u.Owner {
 				continue
 			}
-			if t, err := moduleTable(b.modulesDir(), e.Object); err == nil {
-				b.kern.Modules[e.Object] = t
+			if u.Owner != ksym.Vmlinux {
+				dep, err := dependsOn(b.modulesDir(), u.Owner, e.Object)
+				if err != nil {
+					return "", err
+				}
+				if !dep {
+					refusals = append(refusals, fmt.Sprintf("%s: %s: exported by module %s, which %s does not depend on: %s may not be loaded when %s loads, and the kernel would then refuse %s; call it only from a module that depends on %s",
+						u.Object, s.Name, e.Object, u.Owner, e.Object, u.Owner, u.Owner, e.Object))
+				}
 			}
+			if b.kern.Modules[e.Object] != nil {
+				continue
+			}
+			t, err := moduleTable(b.modulesDir(), e.Object)
+			if err != nil {
+				return "", err
+			}
+			b.kern.Modules[e.Object] = t
 		}
 	}
-	var refusals []string
 	for i, u := range b.units {
 		res, err := objdiff.Diff(objdiff.Input{
 			Unit:        u.Object,

@@ -70,13 +70,14 @@ var wantUnits = map[string][]string{
 // have: another module's export reached from a module's code is relocated
 // as that module loads.
 var wantKlp = map[string][]string{
-	"module-export-ext4-crc16": {".klp.rela.ext4.", ".klp.sym.crc16.crc16,0"},
+	"module-export-ext4-crc16":    {".klp.rela.ext4.", ".klp.sym.crc16.crc16,0"},
+	"module-export-zram-zsmalloc": {".klp.rela.zram.", ".klp.sym.zsmalloc.zs_huge_class_size,0"},
 }
 
 // wantImportNS pins the symbol namespaces a module imports.
 var wantImportNS = map[string][]string{
 	"module-export-ext4-crc16": {"DMA_BUF"},
-	"import-ns-stat":           {"DMA_BUF"},
+	"import-ns-swaps":          {"DMA_BUF"},
 }
 
 // wantSpecial pins, per patch, how many entries of a special section the

@@ -65,6 +65,20 @@ func loadSymbols(symbols, symvers string) (k *ksym.Kernel, hdr *ksym.DumpHeader,
 // moduleTable reads the symbol table of module name from its .ko under
 // modulesDir (/lib/modules/<release>).
 func moduleTable(modulesDir, name string) (*ksym.Table, error) {
+	found, data, err := moduleFile(modulesDir, name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elfobj.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %s: %w", name, found, err)
+	}
+	return ksym.ModuleTable(f, name), nil
+}
+
+// moduleFile finds module name's .ko (or .ko.xz, .ko.zst) under
+// modulesDir and returns its path and uncompressed contents.
+func moduleFile(modulesDir, name string) (string, []byte, error) {
 	var found string
 	filepath.WalkDir(modulesDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.Contains(p, ".ko") && ksym.ModuleName(p) == name {
@@ -74,19 +88,49 @@ func moduleTable(modulesDir, name string) (*ksym.Table, error) {
 		return nil
 	})
 	if found == "" {
-		return nil, fmt.Errorf("module %s of the patch not found under %s", name, modulesDir)
+		return "", nil, fmt.Errorf("module %s of the patch not found under %s", name, modulesDir)
 	}
 	data, err := os.ReadFile(found)
 	if err != nil {
-		return nil, fmt.Errorf("module %s: %w", name, err)
+		return "", nil, fmt.Errorf("module %s: %w", name, err)
 	}
 	// Debian 13 ships its modules compressed (.ko.xz).
 	if data, err = kmod.Decompress(data); err != nil {
-		return nil, fmt.Errorf("module %s: %s: %w", name, found, err)
+		return "", nil, fmt.Errorf("module %s: %s: %w", name, found, err)
 	}
-	f, err := elfobj.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("module %s: %s: %w", name, found, err)
+	return found, data, nil
+}
+
+// dependsOn reports whether module name depends on module dep, directly
+// or through the modules it depends on, by the depends= entries of their
+// .modinfo (what modprobe loads first). modules.dep is not used: a kernel
+// package unpacked but not installed has none.
+func dependsOn(modulesDir, name, dep string) (bool, error) {
+	seen := map[string]bool{name: true}
+	queue := []string{name}
+	for len(queue) > 0 {
+		m := queue[0]
+		queue = queue[1:]
+		_, data, err := moduleFile(modulesDir, m)
+		if err != nil {
+			return false, err
+		}
+		mod, err := kmod.Parse(data)
+		if err != nil {
+			return false, fmt.Errorf("module %s: %w", m, err)
+		}
+		for _, list := range mod.Info["depends"] {
+			for _, d := range strings.Split(list, ",") {
+				if d == "" || seen[d] {
+					continue
+				}
+				if d == dep {
+					return true, nil
+				}
+				seen[d] = true
+				queue = append(queue, d)
+			}
+		}
 	}
-	return ksym.ModuleTable(f, name), nil
+	return false, nil
 }
