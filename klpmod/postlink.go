@@ -28,14 +28,14 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 		}
 		found[s.Name] = true
 		ph[s] = k
-		if keep[k.symName()] == nil {
-			keep[k.symName()] = s
+		if keep[k.String()] == nil {
+			keep[k.String()] = s
 		}
-		target[s] = keep[k.symName()]
+		target[s] = keep[k.String()]
 	}
 	for name := range holders {
 		if !found[name] {
-			return nil, fmt.Errorf("post-link: placeholder %s for %s is missing from the linked module", name, holders[name].symName())
+			return nil, fmt.Errorf("post-link: placeholder %s for %s is missing from the linked module", name, holders[name].String())
 		}
 	}
 	var out []KlpReloc
@@ -58,13 +58,13 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 				continue
 			}
 			if rs.Info == nil || rs.Info.Flags&elf.SHF_ALLOC == 0 {
-				return nil, fmt.Errorf("post-link: %s: livepatch relocation against %s in a section the module does not load", rs.Name, k.symName())
+				return nil, fmt.Errorf("post-link: %s: livepatch relocation against %s in a section the module does not load", rs.Name, k.String())
 			}
 			r.Symbol = target[r.Symbol]
 			kk := key{k.SecObject, rs.Info}
 			if klpSecs[kk] == nil {
 				klpSecs[kk] = &elfobj.Section{
-					Name: ".klp.rela." + k.SecObject + "." + rs.Info.Name, Type: elf.SHT_RELA,
+					Name: elfobj.KlpRelaName(k.SecObject, rs.Info.Name), Type: elf.SHT_RELA,
 					Flags: elf.SHF_ALLOC | elf.SHF_INFO_LINK | elfobj.SHFRelaLivepatch,
 					Link:  f.Symtab, Info: rs.Info, Addralign: 8, Entsize: 24,
 				}
@@ -101,7 +101,7 @@ func postLink(f *elfobj.File, holders map[string]klpSym) ([]KlpReloc, error) {
 			f.RemoveSymbol(s)
 			continue
 		}
-		s.Name = k.symName()
+		s.Name = k.String()
 		s.Bind, s.Type, s.Other, s.Value, s.Size = k.Bind, k.Type, 0, 0, 0
 		s.SetLivepatch()
 	}

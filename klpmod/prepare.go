@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/kelp-project/kelp/elfobj"
@@ -14,19 +13,12 @@ import (
 // klpSym is a livepatch symbol the final module needs, standing in the
 // link as a placeholder.
 type klpSym struct {
-	Object string // vmlinux or a module name
+	elfobj.KlpSym // its name in the final module: String()
 	// SecObject is the object of the .klp.rela section: Object, or the
 	// module whose code reaches another module's symbol.
 	SecObject string
-	Name      string
-	Sympos    int
 	Type      elf.SymType
 	Bind      elf.SymBind
-}
-
-// symName is the symbol's name in the final module.
-func (k klpSym) symName() string {
-	return fmt.Sprintf(".klp.sym.%s.%s,%d", k.Object, k.Name, k.Sympos)
 }
 
 // prepared is one unit's object made ready for the kbuild link.
@@ -200,7 +192,7 @@ func (p *prepared) placeholders() error {
 		if !sec.IsLivepatchRelocs() {
 			continue
 		}
-		obj, _, ok := klpRelaName(sec.Name)
+		obj, _, ok := elfobj.ParseKlpRelaName(sec.Name)
 		if !ok || sec.Info == nil {
 			return fmt.Errorf("unit %s: %s: not a livepatch relocation section of the form .klp.rela.<object>.<section>", unit, sec.Name)
 		}
@@ -264,27 +256,11 @@ func (p *prepared) placeholders() error {
 	return nil
 }
 
-// klpRelaName splits ".klp.rela.<object>.<section>".
-func klpRelaName(name string) (obj, sec string, ok bool) {
-	rest, ok := strings.CutPrefix(name, ".klp.rela.")
-	if !ok {
-		return "", "", false
-	}
-	obj, sec, ok = strings.Cut(rest, ".")
-	return obj, sec, ok && obj != "" && sec != ""
-}
-
-// parseKlpSym reads ".klp.sym.<object>.<name>,<sympos>".
+// parseKlpSym reads a livepatch symbol of a unit.
 func parseKlpSym(s *elfobj.Symbol) (klpSym, error) {
-	rest, ok := strings.CutPrefix(s.Name, ".klp.sym.")
-	obj, rest, ok2 := strings.Cut(rest, ".")
-	i := strings.LastIndexByte(rest, ',')
-	if !ok || !ok2 || obj == "" || i <= 0 {
-		return klpSym{}, fmt.Errorf("livepatch symbol %q is not of the form .klp.sym.<object>.<name>,<sympos>", s.Name)
+	k, err := elfobj.ParseKlpSym(s.Name)
+	if err != nil {
+		return klpSym{}, err
 	}
-	pos, err := strconv.Atoi(rest[i+1:])
-	if err != nil || pos < 0 {
-		return klpSym{}, fmt.Errorf("livepatch symbol %q: bad sympos", s.Name)
-	}
-	return klpSym{Object: obj, Name: rest[:i], Sympos: pos, Type: s.Type, Bind: s.Bind}, nil
+	return klpSym{KlpSym: k, Type: s.Type, Bind: s.Bind}, nil
 }

@@ -2,12 +2,10 @@ package klpmod
 
 import (
 	"context"
-	"debug/elf"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/objdiff"
 )
 
@@ -57,31 +55,6 @@ func TestCString(t *testing.T) {
 		if got := cString(in); got != want {
 			t.Errorf("cString(%q) = %s, want %s", in, got, want)
 		}
-	}
-}
-
-func TestKlpNames(t *testing.T) {
-	for name, want := range map[string][2]string{
-		".klp.rela.vmlinux..text.foo":             {"vmlinux", ".text.foo"},
-		".klp.rela.ext4..text.unlikely.ext4_fill": {"ext4", ".text.unlikely.ext4_fill"},
-		".klp.rela.vmlinux.__jump_table":          {"vmlinux", "__jump_table"},
-	} {
-		obj, sec, ok := klpRelaName(name)
-		if !ok || obj != want[0] || sec != want[1] {
-			t.Errorf("klpRelaName(%q) = %q, %q, %v", name, obj, sec, ok)
-		}
-	}
-	for _, bad := range []string{".klp.rela.vmlinux", ".rela.text", ".klp.rela..text"} {
-		if _, _, ok := klpRelaName(bad); ok {
-			t.Errorf("klpRelaName(%q) accepted", bad)
-		}
-	}
-	k, err := parseKlpSym(&elfobj.Symbol{Name: ".klp.sym.vmlinux.printed_dbg_warning.6,2", Type: elf.STT_OBJECT})
-	if err != nil || k.Object != "vmlinux" || k.Name != "printed_dbg_warning.6" || k.Sympos != 2 || k.symName() != ".klp.sym.vmlinux.printed_dbg_warning.6,2" {
-		t.Errorf("parseKlpSym = %+v, %v", k, err)
-	}
-	if _, err := parseKlpSym(&elfobj.Symbol{Name: ".klp.sym.vmlinux.foo"}); err == nil {
-		t.Error("parseKlpSym accepted a name without sympos")
 	}
 }
 

@@ -44,16 +44,3 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
-
-func TestKlpRelaObject(t *testing.T) {
-	for sec, want := range map[string]string{
-		".klp.rela.vmlinux..text.cmdline_proc_show": "vmlinux",
-		".klp.rela.ext4.text.ext4_foo":              "ext4",
-		".rela.text":                                "",
-		".klp.sym":                                  "",
-	} {
-		if got := KlpRelaObject(sec); got != want {
-			t.Errorf("KlpRelaObject(%q) = %q, want %q", sec, got, want)
-		}
-	}
-}
