@@ -5,8 +5,10 @@
 // A patch package ships its module under /usr/lib/kelp/patches/<release>/;
 // its post-install script installs it into the patch store and loads it
 // when the running kernel is the one it targets; removal unloads it (if
-// loaded) and uninstalls it. It depends on the exact kernel package it
-// targets and on kelp. Output is reproducible: file times and package dates
+// loaded) and uninstalls it. It depends on kelp only: the kernel it
+// targets is in its name (kelp-patch-NAME-<release>), so a host installs
+// the package of the kernel it runs and never pulls in another kernel.
+// Output is reproducible: file times and package dates
 // come from SOURCE_DATE_EPOCH (or, for patches, the module's own mtime).
 package packaging
 
