@@ -23,6 +23,7 @@ import (
 	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/objdiff"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // Options say what to build for which kernel.
@@ -88,20 +89,6 @@ type Timing struct {
 	Stage   string        `json:"stage"`
 	Seconds float64       `json:"elapsed_seconds"`
 	Elapsed time.Duration `json:"-"`
-}
-
-// RefusedError is a patch kelp will not turn into a livepatch, with every
-// reason found.
-type RefusedError struct {
-	Refusals []string
-	Units    []*objdiff.Report
-}
-
-func (e *RefusedError) Error() string {
-	if len(e.Refusals) == 1 {
-		return "refused: " + e.Refusals[0]
-	}
-	return fmt.Sprintf("refused (%d reasons): %s", len(e.Refusals), strings.Join(e.Refusals, "; "))
 }
 
 // ErrNoChange is returned when the patch changes no function (e.g. only
@@ -390,14 +377,14 @@ func (b *builder) chooseName(taken kmod.TakenNames) error {
 		return nil
 	}
 	if b.opts.Name != "" {
-		return &ktree.RefusedError{File: b.res.Name, Reason: fmt.Sprintf("module name %s is taken on %s: %s; the kernel would refuse the patch (\"module is already loaded\"): choose another name with --name", b.res.Name, b.opts.Tree.Release, where)}
+		return refusal.New(b.res.Name, fmt.Sprintf("module name %s is taken on %s: %s; the kernel would refuse the patch (\"module is already loaded\")", b.res.Name, b.opts.Tree.Release, where), "choose another name with --name")
 	}
 	renamed := "kelp_" + b.res.Name
 	if len(renamed) > 55 {
 		renamed = renamed[:55]
 	}
 	if w2, ok := taken[renamed]; ok {
-		return &ktree.RefusedError{File: b.res.Name, Reason: fmt.Sprintf("module names %s (%s) and %s (%s) are taken: choose a name with --name", b.res.Name, where, renamed, w2)}
+		return refusal.New(b.res.Name, fmt.Sprintf("module names %s (%s) and %s (%s) are taken", b.res.Name, where, renamed, w2), "choose a name with --name")
 	}
 	b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("module named %s, not %s: %s on %s is %s", renamed, b.res.Name, b.res.Name, b.opts.Tree.Release, where))
 	b.res.Name = renamed
@@ -418,7 +405,7 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 	for _, s := range klpmod.ProvidedSymbols {
 		provided[s] = true
 	}
-	var refusals []string
+	var refusals []refusal.Reason
 	for i, u := range b.units {
 		if pairs[i].orig, err = elfobj.ReadFile(u.Orig); err != nil {
 			return "", err
@@ -451,8 +438,9 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 					return "", err
 				}
 				if !dep {
-					refusals = append(refusals, fmt.Sprintf("%s: %s: exported by module %s, which %s does not depend on: %s may not be loaded when %s loads, and the kernel would then refuse %s; call it only from a module that depends on %s",
-						u.Object, s.Name, e.Object, u.Owner, e.Object, u.Owner, u.Owner, e.Object))
+					refusals = append(refusals, refusal.Reason{Unit: u.Object, Symbol: s.Name,
+						Reason: fmt.Sprintf("exported by module %s, which %s does not depend on: %s may not be loaded when %s loads, and the kernel would then refuse %s", e.Object, u.Owner, e.Object, u.Owner, u.Owner),
+						Hint:   "call it only from a module that depends on " + e.Object})
 				}
 			}
 			if b.kern.Modules[e.Object] != nil {
@@ -477,12 +465,10 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 			OrigCRCs:    u.OrigCRCs,
 			PatchedCRCs: u.PatchedCRCs,
 		})
-		var re *objdiff.RefusedError
+		var re *refusal.Error
 		switch {
 		case errors.As(err, &re):
-			for _, r := range re.Refusals {
-				refusals = append(refusals, r.String())
-			}
+			refusals = append(refusals, re.Reasons...)
 		case err != nil:
 			return "", err
 		}
@@ -504,7 +490,7 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 		}
 	}
 	if len(refusals) > 0 {
-		return "", &RefusedError{Refusals: refusals, Units: b.res.Units}
+		return "", &refusal.Error{Reasons: refusals}
 	}
 	if len(b.diffs) == 0 {
 		return "", ErrNoChange

@@ -24,6 +24,7 @@ import (
 	"github.com/kelp-project/kelp/ksym/ksymtest"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/objdiff"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // corpusDir is the integration corpus: X.patch must build, X-FAIL.patch
@@ -241,9 +242,8 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 				if !strings.Contains(err.Error(), c.expect) {
 					t.Fatalf("error %q; want one containing %q", err, c.expect)
 				}
-				var re *build.RefusedError
-				var kr *ktree.RefusedError
-				if !errors.As(err, &re) && !errors.As(err, &kr) && !errors.Is(err, build.ErrNoChange) {
+				var re *refusal.Error
+				if !errors.As(err, &re) && !errors.Is(err, build.ErrNoChange) {
 					t.Errorf("error %q is not a refusal", err)
 				}
 				return

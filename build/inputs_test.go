@@ -12,6 +12,7 @@ import (
 	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/ktree"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // fakeTarget is a target kernel whose inputs exist but whose source
@@ -168,7 +169,7 @@ func TestModuleNameTaken(t *testing.T) {
 	opts.ModulesDir = mods
 	opts.Name = "dummy"
 	_, err := build.Build(context.Background(), opts)
-	var re *ktree.RefusedError
+	var re *refusal.Error
 	if !errors.As(err, &re) || !strings.Contains(err.Error(), "kernel/drivers/net/dummy.ko") || !strings.Contains(err.Error(), "--name") {
 		t.Errorf("--name dummy: %v; want a refusal naming kernel/drivers/net/dummy.ko", err)
 	}

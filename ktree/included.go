@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // objectsOfC returns the objects a changed .c file is compiled into: its
@@ -79,7 +81,7 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 		for i, c := range cands {
 			names[i] = c.Name
 		}
-		return nil, &RefusedError{File: file, Reason: fmt.Sprintf("not compiled in this kernel's config: it has no object of its own, and the compiler's dependency lists of %s, which #include it, do not name it (an #ifdef leaves it out)", strings.Join(names, ", "))}
+		return nil, refusal.New(file, fmt.Sprintf("not compiled in this kernel's config: it has no object of its own, and the compiler's dependency lists of %s, which #include it, do not name it (an #ifdef leaves it out)", strings.Join(names, ", ")), "")
 	}
 	return out, nil
 }

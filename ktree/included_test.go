@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // TestReadDeps reads a dependency file as gcc's -MMD writes it: every
@@ -37,9 +39,13 @@ func TestUnpatchableUsers(t *testing.T) {
 		t.Errorf("patchable users refused: %v", err)
 	}
 	err := unpatchableUsers("include/linux/x.h", []string{"fs/a.c", "lib/glob.c", "arch/x86/entry/vdso/vclock_gettime.c"})
-	re, ok := err.(*RefusedError)
-	if !ok || re.File != "include/linux/x.h" || !strings.Contains(re.Reason, "lib/glob.c, arch/x86/entry/vdso/vclock_gettime.c") ||
-		!strings.Contains(re.Reason, "ftrace entry call") || !strings.Contains(re.Reason, "vDSO") || strings.Contains(re.Reason, "fs/a.c") {
+	re, ok := err.(*refusal.Error)
+	if !ok || len(re.Reasons) != 1 {
+		t.Fatalf("refusal %v", err)
+	}
+	r := re.Reasons[0]
+	if r.Unit != "include/linux/x.h" || !strings.Contains(r.Reason, "lib/glob.c, arch/x86/entry/vdso/vclock_gettime.c") ||
+		!strings.Contains(r.Reason, "ftrace entry call") || !strings.Contains(r.Reason, "vDSO") || strings.Contains(r.Reason, "fs/a.c") || r.Hint == "" {
 		t.Errorf("refusal %v", err)
 	}
 }

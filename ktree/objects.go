@@ -6,6 +6,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // Object is a kernel object a patch reaches and the source it is
@@ -18,14 +20,6 @@ type Object struct {
 	// source changed).
 	Via string
 }
-
-// RefusedError says why a file of the patch cannot be live patched.
-type RefusedError struct {
-	File   string
-	Reason string
-}
-
-func (e *RefusedError) Error() string { return e.File + ": " + e.Reason }
 
 // MaxHeaderObjects bounds the objects one changed header may bring in.
 const MaxHeaderObjects = 200
@@ -83,10 +77,10 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 				return nil, nil, err
 			}
 			if len(deps) > MaxHeaderObjects {
-				return nil, nil, &RefusedError{File: f.Path, Reason: fmt.Sprintf("included by %d enabled objects (at most %d): change the few functions that need it in their .c files, or move the change into a header of its own", len(deps), MaxHeaderObjects)}
+				return nil, nil, refusal.New(f.Path, fmt.Sprintf("included by %d enabled objects (at most %d)", len(deps), MaxHeaderObjects), "change the few functions that need it in their .c files, or move the change into a header of its own")
 			}
 			if len(deps) == 0 {
-				return nil, nil, &RefusedError{File: f.Path, Reason: "no object enabled in this kernel's config includes this header"}
+				return nil, nil, refusal.New(f.Path, "no object enabled in this kernel's config includes this header", "")
 			}
 			if err := unpatchableUsers(f.Path, deps); err != nil {
 				return nil, nil, err
@@ -119,9 +113,9 @@ func CheckPaths(p *Patch) (ignored []string, err error) {
 		switch path.Ext(f.Path) {
 		case ".c", ".h":
 		case ".S", ".s":
-			return nil, &RefusedError{File: f.Path, Reason: "assembly cannot be live patched: its code has no fentry call and no function boundaries kelp can trust; change the C code that calls it instead"}
+			return nil, refusal.New(f.Path, "assembly cannot be live patched: its code has no fentry call and no function boundaries kelp can trust", "change the C code that calls it instead")
 		default:
-			return nil, &RefusedError{File: f.Path, Reason: "only C sources and headers can be live patched (build files and configuration change the whole kernel)"}
+			return nil, refusal.New(f.Path, "only C sources and headers can be live patched (build files and configuration change the whole kernel)", "")
 		}
 	}
 	return ignored, nil
@@ -141,7 +135,7 @@ func unpatchableUsers(file string, users []string) error {
 			continue
 		}
 		bad = append(bad, u)
-		r := err.(*RefusedError).Reason
+		r := err.Reasons[0].Reason
 		if !why[r] {
 			why[r] = true
 			reasons = append(reasons, r)
@@ -155,13 +149,13 @@ func unpatchableUsers(file string, users []string) error {
 	if len(bad) > show {
 		list = strings.Join(bad[:show], ", ") + fmt.Sprintf(" and %d more", len(bad)-show)
 	}
-	return &RefusedError{File: file, Reason: fmt.Sprintf("compiled into %d object(s) that cannot be live patched: %s (%s); patching the other users only would change the kernel half-way: change the functions that need it in their .c files instead", len(bad), list, strings.Join(reasons, "; "))}
+	return refusal.New(file, fmt.Sprintf("compiled into %d object(s) that cannot be live patched: %s (%s); patching the other users only would change the kernel half-way", len(bad), list, strings.Join(reasons, "; ")), "change the functions that need it in their .c files instead")
 }
 
-func refusedPath(p string) error {
+func refusedPath(p string) *refusal.Error {
 	for _, d := range refusedDirs {
 		if strings.HasPrefix(p, d.prefix) {
-			return &RefusedError{File: p, Reason: d.reason}
+			return refusal.New(p, d.reason, "")
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/kelp-project/kelp/refusal"
 )
 
 func TestParsePatch(t *testing.T) {
@@ -105,7 +107,7 @@ func TestRefusedPaths(t *testing.T) {
 		}
 		if _, _, err := tr.Objects(context.Background(), p); err == nil {
 			t.Errorf("%s accepted", f)
-		} else if _, ok := err.(*RefusedError); !ok {
+		} else if _, ok := err.(*refusal.Error); !ok {
 			t.Errorf("%s: %v is not a refusal", f, err)
 		}
 	}

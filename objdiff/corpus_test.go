@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kelp-project/kelp/elfobj"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // corpusCase is what one patch of testdata/corpus must produce.
@@ -355,7 +356,7 @@ func checkCase(t *testing.T, c corpusCase, results []unitResult) {
 	special := map[string]int{}
 	for _, r := range results {
 		if r.err != nil {
-			var refused *RefusedError
+			var refused *refusal.Error
 			if !errors.As(r.err, &refused) {
 				t.Fatalf("%s: %v", r.unit.Object, r.err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/ksym"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // Resolver says where a symbol of the original unit lives in the running
@@ -48,7 +49,7 @@ type Result struct {
 }
 
 // Diff compares the two compilations of a unit. It returns a
-// *RefusedError (with the Result and its report) when a change cannot be
+// *refusal.Error (with the Result and its report) when a change cannot be
 // live patched, and other errors for inputs it cannot read.
 func Diff(in Input) (*Result, error) {
 	for _, f := range []*elfobj.File{in.Orig, in.Patched} {
@@ -83,7 +84,7 @@ func Diff(in Input) (*Result, error) {
 	}
 	res := &Result{Report: d.rep}
 	if len(d.rep.Refusals) > 0 {
-		return res, &RefusedError{Refusals: d.rep.Refusals}
+		return res, &refusal.Error{Reasons: d.rep.Refusals}
 	}
 	res.Object = d.out
 	return res, nil
@@ -111,7 +112,7 @@ type differ struct {
 }
 
 func (d *differ) refuse(sym, sec, reason, hint string) {
-	r := Refusal{Unit: d.in.Unit, Symbol: sym, Section: sec, Reason: reason, Hint: hint}
+	r := refusal.Reason{Unit: d.in.Unit, Symbol: sym, Section: sec, Reason: reason, Hint: hint}
 	for _, o := range d.rep.Refusals {
 		if o == r {
 			return

@@ -60,6 +60,6 @@
 // references that cannot be located in the running kernel (with the
 // candidates when a name is ambiguous) are refused. Each Refusal names
 // the unit, the symbol and section, the reason and, where there is one,
-// the way out. Diff then returns a *RefusedError and the report, without
+// the way out. Diff then returns a *refusal.Error and the report, without
 // an output object.
 package objdiff

@@ -1,8 +1,7 @@
 package objdiff
 
 import (
-	"fmt"
-	"strings"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // Report is what objdiff found in one unit and what it put in the output
@@ -43,8 +42,8 @@ type Report struct {
 	// the patch deliberately leaves out, with the reason.
 	Ignored []Ignored `json:"ignored,omitempty"`
 
-	Warnings []string  `json:"warnings,omitempty"`
-	Refusals []Refusal `json:"refusals,omitempty"`
+	Warnings []string         `json:"warnings,omitempty"`
+	Refusals []refusal.Reason `json:"refusals,omitempty"`
 }
 
 // Func is one changed function.
@@ -97,51 +96,4 @@ type Ignored struct {
 	Section string `json:"section,omitempty"`
 	What    string `json:"what"`
 	Reason  string `json:"reason"`
-}
-
-// Refusal is one reason the patch cannot be applied as a livepatch.
-type Refusal struct {
-	Unit    string `json:"unit"`
-	Symbol  string `json:"symbol,omitempty"`
-	Section string `json:"section,omitempty"`
-	Reason  string `json:"reason"`
-	// Hint is the way out, when there is one.
-	Hint string `json:"hint,omitempty"`
-}
-
-func (r Refusal) String() string {
-	var b strings.Builder
-	b.WriteString(r.Unit)
-	if r.Symbol != "" {
-		b.WriteString(": " + r.Symbol)
-	}
-	if r.Section != "" {
-		fmt.Fprintf(&b, " (section %s)", r.Section)
-	}
-	b.WriteString(": " + r.Reason)
-	if r.Hint != "" {
-		b.WriteString("; " + r.Hint)
-	}
-	return b.String()
-}
-
-// RefusedError is returned when the patch cannot become a livepatch; the
-// Result's report carries the same refusals next to everything else found.
-type RefusedError struct {
-	Refusals []Refusal
-}
-
-func (e *RefusedError) Error() string {
-	if len(e.Refusals) == 1 {
-		return "objdiff: refused: " + e.Refusals[0].String()
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "objdiff: refused (%d reasons): ", len(e.Refusals))
-	for i, r := range e.Refusals {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(r.String())
-	}
-	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/ktree"
 	"github.com/kelp-project/kelp/modsign"
+	"github.com/kelp-project/kelp/refusal"
 	"github.com/spf13/cobra"
 )
 
@@ -186,19 +187,18 @@ func reportable(res *build.Result) *build.Result {
 // line) and turns the error into an exit whose cause keeps the details
 // for the JSON error object.
 func buildError(g *globals, err error) error {
-	var re *build.RefusedError
-	var kr *ktree.RefusedError
+	var re *refusal.Error
 	var ce *ktree.CompileError
 	switch {
+	case errors.As(err, &re) && len(re.Reasons) == 1:
+		return failWith(err, "build: refused: %s", re.Reasons[0])
 	case errors.As(err, &re):
 		if !g.json {
-			for _, r := range re.Refusals {
-				fmt.Fprintln(g.stderr, "refused: "+r)
+			for _, r := range re.Reasons {
+				fmt.Fprintln(g.stderr, "refused: "+r.String())
 			}
 		}
-		return failWith(err, "build: patch refused (%d reason(s) above)", len(re.Refusals))
-	case errors.As(err, &kr):
-		return failWith(err, "build: refused: %v", err)
+		return failWith(err, "build: patch refused (%d reasons above)", len(re.Reasons))
 	case errors.As(err, &ce):
 		// All the compiler said, then its first error on the last line.
 		if !g.json {

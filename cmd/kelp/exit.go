@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/livepatch"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // Exit codes shared by every command (documented in `kelp --help` and the
@@ -75,7 +75,7 @@ func exitCode(err error) (int, string) {
 		ke *livepatch.KernelError
 		te *livepatch.TimeoutError
 		ie *livepatch.IncompleteError
-		re *build.RefusedError
+		re *refusal.Error
 		ee *exitError
 	)
 	switch {
@@ -125,7 +125,7 @@ func newErrorReport(err error) *errorReport {
 	var (
 		te *livepatch.TimeoutError
 		ke *livepatch.KernelError
-		re *build.RefusedError
+		re *refusal.Error
 	)
 	if errors.As(err, &te) {
 		r.Blockers = te.Blockers
@@ -134,7 +134,7 @@ func newErrorReport(err error) *errorReport {
 		r.KernelLog = ke.Log
 	}
 	if errors.As(err, &re) {
-		r.Refusals = re.Refusals
+		r.Refusals = re.Strings()
 	}
 	return r
 }
