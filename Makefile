@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo 0.1.0~git$$(g
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all deps build demo test vet bench fuzz soak clean
+.PHONY: all deps build demo test vet bench fuzz soak corpus clean
 
 all: build
 
@@ -49,6 +49,12 @@ fuzz:
 SOAK_CYCLES ?= 500
 soak: deps
 	$(GO) test -count=1 -timeout 4h -run '^TestSoakAndRace$$' -v ./internal/selftests -soak.cycles $(SOAK_CYCLES)
+
+# The real-fix corpus: every small .c change between two Debian
+# linux-source-6.1 versions built with kelp for the older kernel and loaded
+# in one boot of it; writes docs/corpus.md (CORPUS_FLAGS: e.g. -every 3).
+corpus: deps
+	$(GO) run ./scripts/realfix $(CORPUS_FLAGS)
 
 clean:
 	rm -rf bin

@@ -1,0 +1,46 @@
+package ktree_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kelp-project/kelp/internal/testenv"
+)
+
+// TestConfiguredObjects: the objects kbuild compiles for Debian's config
+// include built-in objects, single-object modules and parts of
+// multi-object modules of several subsystems, and leave out objects of
+// other architectures' drivers and .c files that have no object of their
+// own (included by another .c), all of which a single-object build would
+// compile anyway.
+func TestConfiguredObjects(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	objs, err := tree.ConfiguredObjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{
+		"fs/proc/cmdline.o", "net/core/dev.o", "kernel/sched/build_policy.o", "arch/x86/kernel/process.o", // vmlinux
+		"drivers/net/dummy.o", "drivers/block/brd.o", "sound/drivers/dummy.o", // single-object modules
+		"fs/ext4/hash.o", "drivers/gpu/drm/amd/amdgpu/gfx_v9_0.o", // parts of multi-object modules
+		"arch/x86/entry/entry_64.o", // assembly
+	} {
+		if !objs[o] {
+			t.Errorf("%s: not among the %d objects Debian's config builds", o, len(objs))
+		}
+	}
+	for _, o := range []string{
+		"drivers/cpuidle/cpuidle-powernv.o", "drivers/crypto/atmel-aes.o", "drivers/clk/qcom/dispcc-sc7180.o", // other architectures
+		"kernel/sched/rt.o", "kernel/sched/deadline.o", "kernel/sched/loadavg.o", // included by build_policy.c and build_utility.c
+		"drivers/net/ethernet/cavium/octeon/octeon_mgmt.o", // MIPS only
+	} {
+		if objs[o] {
+			t.Errorf("%s: the config does not build it, but it is listed", o)
+		}
+	}
+}
