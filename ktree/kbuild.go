@@ -154,7 +154,18 @@ func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
 	}
 	dot := path.Join(path.Dir(obj), "."+path.Base(obj))
 	marker := "scripts/basic/fixdep " + dot + ".d " + obj + " "
+	// A directory's Makefile.build on the way down may compile obj
+	// too, by its pattern rule, before descending: as code of its own
+	// directory, not knowing obj belongs to a module (no -DMODULE).
+	// kbuild's build of the kernel compiles obj in obj's own directory,
+	// the last one the descent reaches: its command is the one.
+	own := "obj=" + path.Dir(obj)
+	level, found := "", ""
 	for _, line := range strings.Split(stdout.String(), "\n") {
+		if i := strings.Index(line, "scripts/Makefile.build obj="); i >= 0 && !strings.Contains(line, marker) {
+			level = strings.Fields(line[i+len("scripts/Makefile.build "):])[0]
+			continue
+		}
 		_, rest, ok := strings.Cut(line, marker)
 		if !ok {
 			continue
@@ -163,9 +174,14 @@ func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
 		if !ok || !strings.HasPrefix(strings.TrimSpace(after), "> "+dot+".cmd") {
 			return "", fmt.Errorf("kernel object %s: kbuild's command record not understood: %q", obj, tail(line, 1))
 		}
-		return word, nil
+		if found == "" || level == own {
+			found = word
+		}
 	}
-	return "", fmt.Errorf("kernel object %s: kbuild does not compile it from C in this configuration", obj)
+	if found == "" {
+		return "", fmt.Errorf("kernel object %s: kbuild does not compile it from C in this configuration", obj)
+	}
+	return found, nil
 }
 
 // singleQuoted reads one shell word made of '...' parts and \' escapes
@@ -201,7 +217,7 @@ func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	io.WriteString(h, "command-v1\x00"+obj+"\x00")
+	io.WriteString(h, "command-v2\x00"+obj+"\x00")
 	for _, kv := range env {
 		if k, _, _ := strings.Cut(kv, "="); k == "MAKEFLAGS" || strings.HasPrefix(k, "KBUILD") || strings.HasPrefix(k, "CC") || k == "LINUXINCLUDE" {
 			io.WriteString(h, kv+"\x00")

@@ -15,8 +15,12 @@ import (
 )
 
 // originalObjects span a built-in object, a single-object module (objtool
-// --module), objects of a multi-object module and of another subsystem.
-var originalObjects = []string{"fs/proc/cmdline.o", "drivers/block/brd.o", "fs/ext4/hash.o", "kernel/livepatch/shadow.o"}
+// --module), objects of a multi-object module and of another subsystem,
+// and module objects whose parent directories' Makefiles would compile
+// them as built-in code on the way down (kbuild's command is the one of
+// their own directory).
+var originalObjects = []string{"fs/proc/cmdline.o", "drivers/block/brd.o", "fs/ext4/hash.o", "kernel/livepatch/shadow.o",
+	"drivers/char/ipmi/ipmi_msghandler.o", "drivers/usb/core/hcd.o"}
 
 // TestOriginalIsKbuilds: kelp's command for an object, known without
 // building anything, is the command kbuild records when make builds it,
@@ -38,6 +42,15 @@ func TestOriginalIsKbuilds(t *testing.T) {
 		paths[i] = b.Path
 	}
 	compareWithKbuild(t, tree, originalObjects, paths)
+	for _, b := range built {
+		cmd, err := tree.Command(b.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owner := ktree.OwnerOf(cmd); (owner != ktree.Vmlinux) != b.Module {
+			t.Errorf("%s: owner %s from kelp's command; kbuild built it as a module: %v", b.Name, owner, b.Module)
+		}
+	}
 	// Its exports' CRCs come with the cached object.
 	_, crcs, hit, err := tree.Original(ctx, "kernel/livepatch/shadow.o")
 	if err != nil {

@@ -189,6 +189,9 @@ func run(ctx context.Context, c config) error {
 		chosen[i].Configured = configured(tree.Dir, chosen[i].File, objs)
 	}
 	progress("%d objects in %s's config (%s)", len(objs), k.Release, since(t))
+	if err := writeResults(resultsPath, chosen); err != nil {
+		return err
+	}
 
 	// One boot: every module that built, loaded and unloaded in turn.
 	t = time.Now()
@@ -197,8 +200,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	progress("VM load done (%s)", since(t))
-	data, _ := json.MarshalIndent(chosen, "", "  ")
-	if err := os.WriteFile(resultsPath, data, 0o644); err != nil {
+	if err := writeResults(resultsPath, chosen); err != nil {
 		return err
 	}
 
@@ -234,6 +236,15 @@ func run(ctx context.Context, c config) error {
 		return errors.New(strings.Join(fail, "; "))
 	}
 	return nil
+}
+
+// writeResults keeps the outcomes (for -reuse, and to read them).
+func writeResults(path string, outs []Outcome) error {
+	data, err := json.MarshalIndent(outs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
