@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path"
 	"strings"
 )
 
@@ -46,7 +47,9 @@ func (t *Tree) ConfiguredObjects(ctx context.Context) (map[string]bool, error) {
 		if len(f) < 2 || !strings.HasSuffix(f[1], ".o") {
 			continue
 		}
-		objs[strings.TrimPrefix(f[1], "./")] = true
+		// amdgpu builds ../pm/, ../display/ objects from its own
+		// Makefile: the object is the cleaned path.
+		objs[path.Clean(f[1])] = true
 	}
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("kbuild's dry run of %s names no object", t.Dir)
