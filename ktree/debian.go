@@ -30,8 +30,12 @@ func (e *VersionMismatchError) Error() string {
 // installs one linux-source-<major.minor> at a time) or none is, that
 // version's package fetched into the cache below sources (once per
 // version).
-func debianSource(ctx context.Context, root, release, sources string, step func(string)) (string, error) {
-	tar, imgVer, err := installedSource(ctx, root, release)
+//
+// version, when not empty, is the kernel's Debian version known otherwise
+// (its headers fetched into the cache) for a kernel whose image and
+// headers are not installed.
+func debianSource(ctx context.Context, root, release, version, sources string, step func(string)) (string, error) {
+	tar, imgVer, err := installedSource(ctx, root, release, version)
 	if err == nil || imgVer == "" || root != "" {
 		return tar, err
 	}
@@ -86,13 +90,16 @@ func lastLine(out string, err error) string {
 
 // installedSource is the installed linux-source tarball of the image's
 // version; imgVer is that version when it is known.
-func installedSource(ctx context.Context, root, release string) (tar, imgVer string, err error) {
+func installedSource(ctx context.Context, root, release, version string) (tar, imgVer string, err error) {
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
 		return "", "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
 	}
 	imgPkg, imgVer, err := kernelPackage(ctx, release)
-	if err != nil {
+	if err != nil && version == "" {
 		return "", "", err
+	}
+	if err != nil {
+		imgPkg, imgVer = "linux-headers-"+release, version
 	}
 	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
 	sort.Sort(sort.Reverse(sort.StringSlice(tars)))

@@ -130,8 +130,28 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 	}
 	t.SysRoot = opts.Root
+	cache := opts.CacheDir
+	if cache == "" {
+		var err error
+		if cache, err = DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	// fetchedVersion is the Debian version of headers fetched into the
+	// cache for a kernel this machine has not installed.
+	var fetchedVersion string
 	if t.Headers == "" {
 		t.Headers = filepath.Join(opts.Root, "/usr/src", "linux-headers-"+opts.Release)
+		if !fileExists(t.Headers) && debianHost() {
+			// Not installed: the headers package of the image's version
+			// (or, without the image, the one apt offers) into the cache.
+			_, imgVer, _ := kernelPackage(ctx, opts.Release)
+			h, err := FetchHeaders(ctx, opts.Release, imgVer, filepath.Join(filepath.Dir(cache), "headers"), step)
+			if err != nil {
+				return nil, fmt.Errorf("kernel %s: its headers are not installed, and fetching them failed: %w (install linux-headers-%s, or give --config and --headers)", opts.Release, err, opts.Release)
+			}
+			t.Headers, fetchedVersion = h.Dir, h.Version
+		}
 	}
 	if t.Config == "" {
 		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)
@@ -156,12 +176,6 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	if err := checkCompiler(ctx, t.Exec, cfg, opts.SkipCompilerCheck); err != nil {
 		return nil, err
 	}
-	cache := opts.CacheDir
-	if cache == "" {
-		if cache, err = DefaultCacheDir(); err != nil {
-			return nil, err
-		}
-	}
 	switch {
 	case opts.SourceDir != "":
 		if t.Dir, err = preparedCopy(ctx, t.Exec, opts.SourceDir, cache, opts.Release, cfg, t.Jobs, step); err != nil {
@@ -169,7 +183,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 		return t, nil
 	case opts.SourceTar == "":
-		tar, err := debianSource(ctx, opts.Root, opts.Release, filepath.Join(filepath.Dir(cache), "sources"), step)
+		tar, err := debianSource(ctx, opts.Root, opts.Release, fetchedVersion, filepath.Join(filepath.Dir(cache), "sources"), step)
 		if err != nil {
 			return nil, err
 		}

@@ -54,9 +54,10 @@ the paragraphs before the diff, without trailers. The CVE ids are every
 CVE-YYYY-NNNN the patches' headers name (Subject, body, Fixes:/Link:
 lines) and each --cve. A plain diff has no header: nothing is recorded.
 
-The kernel need not be installed where kelp builds: with only its headers
-package (linux-headers-<kernel>) installed, the source version is that
-package's and the config its .config.
+The kernel need not be installed where kelp builds: its headers package
+(linux-headers-<kernel>, installed, or else fetched with apt-get with its
+common headers and linux-kbuild into $XDG_CACHE_HOME/kelp/headers) gives
+the source version and the config (its .config).
 
 Several kernels (--kernel repeated, or --kernels FILE) build one module per
 kernel, one kernel after the other, into OUTPUT/<kernel>/NAME.ko, each from
