@@ -327,6 +327,11 @@ func (b *builder) checkSymbolsFile() error {
 	if ok && hdr.Release != b.opts.Tree.Release {
 		return fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", b.opts.Symbols, hdr.Release, b.opts.Tree.Release)
 	}
+	// One release is shipped by several Debian builds: the tree is made
+	// from the packages of the build the symbols were taken on.
+	if ok && hdr.Version != "" && b.opts.Tree.Version == "" {
+		b.opts.Tree.Version = hdr.Version
+	}
 	return nil
 }
 

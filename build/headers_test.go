@@ -5,12 +5,16 @@ import (
 	"context"
 	"debug/elf"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/kelp-project/kelp/build"
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/ksym"
+	"github.com/kelp-project/kelp/ksym/ksymtest"
 )
 
 // TestFetchedHeaders builds for a kernel whose headers package is not
@@ -98,4 +102,71 @@ func sectionsOf(t *testing.T, path string) map[string][]byte {
 		out[s.Name] = data
 	}
 	return out
+}
+
+// TestDumpVersion: a symbols dump names the Debian build of its kernel
+// (one release is shipped by several builds); kelp build takes the
+// headers and config of that build. The installed headers' build builds
+// with them; another build's headers are fetched, and a build the apt
+// sources no longer offer is refused naming both versions, before any
+// compile.
+func TestDumpVersion(t *testing.T) {
+	k := testenv.RequireKernelOf(t, testenv.Cloud61Kernel)
+	ctx := context.Background()
+	installed, err := exec.Command("dpkg-query", "-W", "-f=${Version}", "linux-headers-"+k.Release).Output()
+	if err != nil {
+		t.Fatalf("linux-headers-%s is not installed: %v", k.Release, err)
+	}
+	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, ok, err := ksym.ReadDumpHeader(dump)
+	if err != nil || !ok {
+		t.Fatalf("dump of %s has no header: %v", k.Release, err)
+	}
+	// kelp symbols, run in the guest on the Debian kernel, read its build.
+	if hdr.Version != string(installed) {
+		t.Errorf("kelp symbols on %s recorded Debian version %q; its packages are %s", k.Release, hdr.Version, installed)
+	}
+	withVersion := func(v string) string {
+		h := hdr
+		h.Version = v
+		_, body, _ := bytes.Cut(dump, []byte("\n"))
+		p := filepath.Join(t.TempDir(), "kallsyms")
+		if err := os.WriteFile(p, append([]byte(h.String()+"\n"), body...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	opts := buildOptions(t, k, t.TempDir(), "../testdata/patches/cmdline-string.patch")
+	opts.Tree.Headers, opts.Tree.Config = "", "" // the defaults: installed, or fetched
+
+	opts.Symbols = withVersion(string(installed))
+	var steps, stages []string
+	opts.Progress = func(e build.Event) { steps, stages = append(steps, e.Message), append(stages, e.Stage) }
+	res, err := build.Build(ctx, opts)
+	if err != nil {
+		t.Fatalf("dump of the installed build %s: %v", installed, err)
+	}
+	if s := strings.Join(steps, "\n"); strings.Contains(s, "fetching linux-headers") {
+		t.Errorf("the installed build's headers were fetched: %q", steps)
+	}
+	if _, err := os.Stat(res.Module); err != nil || !slices.Contains(stages, "compile") {
+		t.Errorf("module %s (%v), stages %q", res.Module, err, stages)
+	}
+
+	gone := "6.1.0-1" // a build of no apt source
+	opts.Symbols = withVersion(gone)
+	opts.OutDir = t.TempDir()
+	steps, stages = nil, nil
+	_, err = build.Build(ctx, opts)
+	for _, want := range []string{"Debian build " + gone, "installed headers of " + string(installed), "apt-get download linux-headers-" + k.Release + "=" + gone} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("dump of build %s: %v; want an error naming %q", gone, err, want)
+		}
+	}
+	if slices.Contains(stages, "compile") {
+		t.Errorf("compiled before refusing: stages %q", stages)
+	}
 }

@@ -12,10 +12,15 @@ import (
 // DumpHeader is what a kallsyms dump written by kelp symbols says about
 // the kernel it was taken on, in its first line:
 //
-//	# kelp symbols: release=6.1.0-57-amd64 build-id=0123...
+//	# kelp symbols: release=6.1.0-57-amd64 build-id=0123... version=6.1.192-3
 type DumpHeader struct {
 	Release string
 	BuildID string // hex; "" when the kernel exposes none
+	// Version is the Debian version of the kernel's packages, from its
+	// version string ("#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (...)");
+	// "" for a kernel that names none. One release (ABI) is shipped by
+	// several builds: the version tells which one the dump is of.
+	Version string
 }
 
 const dumpHeaderPrefix = "# kelp symbols:"
@@ -25,6 +30,9 @@ func (h DumpHeader) String() string {
 	s := dumpHeaderPrefix + " release=" + h.Release
 	if h.BuildID != "" {
 		s += " build-id=" + h.BuildID
+	}
+	if h.Version != "" {
+		s += " version=" + h.Version
 	}
 	return s
 }
@@ -49,6 +57,8 @@ func ReadDumpHeader(data []byte) (h DumpHeader, ok bool, err error) {
 			h.Release = v
 		case "build-id":
 			h.BuildID = v
+		case "version":
+			h.Version = v
 		}
 	}
 	if h.Release == "" {

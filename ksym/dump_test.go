@@ -39,12 +39,21 @@ func TestBuildIDFromNotes(t *testing.T) {
 }
 
 func TestDumpHeader(t *testing.T) {
-	h := DumpHeader{Release: "6.1.0-57-amd64", BuildID: "00ff"}
-	dump := h.String() + "\nffffffff81000000 T _text\nffffffff81000010 t foo\n"
-	got, ok, err := ReadDumpHeader([]byte(dump))
-	if err != nil || !ok || got != h {
-		t.Errorf("ReadDumpHeader = %+v, %v, %v", got, ok, err)
+	for _, h := range []DumpHeader{
+		{Release: "6.1.0-57-amd64", BuildID: "00ff"},
+		{Release: "6.1.0-57-amd64", BuildID: "00ff", Version: "6.1.192-3"},
+		{Release: "6.12.117+deb13-amd64", Version: "6.12.117-1"},
+	} {
+		got, ok, err := ReadDumpHeader([]byte(h.String() + "\nffffffff81000000 T _text\n"))
+		if err != nil || !ok || got != h {
+			t.Errorf("ReadDumpHeader(%q) = %+v, %v, %v", h.String(), got, ok, err)
+		}
 	}
+	h := DumpHeader{Release: "6.1.0-57-amd64", BuildID: "00ff", Version: "6.1.192-3"}
+	if got, want := h.String(), "# kelp symbols: release=6.1.0-57-amd64 build-id=00ff version=6.1.192-3"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	dump := h.String() + "\nffffffff81000000 T _text\nffffffff81000010 t foo\n"
 	k, err := ParseKallsyms(strings.NewReader(dump))
 	if err != nil || len(k.Object(Vmlinux).Syms) != 2 {
 		t.Fatalf("ParseKallsyms with a header: %v", err)

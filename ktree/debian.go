@@ -32,8 +32,8 @@ func (e *VersionMismatchError) Error() string {
 // version).
 //
 // version, when not empty, is the kernel's Debian version known otherwise
-// (its headers fetched into the cache) for a kernel whose image and
-// headers are not installed.
+// (a symbols dump's, or that of its headers fetched into the cache); it
+// wins over the installed image's.
 func debianSource(ctx context.Context, root, release, version, sources string, step func(string)) (string, error) {
 	tar, imgVer, err := installedSource(ctx, root, release, version)
 	if err == nil || imgVer == "" || root != "" {
@@ -98,7 +98,9 @@ func installedSource(ctx context.Context, root, release, version string) (tar, i
 	if err != nil && version == "" {
 		return "", "", err
 	}
-	if err != nil {
+	if version != "" {
+		// The build wanted (a symbols dump's, or that of headers
+		// fetched for a kernel not installed) decides.
 		imgPkg, imgVer = "linux-headers-"+release, version
 	}
 	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))

@@ -88,6 +88,11 @@ type Options struct {
 	BuildRoot string
 	// RootCacheDir holds build roots (default $XDG_CACHE_HOME/kelp/roots).
 	RootCacheDir string
+	// Version is the Debian version of the build of Release to build for
+	// (a kelp symbols dump names it): the default headers, config and
+	// source are of that version, fetched into the cache when the
+	// installed ones are of another. Empty: the installed image's.
+	Version string
 }
 
 // CompilerMismatchError reports that the local gcc is not the compiler
@@ -122,6 +127,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			if err != nil {
 				return nil, err
 			}
+			if opts.Version != "" && k.Version != opts.Version {
+				return nil, fmt.Errorf("kernel %s: the symbols are of its Debian build %s, the %s build root has %s (the version its apt sources offer): build where that version's packages are available, or give --sourcedir, --config and --headers of that build", opts.Release, opts.Version, suite, k.Version)
+			}
 			t.Exec, t.SysRoot, opts.Root = r, r.Dir, r.Dir
 			if opts.SourceTar == "" && opts.SourceDir == "" {
 				opts.SourceTar = k.SourceTar
@@ -137,21 +145,46 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			return nil, err
 		}
 	}
-	// fetchedVersion is the Debian version of headers fetched into the
-	// cache for a kernel this machine has not installed.
+	// fetchedVersion is the Debian version of the build to build for: of
+	// the headers fetched into the cache, or the one opts names.
 	var fetchedVersion string
+	fetched := false
 	if t.Headers == "" {
 		t.Headers = filepath.Join(opts.Root, "/usr/src", "linux-headers-"+opts.Release)
-		if !fileExists(t.Headers) && debianHost() {
-			// Not installed: the headers package of the image's version
-			// (or, without the image, the one apt offers) into the cache.
-			_, imgVer, _ := kernelPackage(ctx, opts.Release)
-			h, err := FetchHeaders(ctx, opts.Release, imgVer, filepath.Join(filepath.Dir(cache), "headers"), step)
-			if err != nil {
+		installed := fileExists(t.Headers)
+		var other string // the installed headers' version, when not the one wanted
+		if installed && opts.Version != "" && opts.Root == "" {
+			if v, err := dpkgVersion(ctx, "linux-headers-"+opts.Release); err == nil && v != opts.Version {
+				other = v
+			}
+		}
+		if (!installed || other != "") && debianHost() {
+			// Not installed, or of another build: the headers package of
+			// the wanted version (the image's, or without the image the
+			// one apt offers) into the cache.
+			want := opts.Version
+			if want == "" {
+				_, want, _ = kernelPackage(ctx, opts.Release)
+			}
+			if other != "" {
+				step(fmt.Sprintf("the installed linux-headers-%s are of Debian build %s, the symbols of %s", opts.Release, other, want))
+			}
+			h, err := FetchHeaders(ctx, opts.Release, want, filepath.Join(filepath.Dir(cache), "headers"), step)
+			switch {
+			case err != nil && other != "":
+				return nil, fmt.Errorf("kernel %s: the symbols are of its Debian build %s, the installed headers of %s, and fetching those of %s failed: %w (give --config and --headers of that build)", opts.Release, want, other, want, err)
+			case err != nil:
 				return nil, fmt.Errorf("kernel %s: its headers are not installed, and fetching them failed: %w (install linux-headers-%s, or give --config and --headers)", opts.Release, err, opts.Release)
 			}
-			t.Headers, fetchedVersion = h.Dir, h.Version
+			t.Headers, fetchedVersion, fetched = h.Dir, h.Version, true
 		}
+	}
+	if fetchedVersion == "" {
+		fetchedVersion = opts.Version
+	}
+	if t.Config == "" && fetched {
+		// Headers fetched for this build carry its config.
+		t.Config = filepath.Join(t.Headers, ".config")
 	}
 	if t.Config == "" {
 		t.Config = filepath.Join(opts.Root, "/boot", "config-"+opts.Release)

@@ -23,8 +23,11 @@ people) and give the file to kelp build --symbols on the build machine:
   target$ sudo kelp symbols > kallsyms-$(uname -r)
   build$  kelp build --kernel 6.1.0-56-amd64 --symbols kallsyms-6.1.0-56-amd64 fix.patch
 
-The first line names the kernel release and build id (from
-/sys/kernel/notes); kelp build refuses a dump of another release.
+The first line names the kernel release, its build id (from
+/sys/kernel/notes) and its Debian version (from /proc/sys/kernel/version);
+kelp build refuses a dump of another release, and builds from the headers
+and source of the Debian version the dump names (fetching them when the
+installed ones are of another version).
 
 Build on a target with no livepatch module loaded, or after kelp unload
 --all: kelp build reads vmlinux's symbols from the dump and the modules'
@@ -44,6 +47,11 @@ error.
 			// kernel without the note still gets its release recorded.
 			if notes, err := os.ReadFile(kern.Path("sys", "kernel", "notes")); err == nil {
 				h.BuildID = ksym.BuildIDFromNotes(notes)
+			}
+			// The Debian version tells kelp build which build of the
+			// release's packages to build from.
+			if v, err := kern.DebianVersion(); err == nil {
+				h.Version = v
 			}
 			f, err := os.Open(kern.Path("proc", "kallsyms"))
 			if err != nil {

@@ -43,6 +43,30 @@ func (k Kernel) Release() (string, error) {
 	return rel, nil
 }
 
+// DebianVersion returns the Debian version of the kernel's packages
+// (6.1.192-3) from its version string (/proc/sys/kernel/version, "#1 SMP
+// PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)"), "" for a kernel that
+// names none.
+func (k Kernel) DebianVersion() (string, error) {
+	v, err := k.read("proc", "sys", "kernel", "version")
+	if err != nil {
+		return "", fmt.Errorf("kernel version: %w", err)
+	}
+	return DebianVersionOf(v), nil
+}
+
+// DebianVersionOf extracts the Debian version from a kernel version
+// string, "" when it names none.
+func DebianVersionOf(version string) string {
+	f := strings.Fields(version)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "Debian" && f[i+1] != "" && f[i+1][0] >= '0' && f[i+1][0] <= '9' {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
 // Tainted returns the kernel's taint mask (/proc/sys/kernel/tainted).
 func (k Kernel) Tainted() (uint64, error) {
 	v, err := k.read("proc", "sys", "kernel", "tainted")

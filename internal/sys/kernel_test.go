@@ -27,7 +27,11 @@ func TestKernelFacts(t *testing.T) {
 		"proc/sys/kernel/tainted":        "45056\n",
 		"proc/sys/kernel/random/boot_id": "6a9b4a52-5b8e-4a51-9f43-1d2e0c6f7a10\n",
 		"proc/cmdline":                   "BOOT_IMAGE=/vmlinuz root=/dev/vda kelp.enable=0 quiet\n",
+		"proc/sys/kernel/version":        "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)\n",
 	})
+	if v, err := k.DebianVersion(); err != nil || v != "6.1.192-3" {
+		t.Errorf("DebianVersion = %q, %v", v, err)
+	}
 	if rel, err := k.Release(); err != nil || rel != "6.1.0-56-amd64" {
 		t.Errorf("Release = %q, %v", rel, err)
 	}
@@ -39,6 +43,21 @@ func TestKernelFacts(t *testing.T) {
 	}
 	if !k.CmdlineHas("kelp.enable=0") || k.CmdlineHas("kelp.enable") || k.CmdlineHas("root") {
 		t.Error("CmdlineHas matches whole arguments only")
+	}
+}
+
+func TestDebianVersionOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)":        "6.1.192-3",
+		"#1 SMP PREEMPT_DYNAMIC Debian 6.12.117-1 (2026-10-02)":       "6.12.117-1",
+		"#1 SMP Debian 5.10.226-1 (2024-10-03)":                       "5.10.226-1",
+		"#1 SMP PREEMPT_DYNAMIC @0":                                   "",
+		"#27-Ubuntu SMP PREEMPT_DYNAMIC Tue Oct  8 12:00:00 UTC 2024": "",
+		"#1 SMP Debian": "",
+	} {
+		if got := DebianVersionOf(in); got != want {
+			t.Errorf("DebianVersionOf(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

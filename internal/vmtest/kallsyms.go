@@ -27,9 +27,9 @@ func Kallsyms(ctx context.Context, k *testenv.Kernel) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The dump format is part of the key: dumps name their kernel in a
-	// header line since kelp symbols writes one.
-	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key, "kelp-symbols-header"))
+	// The dump format is part of the key: dumps name their kernel (release,
+	// build id, Debian version) in a header line.
+	dir := filepath.Join(cache, "kallsyms", k.Release+"-"+testenv.Digest(key, "kelp-symbols-header-version"))
 	_, err = testenv.Cached(dir, func(dir string) error {
 		res, err := Run(ctx, Config{
 			Kernel: k,
