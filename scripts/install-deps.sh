@@ -25,7 +25,7 @@
 set -euo pipefail
 
 tools=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio reprepro xz-utils make gcc bison lintian
-       flex libelf-dev libssl-dev bc dwarves kmod binutils openssl rpm debootstrap)
+       flex libelf-dev libssl-dev bc dwarves kmod binutils openssl rpm debootstrap dnf createrepo-c)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
