@@ -214,7 +214,7 @@ func (b *builder) run(ctx context.Context) error {
 	if err := b.chooseName(taken); err != nil {
 		return err
 	}
-	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols() }); err != nil {
+	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols(ctx) }); err != nil {
 		return err
 	}
 	err = b.stage("objects", "finding the objects the patch reaches", func() (string, error) {
@@ -335,7 +335,7 @@ func (b *builder) checkSymbolsFile() error {
 	return nil
 }
 
-func (b *builder) loadSymbols() (string, error) {
+func (b *builder) loadSymbols(ctx context.Context) (string, error) {
 	release := b.tree.Release
 	src := b.opts.Symbols
 	if src == "" {
@@ -357,10 +357,44 @@ func (b *builder) loadSymbols() (string, error) {
 		b.res.SymbolsBuildID = hdr.BuildID
 		if hdr.BuildID != "" {
 			from += " (build id " + hdr.BuildID + ")"
+			if err := b.checkBuildID(ctx, hdr.BuildID, src); err != nil {
+				return "", err
+			}
 		}
 	}
 	b.kern = k
 	return fmt.Sprintf("%d vmlinux symbols from %s, %d exports", len(k.Vmlinux.Syms), from, len(k.Exports)), nil
+}
+
+// checkBuildID refuses a dump of another build of the target release:
+// its build id must be the target kernel's, when kelp can read that (the
+// running kernel's notes, or the kernel image the target's system holds).
+func (b *builder) checkBuildID(ctx context.Context, dumped, src string) error {
+	release := b.tree.Release
+	var have, where string
+	if running, _ := sys.Running.Release(); running == release && b.tree.SysRoot == "" {
+		if notes, err := sys.Running.Notes(); err == nil {
+			have = ksym.BuildIDFromNotes(notes)
+		}
+		where = "the running kernel"
+	} else {
+		image := filepath.Join(b.tree.SysRoot, "/boot", "vmlinuz-"+release)
+		if _, err := os.Stat(image); err != nil {
+			return nil // a build machine without the image: the release and Debian version were checked
+		}
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		if have, err = cachedImageBuildID(ctx, image, filepath.Join(cache, "kelp", "buildids")); err != nil {
+			return fmt.Errorf("build id of %s: %w", image, err)
+		}
+		where = image
+	}
+	if have != "" && have != dumped {
+		return fmt.Errorf("symbols %s were dumped on a build of %s with build id %s, but %s has build id %s: another build of the same release; take the symbols on the target with kelp symbols", src, release, dumped, where, have)
+	}
+	return nil
 }
 
 func (b *builder) modulesDir() string {

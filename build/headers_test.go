@@ -170,3 +170,41 @@ func TestDumpVersion(t *testing.T) {
 		t.Errorf("compiled before refusing: stages %q", stages)
 	}
 }
+
+// TestDumpBuildID: a dump whose build id is not the one of the target's
+// kernel image (another build of the same release) is refused naming
+// both, before any compile.
+func TestDumpBuildID(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	if _, err := os.Stat("/boot/vmlinuz-" + k.Release); err != nil {
+		t.Fatalf("the test kernel's image is not installed: %v", err)
+	}
+	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, err := ksym.ReadDumpHeader(dump)
+	if err != nil || hdr.BuildID == "" {
+		t.Fatalf("dump of %s: %+v, %v", k.Release, hdr, err)
+	}
+	other := hdr
+	other.BuildID = strings.Repeat("ab", 20)
+	_, body, _ := bytes.Cut(dump, []byte("\n"))
+	p := filepath.Join(t.TempDir(), "kallsyms")
+	if err := os.WriteFile(p, append([]byte(other.String()+"\n"), body...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := buildOptions(t, k, t.TempDir(), "../testdata/patches/cmdline-string.patch")
+	opts.Symbols = p
+	var stages []string
+	opts.Progress = func(e build.Event) { stages = append(stages, e.Stage) }
+	_, err = build.Build(context.Background(), opts)
+	for _, want := range []string{"build id " + other.BuildID, "has build id " + hdr.BuildID, "another build of the same release"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("dump of another build: %v; want an error naming %q", err, want)
+		}
+	}
+	if slices.Contains(stages, "compile") {
+		t.Errorf("compiled before refusing: stages %q", stages)
+	}
+}

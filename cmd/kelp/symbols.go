@@ -45,7 +45,7 @@ error.
 			h := ksym.DumpHeader{Release: rel}
 			// The build id tells two builds of one release apart; a
 			// kernel without the note still gets its release recorded.
-			if notes, err := os.ReadFile(kern.Path("sys", "kernel", "notes")); err == nil {
+			if notes, err := kern.Notes(); err == nil {
 				h.BuildID = ksym.BuildIDFromNotes(notes)
 			}
 			// The Debian version tells kelp build which build of the

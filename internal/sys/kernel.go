@@ -43,6 +43,12 @@ func (k Kernel) Release() (string, error) {
 	return rel, nil
 }
 
+// Notes returns the kernel's ELF notes (/sys/kernel/notes), its build id
+// among them.
+func (k Kernel) Notes() ([]byte, error) {
+	return os.ReadFile(k.Path("sys", "kernel", "notes"))
+}
+
 // DebianVersion returns the Debian version of the kernel's packages
 // (6.1.192-3) from its version string (/proc/sys/kernel/version, "#1 SMP
 // PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)"), "" for a kernel that
