@@ -1,6 +1,9 @@
 package selftests
 
-import "strings"
+import (
+	"strings"
+	"testing"
+)
 
 // scenario is one test case of the kernel's livepatch selftests, re-created
 // with kelp. Body is the case's shell body with the upstream helper names
@@ -16,6 +19,10 @@ type scenario struct {
 	// Adjust, when set, edits the rewritten expectation where kelp
 	// behaves differently by design (see the scenario).
 	Adjust func([]string) []string
+	// Actual, when set, edits the guest's log where it holds values the
+	// script's expectation names by a variable it sets at run time
+	// (process ids), checking each value it replaces.
+	Actual func(*testing.T, []string) []string
 }
 
 const (

@@ -10,19 +10,13 @@ import (
 	"github.com/kelp-project/kelp/internal/vmtest"
 )
 
-// selftestScripts are the 6.1 livepatch selftest scripts re-created here.
-var selftestScripts = []string{
-	"test-livepatch.sh", "test-callbacks.sh", "test-shadow-vars.sh",
-	"test-state.sh", "test-ftrace.sh", "test-sysfs.sh",
-}
-
-// upstreamCases reads every check_result of the installed kernel source's
-// selftest scripts, keyed by "script/test name".
-func upstreamCases(t *testing.T, tree string) map[string]upstreamCase {
+// upstreamCases reads every check_result of the selftest scripts of a
+// kernel tree, keyed by "script/test name".
+func upstreamCases(t *testing.T, tree string, scripts []string) map[string]upstreamCase {
 	t.Helper()
 	cases := map[string]upstreamCase{}
-	for _, s := range selftestScripts {
-		cs, err := parseSelftest(filepath.Join(tree, "tools/testing/selftests/livepatch", s))
+	for _, s := range scripts {
+		cs, err := parseSelftest(filepath.Join(tree, selftestDir, s))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,19 +27,29 @@ func upstreamCases(t *testing.T, tree string) map[string]upstreamCase {
 	return cases
 }
 
-// TestKernelSelftests runs every scenario of the kernel's livepatch
-// selftests in one boot of the Debian kernel, each livepatch loaded,
+// TestKernelSelftests runs every scenario of Linux 6.1's livepatch
+// selftests in one boot of Debian 12's kernel, each livepatch loaded,
 // disabled and unloaded by kelp, and compares each scenario's kernel log
 // with the transcript the upstream script expects.
-func TestKernelSelftests(t *testing.T) {
-	b := modules(t)
-	cases := upstreamCases(t, b.tree)
+func TestKernelSelftests(t *testing.T) { runSelftests(t, linux61) }
+
+// TestKernelSelftests612 does the same with Linux 6.12's scripts and test
+// modules (built in the trixie build root with gcc-14) in one boot of
+// Debian 13's kernel.
+func TestKernelSelftests612(t *testing.T) { runSelftests(t, linux612) }
+
+func runSelftests(t *testing.T, kl *kernelLine) {
+	b := modulesOf(t, kl)
+	cases := upstreamCases(t, b.tree, kl.Scripts)
 	covered := map[string]bool{}
 	steps := []vmtest.Step{{Name: "setup", Shell: setupStep}}
-	for i, sc := range scenarios {
+	for i, sc := range kl.Scenarios {
 		key := sc.Script + "/" + sc.Name
 		if _, ok := cases[key]; !ok {
 			t.Fatalf("scenario %q is not in the kernel's %s", sc.Name, sc.Script)
+		}
+		if covered[key] {
+			t.Fatalf("two scenarios for %q", key)
 		}
 		covered[key] = true
 		steps = append(steps, vmtest.Step{
@@ -61,7 +65,7 @@ func TestKernelSelftests(t *testing.T) {
 	}
 	res := vmtest.RunT(t, vmtest.Config{Kernel: b.kernel, Files: b.files(), Steps: steps, Timeout: 20 * time.Minute})
 	res.MustStep(t, "setup")
-	for _, sc := range scenarios {
+	for _, sc := range kl.Scenarios {
 		key := sc.Script + "/" + sc.Name
 		t.Run(key, func(t *testing.T) {
 			want, err := kelpTranscript(cases[key].Expect, sc.KelpErrors)
@@ -76,6 +80,9 @@ func TestKernelSelftests(t *testing.T) {
 				t.Fatalf("scenario did not run")
 			}
 			got := filterLog(st.Stdout)
+			if sc.Actual != nil {
+				got = sc.Actual(t, got)
+			}
 			if d := lineDiff(want, got); d != "" {
 				t.Errorf("kernel log differs from the selftest's transcript (-want +got):\n%s", d)
 			}

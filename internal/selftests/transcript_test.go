@@ -118,10 +118,16 @@ func expand(s string, vars map[string]string) string {
 //     (kelpErrors[M]) for a livepatch, busybox insmod's message otherwise
 //     (after the kernel's lines a second time: busybox retries a failed
 //     finit_module with init_module).
+//
+// 6.12's scripts load modules from the scripts' directory with insmod
+// ("% insmod test_modules/M.ko args", "insmod: ERROR: could not insert
+// module test_modules/M.ko: Reason"): those lines are read as 6.1's
+// modprobe lines first.
 func kelpTranscript(expect []string, kelpErrors map[string]string) ([]string, error) {
 	disabled := map[string]bool{}
 	var out []string
 	for _, l := range expect {
+		l = asModprobe(l)
 		switch {
 		case strings.HasPrefix(l, "% modprobe "):
 			f := strings.Fields(strings.TrimPrefix(l, "% modprobe "))
@@ -171,6 +177,23 @@ func kelpTranscript(expect []string, kelpErrors map[string]string) ([]string, er
 		}
 	}
 	return out, nil
+}
+
+var (
+	insmodRE      = regexp.MustCompile(`^% insmod test_modules/([^ /]+)\.ko\b(.*)$`)
+	insmodErrorRE = regexp.MustCompile(`^insmod: ERROR: could not insert module test_modules/([^ /]+)\.ko: (.*)$`)
+)
+
+// asModprobe rewrites a 6.12 script's insmod command or error line as the
+// 6.1 scripts' modprobe line of the same module; other lines are kept.
+func asModprobe(l string) string {
+	if m := insmodRE.FindStringSubmatch(l); m != nil {
+		return "% modprobe " + m[1] + m[2]
+	}
+	if m := insmodErrorRE.FindStringSubmatch(l); m != nil {
+		return "modprobe: ERROR: could not insert '" + m[1] + "': " + m[2]
+	}
+	return l
 }
 
 var timestampRE = regexp.MustCompile(`^\[[ 0-9.]*\] `)

@@ -26,6 +26,10 @@ type Kernel struct {
 	ModulesDir string // /lib/modules/<release>
 	Headers    string // kbuild directory for out-of-tree modules
 	SourceTar  string // /usr/src/linux-source-6.1.tar.xz
+	// BuildRoot is the Debian build root (buildroot.Root.Dir) holding
+	// the kernel's files and the compiler its modules are built with
+	// (Debian 13's gcc-14 on a Debian 12 host); "" for the host's own.
+	BuildRoot string
 }
 
 // ErrMissing reports that a piece of the test environment is not installed.

@@ -40,6 +40,9 @@ func Debian13Kernel(flavour string) (*Kernel, error) {
 	r := &buildroot.Root{Dir: root, Suite: "trixie"}
 	bk := r.Files(rel)
 	k := &Kernel{Release: rel, Image: bk.Image, Config: bk.Config, ModulesDir: bk.ModulesDir, Headers: bk.Headers, SourceTar: bk.SourceTar}
+	if buildroot.HostSuite() != "trixie" {
+		k.BuildRoot = root
+	}
 	if err := k.check(); err != nil {
 		return nil, err
 	}

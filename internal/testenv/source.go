@@ -9,6 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+
+	"github.com/kelp-project/kelp/buildroot"
 
 	"github.com/kelp-project/kelp/ktree"
 )
@@ -116,6 +119,12 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 		if err := os.WriteFile(filepath.Join(tmp, "Kbuild"), []byte(kbuild), 0o644); err != nil {
 			return err
 		}
+		if r := k.root(cache); r != nil {
+			if _, err := r.Run(ctx, tmp, "make", "-C", r.Path(k.Headers), "M="+tmp, "modules"); err != nil {
+				return fmt.Errorf("build module %s in %s: %w", m.Name, r.Dir, err)
+			}
+			return nil
+		}
 		if err := run(ctx, tmp, "make", "-C", k.Headers, "M="+tmp, "modules"); err != nil {
 			return fmt.Errorf("build module %s: %w", m.Name, err)
 		}
@@ -125,6 +134,59 @@ func (k *Kernel) BuildModule(ctx context.Context, m ModuleSource) (string, error
 		return "", err
 	}
 	return filepath.Join(dir, m.Name+".ko"), nil
+}
+
+// root is k's build root with the test cache bound into it, nil when k's
+// modules are built on the host.
+func (k *Kernel) root(cache string) *rootCmd {
+	if k.BuildRoot == "" {
+		return nil
+	}
+	suite, _ := buildroot.SuiteOf(k.Release)
+	r := &buildroot.Root{Dir: k.BuildRoot, Suite: suite}
+	r.Bind(cache)
+	return &rootCmd{r}
+}
+
+// rootCmd runs commands in a build root, naming the root's files by the
+// paths they have inside it.
+type rootCmd struct{ *buildroot.Root }
+
+// Path is the path inside the root of the host path p under r.Dir.
+func (r *rootCmd) Path(p string) string {
+	if rel, err := filepath.Rel(r.Dir, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return "/" + rel
+	}
+	return p
+}
+
+// BuildProgram compiles a user-space C program statically (the guests
+// have no C library) with the compiler of k's Debian release, the build
+// root's or the host's, and returns the binary's path. Results are
+// cached by content.
+func (k *Kernel) BuildProgram(ctx context.Context, name string, src []byte) (string, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "programs", name+"-"+Digest(k.Release, k.BuildRoot, string(src)))
+	_, err = Cached(dir, func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, name+".c"), src, 0o644); err != nil {
+			return err
+		}
+		args := []string{"-O2", "-Wall", "-static", "-o", name, name + ".c"}
+		if r := k.root(cache); r != nil {
+			if _, err := r.Run(ctx, tmp, "gcc", args...); err != nil {
+				return fmt.Errorf("build %s in %s: %w", name, r.Dir, err)
+			}
+			return nil
+		}
+		return run(ctx, tmp, "gcc", args...)
+	})
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // SampleLivepatch builds the kernel's own samples/livepatch/livepatch-sample.c

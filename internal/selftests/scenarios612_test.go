@@ -1,0 +1,168 @@
+package selftests
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const syscallLP = "test_klp_syscall"
+
+// scenarios612 are the scenarios of Linux 6.12's scripts: 6.1's where the
+// case is unchanged (the expected transcripts are still read from the
+// 6.12 scripts), 6.12's own where the script changed or is new. Every
+// atomic replace is followed by a check of the patches' replace
+// attribute (1 on the replacing patch, 0 on those it replaces), which
+// 6.12 has and 6.1 does not.
+func scenarios612() []scenario {
+	changed := map[string]scenario{}
+	for _, sc := range scenarios612Changed {
+		changed[sc.Script+"/"+sc.Name] = sc
+	}
+	var out []scenario
+	for _, sc := range scenarios {
+		key := sc.Script + "/" + sc.Name
+		if c, ok := changed[key]; ok {
+			sc = c
+			delete(changed, key)
+		}
+		out = append(out, sc)
+	}
+	for _, sc := range scenarios612Changed {
+		if _, ok := changed[sc.Script+"/"+sc.Name]; ok {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+var scenarios612Changed = []scenario{
+	// test-livepatch.sh: three patches (one with callbacks, one of a
+	// syscall) replaced at once.
+	{Script: "test-livepatch.sh", Name: "multiple livepatches", Body: livepatchVars + `
+load_lp $MOD_LIVEPATCH
+` + grepPatched + `
+load_lp $MOD_REPLACE replace=0
+check_sysfs_value "$MOD_REPLACE" replace 0
+` + grepPatched + `
+disable_lp $MOD_REPLACE
+unload_lp $MOD_REPLACE
+` + grepPatched + `
+disable_lp $MOD_LIVEPATCH
+unload_lp $MOD_LIVEPATCH
+` + grepPatched},
+	{Script: "test-livepatch.sh", Name: "atomic replace livepatch", Body: vars("MOD_LIVEPATCH1", lp, "MOD_LIVEPATCH2", syscallLP, "MOD_LIVEPATCH3", demo, "MOD_REPLACE", replace) + `
+load_lp $MOD_LIVEPATCH1
+` + grepPatched + `
+for mod in $MOD_LIVEPATCH2 $MOD_LIVEPATCH3; do
+	load_lp "$mod"
+done
+nmods=$(ls $KLP_SYSFS_DIR | wc -l)
+[ "$nmods" -eq 3 ] || die "Expecting three modules listed, found $nmods"
+load_lp $MOD_REPLACE replace=1
+check_sysfs_value "$MOD_REPLACE" replace 1
+` + grepPatched + `
+loop_until 'nmods=$(ls $KLP_SYSFS_DIR | wc -l); [ "$nmods" -eq 1 ]' || die "Expecting only one moduled listed, found $nmods"
+for mod in $MOD_LIVEPATCH3 $MOD_LIVEPATCH2 $MOD_LIVEPATCH1; do
+	unload_lp "$mod"
+done
+` + grepPatched + `
+disable_lp $MOD_REPLACE
+unload_lp $MOD_REPLACE
+` + grepPatched},
+
+	{Script: "test-callbacks.sh", Name: "atomic replace", Body: callbackVars + `
+load_lp $MOD_LIVEPATCH
+check_sysfs_value "$MOD_LIVEPATCH" replace 0
+load_lp $MOD_LIVEPATCH2 replace=1
+check_sysfs_value "$MOD_LIVEPATCH2" replace 1
+disable_lp $MOD_LIVEPATCH2
+unload_lp $MOD_LIVEPATCH2
+unload_lp $MOD_LIVEPATCH
+`},
+
+	// test-sysfs.sh: the replace attribute, read-only, 1 or 0 as the
+	// patch was loaded.
+	{Script: "test-sysfs.sh", Name: "sysfs test", Body: vars("MOD_LIVEPATCH", lp) + `
+load_lp $MOD_LIVEPATCH
+check_sysfs_rights "$MOD_LIVEPATCH" "" "drwxr-xr-x"
+check_sysfs_rights "$MOD_LIVEPATCH" "enabled" "-rw-r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "enabled" "1"
+check_sysfs_rights "$MOD_LIVEPATCH" "force" "--w-------"
+check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
+check_sysfs_rights "$MOD_LIVEPATCH" "transition" "-r--r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "transition" "0"
+check_sysfs_rights "$MOD_LIVEPATCH" "vmlinux/patched" "-r--r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "vmlinux/patched" "1"
+disable_lp $MOD_LIVEPATCH
+unload_lp $MOD_LIVEPATCH
+`},
+	{Script: "test-sysfs.sh", Name: "sysfs test replace enabled", Body: vars("MOD_LIVEPATCH", replace) + `
+load_lp $MOD_LIVEPATCH replace=1
+check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "replace" "1"
+disable_lp $MOD_LIVEPATCH
+unload_lp $MOD_LIVEPATCH
+`},
+	{Script: "test-sysfs.sh", Name: "sysfs test replace disabled", Body: vars("MOD_LIVEPATCH", replace) + `
+load_lp $MOD_LIVEPATCH replace=0
+check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "replace" "0"
+disable_lp $MOD_LIVEPATCH
+unload_lp $MOD_LIVEPATCH
+`},
+
+	// test-syscall.sh: one getpid loop per CPU (128 at most) while the
+	// syscall is patched; each process is counted once it runs the new
+	// function, so the transition must reach every one of them.
+	{Script: "test-syscall.sh", Name: "patch getpid syscall while being heavily hammered", Body: vars("MOD_SYSCALL", syscallLP) + `
+nproc=$(grep -c '^processor' /proc/cpuinfo)
+[ "$nproc" -gt 128 ] && nproc=128
+pids=""
+i=0
+while [ $i -lt $nproc ]; do
+	$KO/test_klp-call_getpid &
+	pids="$pids $!"
+	i=$((i+1))
+done
+pid_list=$(echo $pids | tr ' ' ',')
+load_lp $MOD_SYSCALL klp_pids=$pid_list
+loop_until 'grep -q "^0$" /sys/kernel/test_klp_syscall/npids' || die "processes not transitioned: $(cat /sys/kernel/test_klp_syscall/npids)"
+pending_pids=$(cat /sys/kernel/test_klp_syscall/npids)
+log "$MOD_SYSCALL: Remaining not livepatched processes: $pending_pids"
+for pid in $pids; do
+	kill $pid || die "getpid process $pid was gone before the end"
+done
+disable_lp $MOD_SYSCALL
+unload_lp $MOD_SYSCALL
+`, Actual: pidList},
+}
+
+var klpPidsRE = regexp.MustCompile(`^(% kelp load ` + syscallLP + `\.ko klp_pids=)([0-9]+(?:,[0-9]+)*)$`)
+
+// pidList replaces the process ids test-syscall.sh passes to
+// test_klp_syscall with the script's variable name, after checking
+// there is at least one and no two are the same.
+func pidList(t *testing.T, got []string) []string {
+	out := append([]string(nil), got...)
+	n := 0
+	for i, l := range out {
+		m := klpPidsRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		n++
+		seen := map[string]bool{}
+		for _, p := range strings.Split(m[2], ",") {
+			if seen[p] {
+				t.Errorf("process %s passed twice in %q", p, l)
+			}
+			seen[p] = true
+		}
+		out[i] = m[1] + "$pid_list"
+	}
+	if n != 1 {
+		t.Errorf("%d loads of %s with a process list, want 1", n, syscallLP)
+	}
+	return out
+}
