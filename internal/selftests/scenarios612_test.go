@@ -135,8 +135,20 @@ for pid in $pids; do
 done
 disable_lp $MOD_SYSCALL
 unload_lp $MOD_SYSCALL
-`, Actual: pidList},
+`, Actual: pidList, OneCPU: oneCPUSyscall},
 }
+
+// oneCPUSyscall is why test-syscall.sh runs in a guest of one CPU. Under
+// QEMU/TCG with two vCPUs, while the kernel's int3-based text patching
+// redirects getpid (ftrace) and the other vCPU runs the syscall in a tight
+// loop, that vCPU now and then hits an int3 the kernel does not recognize:
+// an Oops ("int3") that panics the guest. It is the same with the
+// upstream script's insmod and echo 0 > enabled as with kelp (in one boot
+// each, repeating the case: the Oops came in the 8th round with insmod,
+// the 6th with kelp): not kelp's doing, the kernel patches in the
+// module's init; whether TCG or the kernel is at fault is not settled. On
+// one CPU no code runs while it is patched.
+const oneCPUSyscall = "int3 text patching Oopses under QEMU/TCG with two vCPUs hammering the patched syscall"
 
 var klpPidsRE = regexp.MustCompile(`^(% kelp load ` + syscallLP + `\.ko klp_pids=)([0-9]+(?:,[0-9]+)*)$`)
 

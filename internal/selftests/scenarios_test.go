@@ -23,6 +23,9 @@ type scenario struct {
 	// script's expectation names by a variable it sets at run time
 	// (process ids), checking each value it replaces.
 	Actual func(*testing.T, []string) []string
+	// OneCPU, when set, says why the scenario runs in a guest of one
+	// CPU, booted for it after the others.
+	OneCPU string
 }
 
 const (

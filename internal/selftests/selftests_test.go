@@ -42,7 +42,9 @@ func runSelftests(t *testing.T, kl *kernelLine) {
 	b := modulesOf(t, kl)
 	cases := upstreamCases(t, b.tree, kl.Scripts)
 	covered := map[string]bool{}
-	steps := []vmtest.Step{{Name: "setup", Shell: setupStep}}
+	// Scenarios run in one boot, those that need a one-CPU guest (see
+	// scenario.OneCPU) in a second.
+	steps := map[bool][]vmtest.Step{}
 	for i, sc := range kl.Scenarios {
 		key := sc.Script + "/" + sc.Name
 		if _, ok := cases[key]; !ok {
@@ -52,7 +54,11 @@ func runSelftests(t *testing.T, kl *kernelLine) {
 			t.Fatalf("two scenarios for %q", key)
 		}
 		covered[key] = true
-		steps = append(steps, vmtest.Step{
+		one := sc.OneCPU != ""
+		if steps[one] == nil {
+			steps[one] = []vmtest.Step{{Name: "setup", Shell: setupStep}}
+		}
+		steps[one] = append(steps[one], vmtest.Step{
 			Name:    key,
 			Shell:   fmt.Sprintf("%sstart_test %d '%s'\n%s\nexit 0\n", prelude, i, sc.Name, sc.Body),
 			Timeout: 3 * time.Minute,
@@ -63,8 +69,18 @@ func runSelftests(t *testing.T, kl *kernelLine) {
 			t.Errorf("upstream selftest %q has no kelp scenario", key)
 		}
 	}
-	res := vmtest.RunT(t, vmtest.Config{Kernel: b.kernel, Files: b.files(), Steps: steps, Timeout: 20 * time.Minute})
-	res.MustStep(t, "setup")
+	results := map[bool]*vmtest.Result{}
+	for _, one := range []bool{false, true} {
+		if steps[one] == nil {
+			continue
+		}
+		cfg := vmtest.Config{Kernel: b.kernel, Files: b.files(), Steps: steps[one], Timeout: 20 * time.Minute}
+		if one {
+			cfg.CPUs = 1
+		}
+		results[one] = vmtest.RunT(t, cfg)
+		results[one].MustStep(t, "setup")
+	}
 	for _, sc := range kl.Scenarios {
 		key := sc.Script + "/" + sc.Name
 		t.Run(key, func(t *testing.T) {
@@ -75,7 +91,7 @@ func runSelftests(t *testing.T, kl *kernelLine) {
 			if sc.Adjust != nil {
 				want = sc.Adjust(want)
 			}
-			st, ok := res.Step(key)
+			st, ok := results[sc.OneCPU != ""].Step(key)
 			if !ok {
 				t.Fatalf("scenario did not run")
 			}
