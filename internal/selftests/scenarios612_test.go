@@ -37,20 +37,9 @@ func scenarios612() []scenario {
 }
 
 var scenarios612Changed = []scenario{
+	withLine(scenarioOf("test-livepatch.sh", "multiple livepatches"), "load_lp $MOD_REPLACE replace=0\n", `check_sysfs_value "$MOD_REPLACE" replace 0`),
 	// test-livepatch.sh: three patches (one with callbacks, one of a
 	// syscall) replaced at once.
-	{Script: "test-livepatch.sh", Name: "multiple livepatches", Body: livepatchVars + `
-load_lp $MOD_LIVEPATCH
-` + grepPatched + `
-load_lp $MOD_REPLACE replace=0
-check_sysfs_value "$MOD_REPLACE" replace 0
-` + grepPatched + `
-disable_lp $MOD_REPLACE
-unload_lp $MOD_REPLACE
-` + grepPatched + `
-disable_lp $MOD_LIVEPATCH
-unload_lp $MOD_LIVEPATCH
-` + grepPatched},
 	{Script: "test-livepatch.sh", Name: "atomic replace livepatch", Body: vars("MOD_LIVEPATCH1", lp, "MOD_LIVEPATCH2", syscallLP, "MOD_LIVEPATCH3", demo, "MOD_REPLACE", replace) + `
 load_lp $MOD_LIVEPATCH1
 ` + grepPatched + `
@@ -59,6 +48,9 @@ for mod in $MOD_LIVEPATCH2 $MOD_LIVEPATCH3; do
 done
 nmods=$(ls $KLP_SYSFS_DIR | wc -l)
 [ "$nmods" -eq 3 ] || die "Expecting three modules listed, found $nmods"
+for mod in $MOD_LIVEPATCH1 $MOD_LIVEPATCH2 $MOD_LIVEPATCH3; do
+	check_sysfs_value "$mod" replace 0
+done
 load_lp $MOD_REPLACE replace=1
 check_sysfs_value "$MOD_REPLACE" replace 1
 ` + grepPatched + `
@@ -71,46 +63,15 @@ disable_lp $MOD_REPLACE
 unload_lp $MOD_REPLACE
 ` + grepPatched},
 
-	{Script: "test-callbacks.sh", Name: "atomic replace", Body: callbackVars + `
-load_lp $MOD_LIVEPATCH
-check_sysfs_value "$MOD_LIVEPATCH" replace 0
-load_lp $MOD_LIVEPATCH2 replace=1
-check_sysfs_value "$MOD_LIVEPATCH2" replace 1
-disable_lp $MOD_LIVEPATCH2
-unload_lp $MOD_LIVEPATCH2
-unload_lp $MOD_LIVEPATCH
-`},
+	withLine(withLine(scenarioOf("test-callbacks.sh", "atomic replace"),
+		"load_lp $MOD_LIVEPATCH\n", `check_sysfs_value "$MOD_LIVEPATCH" replace 0`),
+		"load_lp $MOD_LIVEPATCH2 replace=1\n", `check_sysfs_value "$MOD_LIVEPATCH2" replace 1`),
 
 	// test-sysfs.sh: the replace attribute, read-only, 1 or 0 as the
 	// patch was loaded.
-	{Script: "test-sysfs.sh", Name: "sysfs test", Body: vars("MOD_LIVEPATCH", lp) + `
-load_lp $MOD_LIVEPATCH
-check_sysfs_rights "$MOD_LIVEPATCH" "" "drwxr-xr-x"
-check_sysfs_rights "$MOD_LIVEPATCH" "enabled" "-rw-r--r--"
-check_sysfs_value  "$MOD_LIVEPATCH" "enabled" "1"
-check_sysfs_rights "$MOD_LIVEPATCH" "force" "--w-------"
-check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
-check_sysfs_rights "$MOD_LIVEPATCH" "transition" "-r--r--r--"
-check_sysfs_value  "$MOD_LIVEPATCH" "transition" "0"
-check_sysfs_rights "$MOD_LIVEPATCH" "vmlinux/patched" "-r--r--r--"
-check_sysfs_value  "$MOD_LIVEPATCH" "vmlinux/patched" "1"
-disable_lp $MOD_LIVEPATCH
-unload_lp $MOD_LIVEPATCH
-`},
-	{Script: "test-sysfs.sh", Name: "sysfs test replace enabled", Body: vars("MOD_LIVEPATCH", replace) + `
-load_lp $MOD_LIVEPATCH replace=1
-check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
-check_sysfs_value  "$MOD_LIVEPATCH" "replace" "1"
-disable_lp $MOD_LIVEPATCH
-unload_lp $MOD_LIVEPATCH
-`},
-	{Script: "test-sysfs.sh", Name: "sysfs test replace disabled", Body: vars("MOD_LIVEPATCH", replace) + `
-load_lp $MOD_LIVEPATCH replace=0
-check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
-check_sysfs_value  "$MOD_LIVEPATCH" "replace" "0"
-disable_lp $MOD_LIVEPATCH
-unload_lp $MOD_LIVEPATCH
-`},
+	withLine(scenarioOf("test-sysfs.sh", "sysfs test"), `check_sysfs_rights "$MOD_LIVEPATCH" "force" "--w-------"`+"\n", `check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"`),
+	sysfsReplace("enabled", "1"),
+	sysfsReplace("disabled", "0"),
 
 	// test-syscall.sh: one getpid loop per CPU (128 at most) while the
 	// syscall is patched; each process is counted once it runs the new
@@ -149,6 +110,37 @@ unload_lp $MOD_SYSCALL
 // module's init; whether TCG or the kernel is at fault is not settled. On
 // one CPU no code runs while it is patched.
 const oneCPUSyscall = "int3 text patching Oopses under QEMU/TCG with two vCPUs hammering the patched syscall"
+
+// scenarioOf returns the 6.1 scenario of a script's case.
+func scenarioOf(script, name string) scenario {
+	for _, sc := range scenarios {
+		if sc.Script == script && sc.Name == name {
+			return sc
+		}
+	}
+	panic("no scenario " + script + "/" + name)
+}
+
+// withLine returns sc with line added to its body after the line after.
+func withLine(sc scenario, after, line string) scenario {
+	if !strings.Contains(sc.Body, after) {
+		panic(sc.Name + ": no line " + after)
+	}
+	sc.Body = strings.Replace(sc.Body, after, after+line+"\n", 1)
+	return sc
+}
+
+// sysfsReplace is test-sysfs.sh's "sysfs test replace <state>": a patch
+// loaded with replace=<value> shows it in its read-only replace file.
+func sysfsReplace(state, value string) scenario {
+	return scenario{Script: "test-sysfs.sh", Name: "sysfs test replace " + state, Body: vars("MOD_LIVEPATCH", replace) + `
+load_lp $MOD_LIVEPATCH replace=` + value + `
+check_sysfs_rights "$MOD_LIVEPATCH" "replace" "-r--r--r--"
+check_sysfs_value  "$MOD_LIVEPATCH" "replace" "` + value + `"
+disable_lp $MOD_LIVEPATCH
+unload_lp $MOD_LIVEPATCH
+`}
+}
 
 var klpPidsRE = regexp.MustCompile(`^(% kelp load ` + syscallLP + `\.ko klp_pids=)([0-9]+(?:,[0-9]+)*)$`)
 
