@@ -13,6 +13,10 @@ import (
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
 )
 
+// guestModuleBudget bounds the size of the target modules (with their
+// dependencies) put into the guest's initramfs.
+const guestModuleBudget = 250 << 20
+
 // badKernelLog are kernel log lines that make a run fail: a patch that
 // loads but trips the kernel is not a working patch.
 var badKernelLog = []string{"WARNING:", "BUG:", "Oops:", "Unpatched return thunk"}
@@ -63,6 +67,13 @@ func loadAll(ctx context.Context, k *testenv.Kernel, outDir string, outs []Outco
 	var targets []string
 	seen := map[string]bool{}
 	n := 0
+	// The modules the patches target go into the guest's initramfs with
+	// their dependencies, up to a budget the guest's memory holds; a
+	// patch of a module left out is loaded all the same (it applies when
+	// that module loads) and says so.
+	inGuest := map[string]bool{}
+	have := map[string]bool{}
+	var size int64
 	for _, o := range outs {
 		if o.Build != BuildOK {
 			continue
@@ -70,29 +81,44 @@ func loadAll(ctx context.Context, k *testenv.Kernel, outDir string, outs []Outco
 		n++
 		files = append(files, vmtest.File{Path: "/root/" + o.Module + ".ko", Host: filepath.Join(outDir, o.Module+".ko")})
 		for _, ob := range o.Objects {
-			if ob != "vmlinux" && shipped[ob] && !seen[ob] {
-				seen[ob] = true
-				targets = append(targets, ob)
+			if ob == "vmlinux" || !shipped[ob] || seen[ob] {
+				continue
+			}
+			seen[ob] = true
+			rels, err := md.LoadOrder([]string{ob})
+			if err != nil {
+				return nil, err
+			}
+			var add int64
+			for _, rel := range rels {
+				if st, err := os.Stat(filepath.Join(k.ModulesDir, rel)); err == nil && !have[rel] {
+					add += st.Size()
+				}
+			}
+			if size+add > guestModuleBudget {
+				progress("  %s: its module %s and dependencies (%d MiB) exceed the guest's budget; not loaded in the guest", o.Module, ob, add>>20)
+				continue
+			}
+			size += add
+			inGuest[ob] = true
+			targets = append(targets, ob)
+			for _, rel := range rels {
+				if !have[rel] {
+					have[rel] = true
+					files = append(files, vmtest.File{Path: filepath.Join("/lib/modules", k.Release, rel), Host: filepath.Join(k.ModulesDir, rel)})
+				}
 			}
 		}
-		steps = append(steps, loadSteps(o, shipped)...)
+		steps = append(steps, loadSteps(o, inGuest)...)
 	}
 	if n == 0 {
 		return nil, nil
 	}
-	if len(targets) > 0 {
-		rels, err := md.LoadOrder(targets)
-		if err != nil {
-			return nil, err
-		}
-		for _, rel := range rels {
-			files = append(files, vmtest.File{Path: filepath.Join("/lib/modules", k.Release, rel), Host: filepath.Join(k.ModulesDir, rel)})
-		}
-	}
+	progress("  %d target modules in the guest (%d MiB with dependencies)", len(targets), size>>20)
 	steps = append(steps, vmtest.Step{Name: "none left", Shell: "! ls /sys/kernel/livepatch/* 2>/dev/null | grep ."})
 	progress("booting %s: %d modules to load and unload", k.Release, n)
 	res, err := vmtest.Run(ctx, vmtest.Config{
-		Kernel: k, Files: files, Steps: steps,
+		Kernel: k, Files: files, Steps: steps, Memory: "3G",
 		Timeout: time.Duration(n)*time.Minute + 5*time.Minute,
 		OnStep: func(r vmtest.StepResult) {
 			progress("  guest: %s: exit %d %s", r.Name, r.Exit, lastLine(r.Stdout+r.Stderr))
