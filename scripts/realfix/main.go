@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ type config struct {
 	oldVer, newVer, kernel string
 	every                  int
 	only                   string
-	reuse                  bool
+	reuse, rejoin          bool
 	classes, table         string
 	work                   string
 }
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&c.every, "every", 1, "build every Nth patch (sorted by path), a deterministic subset")
 	flag.StringVar(&c.only, "only", "", "build only patches of files matching this regular expression")
 	flag.BoolVar(&c.reuse, "reuse", false, "reuse the build results of an earlier run for unchanged patches (the VM load always runs)")
+	flag.BoolVar(&c.rejoin, "rejoin", false, "only join the last run's results with the classification again and rewrite the table")
 	flag.StringVar(&c.classes, "classes", "scripts/realfix/classes.tsv", "hand classification of refusals")
 	flag.StringVar(&c.table, "table", "docs/corpus.md", "result table to write")
 	flag.Parse()
@@ -67,6 +69,7 @@ func progress(format string, args ...any) {
 
 func run(ctx context.Context, c config) error {
 	start := time.Now()
+	kelp := kelpVersion()
 	if c.every < 1 {
 		return fmt.Errorf("-every %d: want 1 or more", c.every)
 	}
@@ -92,6 +95,19 @@ func run(ctx context.Context, c config) error {
 	}
 	kelpCache := filepath.Dir(cache)
 	c.work = filepath.Join(kelpCache, "realfix")
+
+	runPath := filepath.Join(c.work, "run.json")
+	if c.rejoin {
+		var r lastRun
+		data, err := os.ReadFile(runPath)
+		if err != nil {
+			return fmt.Errorf("-rejoin: %w", err)
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("-rejoin: %s: %w", runPath, err)
+		}
+		return finish(c, classes, r)
+	}
 
 	// Sources.
 	var tars [2]string
@@ -204,15 +220,34 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	rows, stale := Join(chosen, classes)
-	s := Summarize(rows)
-	doc := Table(rows, s, TableInfo{
-		Old: c.oldVer, New: c.newVer, Kernel: c.kernel, Every: c.every, Only: c.only,
+	r := lastRun{Outcomes: chosen, Info: TableInfo{
+		Old: c.oldVer, New: c.newVer, Kernel: c.kernel, Every: c.every, Only: c.only, Kelp: kelp,
 		Patches: len(sel.Patches), TooLarge: len(sel.TooLarge), OtherArch: len(sel.OtherArch),
 		Added: len(sel.Added), Removed: len(sel.Removed), DmesgBad: dmesgBad,
 		Elapsed: time.Since(start).Round(time.Second),
-	})
-	if err := os.WriteFile(c.table, []byte(doc), 0o644); err != nil {
+	}}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(runPath, data, 0o644); err != nil {
+		return err
+	}
+	return finish(c, classes, r)
+}
+
+// lastRun is what a run keeps for -rejoin.
+type lastRun struct {
+	Outcomes []Outcome
+	Info     TableInfo
+}
+
+// finish joins a run's outcomes with the classification, writes the
+// table and says whether the run passes.
+func finish(c config, classes map[string]HandClass, r lastRun) error {
+	rows, stale := Join(r.Outcomes, classes)
+	s := Summarize(rows)
+	if err := os.WriteFile(c.table, []byte(Table(rows, s, r.Info)), 0o644); err != nil {
 		return err
 	}
 	progress("%s: %d fixes, %d compile alone, %d built+loaded (%.1f%%), %d refused with a true reason, %d by a kelp limitation, %d failed to load, %d unclassified",
@@ -226,16 +261,51 @@ func run(ctx context.Context, c config) error {
 		}
 		fail = append(fail, fmt.Sprintf("%d unclassified refusals (add them to %s)", n, c.classes))
 	}
-	if c.every == 1 && c.only == "" && len(stale) > 0 {
+	if r.Info.Every == 1 && r.Info.Only == "" && len(stale) > 0 {
 		fail = append(fail, fmt.Sprintf("%s classifies files that are no longer refused: %s", c.classes, strings.Join(stale, ", ")))
 	}
-	if len(dmesgBad) > 0 {
-		fail = append(fail, fmt.Sprintf("the kernel log has %d warning, BUG or oops lines, the first: %s", len(dmesgBad), dmesgBad[0]))
+	if bad := r.Info.DmesgBad; len(bad) > 0 {
+		fail = append(fail, fmt.Sprintf("the kernel log has %d warning, BUG or oops lines, the first: %s", len(bad), bad[0]))
+	}
+	for _, row := range rows {
+		if row.Class == ClassNotBuilt && row.Build == BuildOK {
+			fail = append(fail, row.File+": "+row.Reason)
+		}
 	}
 	if len(fail) > 0 {
 		return errors.New(strings.Join(fail, "; "))
 	}
 	return nil
+}
+
+// kelpVersion names the kelp source this program was built from: the
+// commit go build recorded, or the working tree's when it recorded none
+// (go run), "+changes" when the tree had changes.
+func kelpVersion() string {
+	rev, modified := "unknown", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if rev == "unknown" {
+		// go run records no commit: the tree it compiled from says.
+		if out, err := exec.Command("git", "describe", "--always", "--dirty=+changes").Output(); err == nil {
+			return strings.TrimSpace(string(out))
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += "+changes"
+	}
+	return rev
 }
 
 // writeResults keeps the outcomes (for -reuse, and to read them).

@@ -8,7 +8,7 @@ import (
 
 // TableInfo is what docs/corpus.md says about the run besides its rows.
 type TableInfo struct {
-	Old, New, Kernel                             string
+	Old, New, Kernel, Kelp                       string
 	Every                                        int
 	Only                                         string
 	Patches, TooLarge, OtherArch, Added, Removed int
@@ -32,7 +32,7 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 	p("built is loaded with `kelp load` (which waits for the transition to complete; the patch must then be enabled,\n")
 	p("out of transition, and patch each of its objects that is loaded; a module it patches that Debian ships is\n")
 	p("`modprobe`d first) and unloaded with `kelp unload`, one after another. Refusals are classified by hand in\n")
-	p("`scripts/realfix/classes.tsv`.\n\n")
+	p("`scripts/realfix/classes.tsv`. kelp: `%s`.\n\n", in.Kelp)
 	p("Between the two versions %d `.c` files of amd64 kernel code changed by 1–%d lines, %d by more;\n", in.Patches, MaxChanged, in.TooLarge)
 	p("%d changed files are other architectures' or userspace (tools, scripts, samples); %d files were added, %d removed.\n\n", in.OtherArch, in.Added, in.Removed)
 	if in.Every > 1 || in.Only != "" {
