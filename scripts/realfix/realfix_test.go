@@ -201,3 +201,25 @@ func applyPatch(dir, text string) error {
 	}
 	return nil
 }
+
+// TestClassesFile: the committed classification parses, and each entry
+// names a file of amd64 kernel code the generator can select.
+func TestClassesFile(t *testing.T) {
+	f, err := os.Open("classes.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	classes, err := ReadClasses(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(classes) == 0 {
+		t.Fatal("classes.tsv classifies nothing")
+	}
+	for file := range classes {
+		if !strings.HasSuffix(file, ".c") || !amd64Code(file) {
+			t.Errorf("%s: not a .c file of amd64 kernel code", file)
+		}
+	}
+}
