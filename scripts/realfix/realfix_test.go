@@ -172,7 +172,7 @@ func TestJoin(t *testing.T) {
 	for _, w := range []string{
 		"| **compile alone** (object built by the config, the fix compiles without the rest of its series) | **5** |",
 		"Built and loaded: 1 of the 5 fixes that compile alone (20.0 %",
-		"every 3. patch of the 24",
+		"one patch in every 3 of the 24",
 		"| `fs/a.c` | 0 | " + ClassTrue + " | refused: data — **changes existing data** |",
 		"| `fs/d.c` | 0 | " + ClassLoaded + " | patched vmlinux:d_fn,0 |",
 	} {

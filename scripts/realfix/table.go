@@ -39,7 +39,7 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 	if in.Every > 1 || in.Only != "" {
 		p("**Subset:** this run built")
 		if in.Every > 1 {
-			p(" every %d. patch of the %d, sorted by path, starting with the first (`-every %d`)", in.Every, in.Patches, in.Every)
+			p(" one patch in every %d of the %d, sorted by path, starting with the first (`-every %d`)", in.Every, in.Patches, in.Every)
 		}
 		if in.Only != "" {
 			p(" the patches of files matching `%s` (`-only`)", in.Only)
