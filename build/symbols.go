@@ -79,6 +79,7 @@ func moduleTable(modulesDir, name string) (*ksym.Table, error) {
 // moduleFile finds module name's .ko (or .ko.xz, .ko.zst) under
 // modulesDir and returns its path and uncompressed contents.
 func moduleFile(modulesDir, name string) (string, []byte, error) {
+	name = strings.ReplaceAll(name, "-", "_")
 	var found string
 	filepath.WalkDir(modulesDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.Contains(p, ".ko") && ksym.ModuleName(p) == name {
@@ -121,6 +122,9 @@ func dependsOn(modulesDir, name, dep string) (bool, error) {
 		}
 		for _, list := range mod.Info["depends"] {
 			for _, d := range strings.Split(list, ",") {
+				// depends= names modules as their files do (snd-pcm);
+				// the kernel, and kelp, as snd_pcm.
+				d = strings.ReplaceAll(d, "-", "_")
 				if d == "" || seen[d] {
 					continue
 				}
