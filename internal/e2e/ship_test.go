@@ -181,8 +181,9 @@ func parseStatus(t *testing.T, out string) statusJSON {
 // (signed, saying what it fixes), packages it per kernel, installs kelp
 // and the fix as Debian packages on a real Debian system, reboots it, cuts its power while a patch is being applied
 // at boot, removes the patch package, rolls it out again from an apt
-// repository with the documented Ansible playbook, and boots with
-// kelp.enable=0.
+// repository with the documented Ansible playbook, boots with
+// kelp.enable=0, and crashes the kernel while the patch is applied at
+// boot.
 func TestKeepAndShip(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	img, err := vmtest.System(context.Background(), k)
@@ -205,6 +206,10 @@ func TestKeepAndShip(t *testing.T) {
 	}
 	mark := "/var/lib/kelp/" + k.Release + "/applying/" + fixModule
 	const settleDropIn = "/etc/systemd/system/kelp.service.d"
+	// longSettle holds the next boot's applying mark for 30 minutes, so
+	// that a power cut or a crash comes while it exists, however slow
+	// the guest is.
+	longSettle := "mkdir -p " + settleDropIn + " && printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/kelp load --all --boot --settle 30m\\n' > " + settleDropIn + "/settle.conf && sync"
 	waitSettled := "for i in $(seq 120); do [ \"$(systemctl show -p SubState --value kelp.service)\" = exited ] && break; sleep 1; done; systemctl show -p SubState --value kelp.service"
 
 	// 1. dpkg -i kelp and the patch package: the patch is live.
@@ -245,7 +250,7 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "metrics", Shell: "kelp status --prometheus /run/kelp.prom && cat /run/kelp.prom"},
 		// The next boot's power cut must come while its mark exists, however
 		// slow the guest is: hold the settle time for that boot.
-		{Name: "long-settle", Shell: "mkdir -p " + settleDropIn + " && printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/kelp load --all --boot --settle 30m\\n' > " + settleDropIn + "/settle.conf && sync"},
+		{Name: "long-settle", Shell: longSettle},
 	}, nil)
 	if got := strings.TrimSpace(r.MustStep(t, "cmdline").Stdout); got != patched {
 		t.Fatalf("after reboot, /proc/cmdline = %q", got)
@@ -385,6 +390,7 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
 		{Name: "loaded", Shell: "ls /sys/kernel/livepatch | wc -l"},
 		{Name: "service", Shell: "systemctl status kelp.service --no-pager; true"},
+		{Name: "long-settle", Shell: longSettle},
 	}, func(c *vmtest.Config) { c.Cmdline = []string{"kelp.enable=0"} })
 	if got := r.MustStep(t, "cmdline").Stdout; !strings.Contains(got, "kelp.enable=0") {
 		t.Errorf("/proc/cmdline = %q", got)
@@ -394,5 +400,32 @@ func TestKeepAndShip(t *testing.T) {
 	}
 	if got := r.MustStep(t, "service").Stdout; !strings.Contains(got, "ConditionKernelCommandLine=!kelp.enable=0 was not met") {
 		t.Errorf("kelp.service with kelp.enable=0:\n%s", got)
+	}
+	r.MustStep(t, "long-settle")
+
+	// 6. The kernel crashes while the patch is being applied at boot (a
+	// crash, where step 3 cut the power): the next boot quarantines it.
+	r = boot("kernel crash while applying", []vmtest.Step{
+		{Name: "crash", Shell: "for i in $(seq 600); do test -e " + mark + " && break; sleep 0.2; done; test -e " + mark + " && echo c > /proc/sysrq-trigger"},
+	}, func(c *vmtest.Config) { c.CrashIn = "crash" })
+	if !strings.Contains(r.Panic, "sysrq triggered crash") {
+		t.Fatalf("the boot that applied the patch ended with panic %q, want the sysrq crash", r.Panic)
+	}
+	r = boot("after the crash", []vmtest.Step{
+		{Name: "settle-back", Shell: "rm -r " + settleDropIn + " && systemctl daemon-reload"},
+		{Name: "running", Shell: "systemctl is-system-running --wait; true"},
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "status", Shell: "kelp status --json"},
+	}, nil)
+	r.MustStep(t, "settle-back")
+	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
+		t.Errorf("system state after the crash: %q", got)
+	}
+	if strings.Contains(r.MustStep(t, "cmdline").Stdout, patched) {
+		t.Error("the patch that was being applied when the kernel crashed was loaded again")
+	}
+	st = parseStatus(t, r.MustStep(t, "status").Stdout)
+	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != fixModule || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
+		t.Errorf("status after the kernel crash: %+v", st)
 	}
 }

@@ -76,6 +76,47 @@ func TestGuestPanic(t *testing.T) {
 	}
 }
 
+// TestExpectedCrash: a boot told that a step crashes the guest kernel
+// ends without error at that crash, with the panic line and the steps
+// before it; one whose named step finishes is an error, and so is a
+// crash in another step.
+func TestExpectedCrash(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	res, err := Run(context.Background(), Config{
+		Kernel:  k,
+		Timeout: 6 * time.Minute,
+		CrashIn: "crash",
+		Steps:   []Step{{Name: "before", Shell: "echo up"}, {Name: "crash", Shell: "echo c > /proc/sysrq-trigger"}},
+	})
+	if err != nil {
+		t.Fatalf("expected crash: %v", err)
+	}
+	if !strings.Contains(res.Panic, "sysrq triggered crash") {
+		t.Errorf("panic line %q", res.Panic)
+	}
+	if s, ok := res.Step("before"); !ok || strings.TrimSpace(s.Stdout) != "up" {
+		t.Errorf("step before the crash: %+v", s)
+	}
+	_, err = Run(context.Background(), Config{
+		Kernel:  k,
+		Timeout: 6 * time.Minute,
+		CrashIn: "calm",
+		Steps:   []Step{{Name: "calm", Shell: "true"}, {Name: "crash", Shell: "echo c > /proc/sysrq-trigger"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "not in step calm as expected") {
+		t.Errorf("a crash in another step than the one named: %v", err)
+	}
+	_, err = Run(context.Background(), Config{
+		Kernel:  k,
+		Timeout: 6 * time.Minute,
+		CrashIn: "calm",
+		Steps:   []Step{{Name: "calm", Shell: "true"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "expected to crash") {
+		t.Errorf("no crash where one was expected: %v", err)
+	}
+}
+
 // TestGuestHang: a guest that never finishes is killed at the boot
 // timeout, and the error says where it hung.
 func TestGuestHang(t *testing.T) {

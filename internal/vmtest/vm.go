@@ -74,9 +74,14 @@ type Config struct {
 	// KillAfter names a step: QEMU is killed as soon as its result
 	// arrives, like a machine losing power at that moment.
 	KillAfter string
-	Timeout   time.Duration
-	Memory    string // QEMU -m, default 1G
-	CPUs      int    // default 2
+	// CrashIn names a step expected to crash the guest kernel (e.g. echo
+	// c > /proc/sysrq-trigger): the boot then ends with the kernel's
+	// panic before that step reports, and the panic line is in
+	// Result.Panic; a boot that does not crash there is an error.
+	CrashIn string
+	Timeout time.Duration
+	Memory  string // QEMU -m, default 1G
+	CPUs    int    // default 2
 
 	// StallTimeout bounds a silence of the console before the guest's
 	// userspace starts (default DefaultStallTimeout; three times that
@@ -144,6 +149,9 @@ type Result struct {
 	// guest slot; SlotWait the wait for that slot.
 	Elapsed  time.Duration
 	SlotWait time.Duration
+	// Panic is the kernel's panic line of a boot that crashed as
+	// Config.CrashIn expected.
+	Panic string
 }
 
 // Step returns the result of the named step.
@@ -340,7 +348,7 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	if stall != nil {
 		return res, stall
 	}
-	return res, diagnose(res, &reports, timedOut, timeout, waitErr, qemuErr.String(), ctx)
+	return res, diagnose(res, &reports, cfg.CrashIn, timedOut, timeout, waitErr, qemuErr.String(), ctx)
 }
 
 // watchEarlyBoot reports on stalled when, before the guest's userspace
@@ -500,11 +508,25 @@ func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)
 }
 
 // diagnose turns the way a boot ended into one clear error, or nil.
-func diagnose(res *Result, rs *reportState, timedOut bool, timeout time.Duration, waitErr error, qemuStderr string, ctx context.Context) error {
+func diagnose(res *Result, rs *reportState, crashIn string, timedOut bool, timeout time.Duration, waitErr error, qemuStderr string, ctx context.Context) error {
 	fail := func(format string, args ...any) error {
 		return &BootError{Msg: fmt.Sprintf(format, args...), Console: res.Console}
 	}
-	if panicLine := findPanic(res.Console); panicLine != "" {
+	panicLine := findPanic(res.Console)
+	if crashIn != "" {
+		_, reported := res.Step(crashIn)
+		switch {
+		case panicLine != "" && rs.ready && !reported && !timedOut:
+			res.Panic = panicLine
+			return nil
+		case panicLine != "":
+			return fail("guest kernel panicked (%s), not in step %s as expected", panicLine, crashIn)
+		case reported:
+			return fail("step %s finished; the guest kernel was expected to crash in it", crashIn)
+		}
+		// No panic: the failure below says how the boot ended.
+	}
+	if panicLine != "" {
 		return fail("guest kernel panicked: %s", panicLine)
 	}
 	if timedOut {
