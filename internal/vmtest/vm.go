@@ -302,7 +302,7 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 		}
 		io.Copy(w, conR)
 	}()
-	var reports reportState
+	reports := reportState{killAfter: cfg.KillAfter}
 	killNow := make(chan struct{})
 	var killOnce sync.Once
 	onStep := func(sr StepResult) {
@@ -462,6 +462,11 @@ type reportState struct {
 	protoErr error
 	last     string
 	killed   bool // QEMU killed on request (Config.KillAfter)
+	// killAfter is Config.KillAfter; cut is set once its step reported:
+	// QEMU is being killed, and a report cut off in the middle is no
+	// error.
+	killAfter string
+	cut       bool
 }
 
 func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)) {
@@ -469,11 +474,11 @@ func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)
 	for {
 		f, err := fr.Next()
 		if err != nil {
-			if err != io.EOF {
-				rs.mu.Lock()
+			rs.mu.Lock()
+			if err != io.EOF && !rs.cut {
 				rs.protoErr = err
-				rs.mu.Unlock()
 			}
+			rs.mu.Unlock()
 			io.Copy(io.Discard, r)
 			return
 		}
@@ -494,6 +499,7 @@ func (rs *reportState) collect(r io.Reader, res *Result, onStep func(StepResult)
 			} else {
 				res.Steps = append(res.Steps, sr)
 				rs.last = "step " + sr.Name
+				rs.cut = rs.cut || rs.killAfter != "" && sr.Name == rs.killAfter
 				if onStep != nil {
 					onStep(sr)
 				}
