@@ -92,7 +92,7 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 		obj := Vmlinux
 		if len(f) == 4 {
 			m := f[3]
-			if len(m) < 3 || !strings.HasPrefix(m, "[") || !strings.HasSuffix(m, "]") {
+			if len(m) < 3 || !strings.HasPrefix(m, "[") || !strings.HasSuffix(m, "]") || strings.ContainsAny(m[1:len(m)-1], "[]") {
 				return nil, fmt.Errorf("kallsyms line %d: module %q is not a name in brackets", n, m)
 			}
 			obj = m[1 : len(m)-1]
