@@ -1,10 +1,8 @@
 package ktree
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"path"
 	"strings"
 )
@@ -17,28 +15,15 @@ import (
 // compiles) builds any object, configured or not; this says which ones
 // the target kernel was built from.
 func (t *Tree) ConfiguredObjects(ctx context.Context) (map[string]bool, error) {
-	env, err := t.kbuildEnv(ctx)
+	stdout, stderr, err := t.makeDryRun(ctx)
 	if err != nil {
-		return nil, err
-	}
-	var cmd *exec.Cmd
-	args := []string{"-n", "-B", "-f", "./scripts/Makefile.build", "obj=.", "need-builtin=1", "need-modorder=1"}
-	if t.Exec != nil {
-		cmd = t.Exec.Command(ctx, t.Dir, env, "make", args...)
-	} else {
-		cmd = exec.CommandContext(ctx, "make", args...)
-		cmd.Dir, cmd.Env = t.Dir, env
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("kbuild's dry run of %s: %v: %s", t.Dir, err, tail(strings.TrimSpace(stderr.String()), 1))
+		return nil, fmt.Errorf("kbuild's dry run of %s: %v: %s", t.Dir, err, tail(strings.TrimSpace(stderr), 1))
 	}
 	objs := map[string]bool{}
-	for _, line := range strings.Split(stdout.String(), "\n") {
+	for _, line := range strings.Split(stdout, "\n") {
 		_, rest, ok := strings.Cut(line, "scripts/basic/fixdep ")
 		if !ok {
 			continue

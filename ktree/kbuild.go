@@ -128,29 +128,38 @@ func (t *Tree) captureEnv(ctx context.Context) ([]byte, error) {
 	return kept.Bytes(), nil
 }
 
-// dryRun asks scripts/Makefile.build, descending from the root as kbuild
-// does for `make obj`, for the command it would record for obj (-B: as if
-// nothing were built yet).
-func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
+// makeDryRun runs scripts/Makefile.build from the tree's root with make
+// -n -B (as if nothing were built yet), descending as kbuild does, with
+// extra targets; it returns make's output and errors.
+func (t *Tree) makeDryRun(ctx context.Context, targets ...string) (stdout, stderr string, err error) {
 	env, err := t.kbuildEnv(ctx)
 	if err != nil {
-		return "", err
+		return "", err.Error(), err
 	}
+	args := append([]string{"-n", "-B", "-f", "./scripts/Makefile.build", "obj=.", "need-builtin=1", "need-modorder=1"}, targets...)
 	var cmd *exec.Cmd
-	args := []string{"-n", "-B", "-f", "./scripts/Makefile.build", "obj=.", "need-builtin=1", "need-modorder=1", "./" + obj}
 	if t.Exec != nil {
 		cmd = t.Exec.Command(ctx, t.Dir, env, "make", args...)
 	} else {
 		cmd = exec.CommandContext(ctx, "make", args...)
 		cmd.Dir, cmd.Env = t.Dir, env
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// dryRun asks scripts/Makefile.build, descending from the root as kbuild
+// does for `make obj`, for the command it would record for obj (-B: as if
+// nothing were built yet).
+func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
+	stdout, stderr, err := t.makeDryRun(ctx, "./"+obj)
+	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", fmt.Errorf("kernel object %s: kbuild has no way to build it in this configuration: %s", obj, tail(strings.TrimSpace(stderr.String()), 1))
+		return "", fmt.Errorf("kernel object %s: kbuild has no way to build it in this configuration: %s", obj, tail(strings.TrimSpace(stderr), 1))
 	}
 	dot := path.Join(path.Dir(obj), "."+path.Base(obj))
 	marker := "scripts/basic/fixdep " + dot + ".d " + obj + " "
@@ -161,7 +170,7 @@ func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
 	// the last one the descent reaches: its command is the one.
 	own := "obj=" + path.Dir(obj)
 	level, found := "", ""
-	for _, line := range strings.Split(stdout.String(), "\n") {
+	for _, line := range strings.Split(stdout, "\n") {
 		if i := strings.Index(line, "scripts/Makefile.build obj="); i >= 0 && !strings.Contains(line, marker) {
 			level = strings.Fields(line[i+len("scripts/Makefile.build "):])[0]
 			continue

@@ -299,17 +299,7 @@ func TestKeepAndShip(t *testing.T) {
 	}, func(c *vmtest.Config) {
 		c.Files = []vmtest.File{{Path: "/kelp/" + filepath.Base(a.kelpDeb), Host: a.kelpDeb}, {Path: "/kelp/" + filepath.Base(a.patchDeb), Host: a.patchDeb}}
 	})
-	r.MustStep(t, "settle-back")
-	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
-		t.Errorf("system state after the crash boot: %q", got)
-	}
-	if strings.Contains(r.MustStep(t, "cmdline").Stdout, patched) {
-		t.Error("the quarantined patch was loaded again")
-	}
-	st = parseStatus(t, r.MustStep(t, "status").Stdout)
-	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != fixModule || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
-		t.Errorf("status after the crash boot: %+v", st)
-	}
+	checkQuarantined(t, r, "the power cut")
 	t.Logf("kelp status after the power cut:\n%s", r.MustStep(t, "status-text").Stdout)
 	if got := r.MustStep(t, "list").Stdout; !regexp.MustCompile(`(?m)^ *` + regexp.QuoteMeta(k.Release+" (running): "+fixModule) + ` .*\[` + fixCVE + `\] \(quarantined\)$`).MatchString(got) {
 		t.Errorf("kelp list does not show the quarantined installed patch:\n%s", got)
@@ -417,15 +407,23 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
 		{Name: "status", Shell: "kelp status --json"},
 	}, nil)
+	checkQuarantined(t, r, "the kernel crash")
+}
+
+// checkQuarantined checks the boot after the machine died while the fix
+// was being applied (steps settle-back, running, cmdline, status): the
+// system runs, the fix is not loaded, and it is quarantined for that.
+func checkQuarantined(t *testing.T, r *vmtest.Result, after string) {
+	t.Helper()
 	r.MustStep(t, "settle-back")
 	if got := strings.TrimSpace(r.MustStep(t, "running").Stdout); got != "running" {
-		t.Errorf("system state after the crash: %q", got)
+		t.Errorf("system state after %s: %q", after, got)
 	}
 	if strings.Contains(r.MustStep(t, "cmdline").Stdout, patched) {
-		t.Error("the patch that was being applied when the kernel crashed was loaded again")
+		t.Errorf("the patch being applied at %s was loaded again", after)
 	}
-	st = parseStatus(t, r.MustStep(t, "status").Stdout)
+	st := parseStatus(t, r.MustStep(t, "status").Stdout)
 	if len(st.Quarantined) != 1 || st.Quarantined[0].Name != fixModule || !strings.Contains(st.Quarantined[0].Reason, "stopped while or shortly after applying") || len(st.Loaded) != 0 {
-		t.Errorf("status after the kernel crash: %+v", st)
+		t.Errorf("status after %s: %+v", after, st)
 	}
 }
