@@ -445,6 +445,7 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 		provided[s] = true
 	}
 	var refusals []refusal.Reason
+	depends := map[[2]string]bool{} // module → exporter it depends on
 	for i, u := range b.units {
 		if pairs[i].orig, err = elfobj.ReadFile(u.Orig); err != nil {
 			return "", err
@@ -472,9 +473,15 @@ func (b *builder) diff(ctx context.Context) (string, error) {
 				continue
 			}
 			if u.Owner != ksym.Vmlinux {
-				dep, err := dependsOn(b.modulesDir(), u.Owner, e.Object)
-				if err != nil {
-					return "", err
+				// One answer per pair of modules: each walks the
+				// modules directory.
+				pair := [2]string{u.Owner, e.Object}
+				dep, known := depends[pair]
+				if !known {
+					if dep, err = dependsOn(b.modulesDir(), u.Owner, e.Object); err != nil {
+						return "", err
+					}
+					depends[pair] = dep
 				}
 				if !dep {
 					refusals = append(refusals, refusal.Reason{Unit: u.Object, Symbol: s.Name,
