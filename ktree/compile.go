@@ -154,7 +154,9 @@ func writeSymvers(p string, crcs map[string]uint32) error {
 
 // Command returns kbuild's command for obj, as kbuild records it in
 // .<obj>.cmd when it builds obj with ObjectFlags: gcc, then objtool when
-// kbuild runs it for that object.
+// kbuild runs it for that object. obj is the cleaned path; the command
+// is the one of the Makefile that builds it, under that Makefile's name
+// for it (kbuildName).
 func (t *Tree) Command(obj string) (string, error) {
 	t.cmdMu.Lock()
 	cmd, ok := t.cmds[obj]
@@ -162,7 +164,12 @@ func (t *Tree) Command(obj string) (string, error) {
 	if ok {
 		return cmd, nil
 	}
-	cmd, err := t.kbuildCommand(context.Background(), obj)
+	ctx := context.Background()
+	raw, err := t.kbuildName(ctx, obj)
+	if err != nil {
+		return "", err
+	}
+	cmd, err = t.kbuildCommand(ctx, raw)
 	if err != nil {
 		return "", err
 	}
@@ -191,24 +198,32 @@ func OwnerOf(cmd string) string {
 
 var mmdRE = regexp.MustCompile(`-Wp,-MMD,\S+`)
 
-// compileFlags splits kbuild's command for obj into the gcc flags (without
-// -c -o and the source) and the post-processing (objtool) of obj.
-func compileFlags(cmd, obj, src string) (flags, post string, err error) {
+// compileFlags splits kbuild's command for obj (from src) into the gcc
+// flags (without -c -o and the source) and the post-processing (objtool)
+// of the object, and returns the names kbuild compiles them under: obj
+// and src cleaned, or as the Makefile that builds them names them
+// (drivers/gpu/drm/amd/amdgpu/../display/dc/core/dc.o).
+func compileFlags(cmd, obj, src string) (flags, post, kobj, ksrc string, err error) {
 	gcc, rest, _ := strings.Cut(cmd, "; ")
-	tailArgs := " -c -o " + obj + " " + src
 	gcc = strings.TrimRight(gcc, " ")
-	if !strings.HasSuffix(gcc, tailArgs) {
-		return "", "", fmt.Errorf("kbuild command for %s does not end in %q", obj, tailArgs)
+	i := strings.LastIndex(gcc, " -c -o ")
+	var args []string
+	if i >= 0 {
+		args = strings.Fields(gcc[i+len(" -c -o "):])
 	}
-	flags = strings.TrimSuffix(gcc, tailArgs)
+	if len(args) != 2 || path.Clean(args[0]) != obj || path.Clean(args[1]) != src {
+		return "", "", "", "", fmt.Errorf("kbuild command for %s does not end in %q", obj, " -c -o "+obj+" "+src)
+	}
+	kobj, ksrc = args[0], args[1]
+	flags = gcc[:i]
 	if rest != "" {
 		post = strings.TrimRight(rest, " ")
-		if !strings.HasSuffix(post, " "+obj) {
-			return "", "", fmt.Errorf("kbuild post-processing for %s not understood: %q", obj, post)
+		if !strings.HasSuffix(post, " "+kobj) {
+			return "", "", "", "", fmt.Errorf("kbuild post-processing for %s not understood: %q", obj, post)
 		}
-		post = strings.TrimSuffix(post, obj)
+		post = strings.TrimSuffix(post, kobj)
 	}
-	return flags, post, nil
+	return flags, post, kobj, ksrc, nil
 }
 
 // overlayIncludes puts overlay's copy of every include directory of flags
@@ -230,14 +245,14 @@ func overlayIncludes(flags, overlay string) string {
 // __FILE__ what it is in the tree, -iquote finds the headers next to the
 // original, and objtool (when the command runs it) processes the copy.
 func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj, overlay, include string) error {
-	if err := prependLine(copyPath, src); err != nil {
+	flags, post, _, ksrc, err := compileFlags(cmd, obj, src)
+	if err != nil {
+		return err
+	}
+	if err := prependLine(copyPath, ksrc); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(outObj), 0o755); err != nil {
-		return err
-	}
-	flags, post, err := compileFlags(cmd, obj, src)
-	if err != nil {
 		return err
 	}
 	flags = mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(outObj+".d"))
@@ -245,11 +260,20 @@ func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj,
 	if include != "" {
 		flags += " -I" + shellQuote(include)
 	}
-	script := flags + " -iquote " + path.Dir(src) + " -c -o " + shellQuote(outObj) + " " + shellQuote(copyPath)
+	script := flags + " -iquote " + shellQuote(ksrcDir(ksrc)) + " -c -o " + shellQuote(outObj) + " " + shellQuote(copyPath)
 	if post != "" {
 		script += " && " + post + shellQuote(outObj)
 	}
 	return run(ctx, t.Exec, t.Dir, "sh", "-c", script)
+}
+
+// ksrcDir is the directory of a source named as kbuild names it, kept
+// uncleaned (path.Dir cleans): "a/b/../c/x.c" is in "a/b/../c".
+func ksrcDir(ksrc string) string {
+	if i := strings.LastIndexByte(ksrc, '/'); i >= 0 {
+		return ksrc[:i]
+	}
+	return "."
 }
 
 // prependLine starts the copy at p with a #line directive naming the
@@ -277,7 +301,7 @@ func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, includ
 	if !strings.Contains(string(body), "EXPORT_SYMBOL") {
 		return map[string]uint32{}, nil
 	}
-	flags, _, err := compileFlags(cmd, obj, src)
+	flags, _, _, ksrc, err := compileFlags(cmd, obj, src)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +314,7 @@ func (t *Tree) crcs(ctx context.Context, cmd, obj, src, srcPath, overlay, includ
 	// The files the preprocessor read (with __GENKSYMS__, headers may
 	// include others) are listed in out.d.
 	flags += " -Wp,-MMD," + shellQuote(out+".d")
-	script := flags + " -iquote " + path.Dir(src) + " -E -D__GENKSYMS__ " + shellQuote(srcPath) +
+	script := flags + " -iquote " + shellQuote(ksrcDir(ksrc)) + " -E -D__GENKSYMS__ " + shellQuote(srcPath) +
 		" | scripts/genksyms/genksyms -r /dev/null > " + shellQuote(out)
 	if err := run(ctx, t.Exec, t.Dir, "sh", "-c", script); err != nil {
 		return nil, fmt.Errorf("genksyms %s: %w", obj, err)

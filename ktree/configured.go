@@ -3,9 +3,17 @@ package ktree
 import (
 	"context"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/kelp-project/kelp/internal/atomicfile"
 )
+
+// objectsVersion names the layout of the recorded configured objects.
+const objectsVersion = "kbuild-objects-v1"
 
 // ConfiguredObjects returns every object kbuild compiles from C or
 // assembly for the tree's config, into vmlinux or a module: a dry run of
@@ -15,6 +23,104 @@ import (
 // compiles) builds any object, configured or not; this says which ones
 // the target kernel was built from.
 func (t *Tree) ConfiguredObjects(ctx context.Context) (map[string]bool, error) {
+	names, err := t.kbuildObjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	objs := make(map[string]bool, len(names))
+	for o := range names {
+		objs[o] = true
+	}
+	return objs, nil
+}
+
+// Configured tells whether the tree's config builds obj (a cleaned path,
+// e.g. "drivers/gpu/drm/amd/display/dc/core/dc.o").
+func (t *Tree) Configured(ctx context.Context, obj string) (bool, error) {
+	names, err := t.kbuildObjects(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, ok := names[obj]
+	return ok, nil
+}
+
+// kbuildName is the name kbuild compiles obj under: the path relative to
+// the directory whose Makefile builds it. amdgpu's Makefile builds
+// drivers/gpu/drm/amd/display/dc/core/dc.o as
+// drivers/gpu/drm/amd/amdgpu/../display/dc/core/dc.o, with its own flags
+// and module name, and arch/x86/kvm's Makefile builds virt/kvm/kvm_main.o
+// into kvm.ko as arch/x86/kvm/../../../virt/kvm/kvm_main.o. An object
+// the config does not build keeps its name.
+func (t *Tree) kbuildName(ctx context.Context, obj string) (string, error) {
+	names, err := t.kbuildObjects(ctx)
+	if err != nil {
+		return "", err
+	}
+	if raw, ok := names[obj]; ok {
+		if raw == "" {
+			return "", fmt.Errorf("kernel object %s: kbuild builds it under two names in this configuration", obj)
+		}
+		return raw, nil
+	}
+	return obj, nil
+}
+
+// kbuildObjects maps each object the config builds (its cleaned path) to
+// the name kbuild compiles it under, from kbuild's dry run of the whole
+// tree, recorded once per tree and config.
+func (t *Tree) kbuildObjects(ctx context.Context) (map[string]string, error) {
+	t.objsOnce.Do(func() { t.objs, t.objsErr = t.recordObjects(ctx) })
+	return t.objs, t.objsErr
+}
+
+func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
+	cfg, err := os.ReadFile(filepath.Join(t.Dir, ".config"))
+	if err != nil {
+		return nil, err
+	}
+	where := "host"
+	if t.Exec != nil {
+		where = t.Exec.Dir
+	}
+	file := filepath.Join(t.Dir, ".kelp-objects-"+Digest(objectsVersion, ObjectFlags, where, string(cfg)))
+	data, err := os.ReadFile(file)
+	if err != nil {
+		unlock, err := lockFile(t.Dir + ".lock")
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if data, err = os.ReadFile(file); err != nil {
+			raws, err := t.dryRunObjects(ctx)
+			if err != nil {
+				return nil, err
+			}
+			data = []byte(strings.Join(raws, "\n") + "\n")
+			if err := atomicfile.WriteFile(file, data, 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	objs := map[string]string{}
+	for _, raw := range strings.Fields(string(data)) {
+		clean := path.Clean(raw)
+		if prev, ok := objs[clean]; ok && prev != raw {
+			// Built under two names: kelp cannot say which command
+			// is the one (kbuildName refuses it).
+			raw = ""
+		}
+		objs[clean] = raw
+	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("kbuild's dry run of %s names no object", t.Dir)
+	}
+	return objs, nil
+}
+
+// dryRunObjects returns the names of the objects kbuild's dry run of the
+// whole tree compiles, as kbuild names them, sorted.
+func (t *Tree) dryRunObjects(ctx context.Context) ([]string, error) {
 	stdout, stderr, err := t.makeDryRun(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -22,22 +128,20 @@ func (t *Tree) ConfiguredObjects(ctx context.Context) (map[string]bool, error) {
 		}
 		return nil, fmt.Errorf("kbuild's dry run of %s: %v: %s", t.Dir, err, tail(strings.TrimSpace(stderr), 1))
 	}
-	objs := map[string]bool{}
+	seen := map[string]bool{}
+	var raws []string
 	for _, line := range strings.Split(stdout, "\n") {
 		_, rest, ok := strings.Cut(line, "scripts/basic/fixdep ")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
-		if len(f) < 2 || !strings.HasSuffix(f[1], ".o") {
+		if len(f) < 2 || !strings.HasSuffix(f[1], ".o") || seen[f[1]] {
 			continue
 		}
-		// amdgpu builds ../pm/, ../display/ objects from its own
-		// Makefile: the object is the cleaned path.
-		objs[path.Clean(f[1])] = true
+		seen[f[1]] = true
+		raws = append(raws, f[1])
 	}
-	if len(objs) == 0 {
-		return nil, fmt.Errorf("kbuild's dry run of %s names no object", t.Dir)
-	}
-	return objs, nil
+	slices.Sort(raws)
+	return raws, nil
 }

@@ -15,14 +15,15 @@ import (
 // including object counts when it is enabled in the config and kbuild's
 // dependency list of it (written as the original object is compiled into
 // the object cache with kbuild's command) names the file: an #include
-// under a disabled #ifdef is not a use.
+// under a disabled #ifdef is not a use. Which objects the config builds
+// is kbuild's word: its dry run of the whole tree (kbuildObjects).
 func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 	own := Object{Name: strings.TrimSuffix(file, ".c") + ".o", Source: file}
 	g, err := t.includes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	mk, err := t.makefiles()
+	built, err := t.kbuildObjects(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 			seen[by] = true
 			queue = append(queue, by)
 			obj := strings.TrimSuffix(by, ".c") + ".o"
-			if mk.enabled(obj, 0) {
+			if _, ok := built[obj]; ok {
 				cands = append(cands, Object{Name: obj, Source: by, Via: file})
 			}
 		}
@@ -71,10 +72,12 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 			}
 		}
 	}
-	// Its own object: when kbuild builds one, or when nothing includes
-	// the file (kbuild then says what it makes of it).
-	if mk.enabled(own.Name, 0) || len(out) == 0 && len(cands) == 0 {
+	// Its own object, when kbuild builds one.
+	if _, ok := built[own.Name]; ok {
 		out = append([]Object{own}, out...)
+	}
+	if len(out) == 0 && len(cands) == 0 {
+		return nil, refusal.New(file, "not built by this kernel's config: kbuild's build of the kernel compiles no object from it, and no object it builds #includes it (its config option is off, or it is another architecture's code), so the running kernel has none of its code", "")
 	}
 	if len(out) == 0 {
 		names := make([]string, len(cands))

@@ -161,14 +161,26 @@ func (t *Tree) dryRun(ctx context.Context, obj string) (string, error) {
 		}
 		return "", fmt.Errorf("kernel object %s: kbuild has no way to build it in this configuration: %s", obj, tail(strings.TrimSpace(stderr), 1))
 	}
-	dot := path.Join(path.Dir(obj), "."+path.Base(obj))
+	// obj is kbuild's name, uncleaned (amdgpu's ../display/ objects).
+	dir, base := "", obj
+	if i := strings.LastIndexByte(obj, '/'); i >= 0 {
+		dir, base = obj[:i], obj[i+1:]
+	}
+	dot := "." + base
+	if dir != "" {
+		dot = dir + "/" + dot
+	}
 	marker := "scripts/basic/fixdep " + dot + ".d " + obj + " "
 	// A directory's Makefile.build on the way down may compile obj
 	// too, by its pattern rule, before descending: as code of its own
 	// directory, not knowing obj belongs to a module (no -DMODULE).
-	// kbuild's build of the kernel compiles obj in obj's own directory,
-	// the last one the descent reaches: its command is the one.
-	own := "obj=" + path.Dir(obj)
+	// kbuild's build of the kernel compiles obj in the directory whose
+	// Makefile names it (obj's own, or the one before a ../ in its
+	// name), the last one the descent reaches: its command is the one.
+	if i := strings.Index(dir+"/", "/../"); i >= 0 {
+		dir = dir[:i]
+	}
+	own := "obj=" + path.Clean(dir)
 	level, found := "", ""
 	for _, line := range strings.Split(stdout, "\n") {
 		if i := strings.Index(line, "scripts/Makefile.build obj="); i >= 0 && !strings.Contains(line, marker) {

@@ -274,14 +274,14 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 		return nil, err
 	}
 	src := strings.TrimSuffix(obj, ".o") + ".c"
-	flags, post, err := compileFlags(cmd, obj, src)
+	flags, post, _, ksrc, err := compileFlags(cmd, obj, src)
 	if err != nil {
 		return nil, err
 	}
 	out := filepath.Join(dir, path.Base(obj))
 	dep := out + ".d"
 	flags = mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(dep))
-	script := flags + " -c -o " + shellQuote(out) + " " + src
+	script := flags + " -c -o " + shellQuote(out) + " " + ksrc
 	if post != "" {
 		script += " && " + post + shellQuote(out)
 	}
@@ -300,7 +300,7 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 	if err := copyFile(filepath.Join(t.Dir, src), copyPath); err != nil {
 		return nil, err
 	}
-	if err := prependLine(copyPath, src); err != nil {
+	if err := prependLine(copyPath, ksrc); err != nil {
 		return nil, err
 	}
 	if e.CRCs, err = t.crcs(ctx, cmd, obj, src, copyPath, "", "", out); err != nil {

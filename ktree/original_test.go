@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/internal/testenv"
 	"github.com/kelp-project/kelp/ktree"
@@ -98,6 +99,76 @@ func TestOriginalIsKbuilds612(t *testing.T) {
 	compareWithKbuild(t, tree, objs, paths)
 }
 
+// otherMakefileObjects are objects the Makefile of another directory
+// builds, with its own include flags and module name, under a name with
+// ../: amdgpu's display and power-management code, and KVM's common code
+// built into kvm.ko.
+var otherMakefileObjects = []struct{ name, kbuild, module, function string }{
+	{"drivers/gpu/drm/amd/display/dc/basics/vector.o", "drivers/gpu/drm/amd/amdgpu/../display/dc/basics/vector.o", "amdgpu", "dal_vector_create"},
+	{"drivers/gpu/drm/amd/pm/powerplay/hwmgr/hwmgr.o", "drivers/gpu/drm/amd/amdgpu/../pm/powerplay/hwmgr/hwmgr.o", "amdgpu", "hwmgr_early_init"},
+	{"virt/kvm/eventfd.o", "arch/x86/kvm/../../../virt/kvm/eventfd.o", "kvm", "kvm_irqfd"},
+}
+
+// TestObjectOfAnotherMakefile: an object another directory's Makefile
+// builds is compiled with that Makefile's command (its include flags,
+// -DMODULE and KBUILD_MODNAME of the module it is linked into), the
+// command kbuild records when make builds it, and kelp's object is
+// kbuild's, byte for byte.
+func TestObjectOfAnotherMakefile(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	tree.ObjectCache = t.TempDir()
+	var names, kbuildNames []string
+	for _, o := range otherMakefileObjects {
+		names = append(names, o.name)
+		kbuildNames = append(kbuildNames, o.kbuild)
+	}
+	unlock, err := sys.LockPath(tree.Dir + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, kbuildNames...)...)
+	cmd.Dir = tree.Dir
+	out, err := cmd.CombinedOutput()
+	paths := make([]string, len(names))
+	dir := t.TempDir()
+	for i, o := range names {
+		if err == nil {
+			paths[i] = filepath.Join(dir, o)
+			err = copyOut(filepath.Join(tree.Dir, o), paths[i])
+		}
+	}
+	unlock()
+	if err != nil {
+		t.Fatalf("kbuild: %v\n%s", err, out)
+	}
+	compareWithKbuildNames(t, tree, names, kbuildNames, paths)
+	for _, o := range otherMakefileObjects {
+		cmd, err := tree.Command(o.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owner := ktree.OwnerOf(cmd); owner != o.module {
+			t.Errorf("%s: owner %s, want %s", o.name, owner, o.module)
+		}
+		obj, _, _, err := tree.Original(ctx, o.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := elfobj.ReadFile(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Symbol(o.function) == nil {
+			t.Errorf("%s: no symbol %s", o.name, o.function)
+		}
+	}
+}
+
 func copyOut(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
@@ -110,8 +181,16 @@ func copyOut(src, dst string) error {
 // built[i].
 func compareWithKbuild(t *testing.T, tree *ktree.Tree, names, built []string) {
 	t.Helper()
+	compareWithKbuildNames(t, tree, names, names, built)
+}
+
+// compareWithKbuildNames is compareWithKbuild for objects kbuild names
+// kbuildNames[i] (with ../ when another directory's Makefile builds it).
+func compareWithKbuildNames(t *testing.T, tree *ktree.Tree, names, kbuildNames, built []string) {
+	t.Helper()
 	ctx := context.Background()
 	for i, name := range names {
+		kname := kbuildNames[i]
 		cmd, err := tree.Command(name)
 		if err != nil {
 			t.Fatal(err)
@@ -121,9 +200,9 @@ func compareWithKbuild(t *testing.T, tree *ktree.Tree, names, built []string) {
 			t.Fatal(err)
 		}
 		line, _, _ := strings.Cut(string(rec), "\n")
-		want, ok := strings.CutPrefix(line, "cmd_"+name+" := ")
+		want, ok := strings.CutPrefix(line, "cmd_"+kname+" := ")
 		if !ok {
-			want, ok = strings.CutPrefix(line, "savedcmd_"+name+" := ")
+			want, ok = strings.CutPrefix(line, "savedcmd_"+kname+" := ")
 		}
 		if !ok || cmd != want {
 			t.Errorf("%s: command\n%s\nkbuild recorded\n%s", name, cmd, line)

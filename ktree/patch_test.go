@@ -89,9 +89,19 @@ func TestOwnerAndFlags(t *testing.T) {
 	if o := OwnerOf(strings.Replace(cmd, " -DMODULE", "", 1)); o != Vmlinux {
 		t.Errorf("built-in owner = %q", o)
 	}
-	flags, post, err := compileFlags(cmd, "fs/ext4/inode.o", "fs/ext4/inode.c")
-	if err != nil || strings.Contains(flags, " -c ") || post != "./tools/objtool/objtool --orc " {
-		t.Errorf("compileFlags = %q, %q, %v", flags, post, err)
+	flags, post, kobj, ksrc, err := compileFlags(cmd, "fs/ext4/inode.o", "fs/ext4/inode.c")
+	if err != nil || strings.Contains(flags, " -c ") || post != "./tools/objtool/objtool --orc " || kobj != "fs/ext4/inode.o" || ksrc != "fs/ext4/inode.c" {
+		t.Errorf("compileFlags = %q, %q, %q, %q, %v", flags, post, kobj, ksrc, err)
+	}
+	// An object another directory's Makefile builds keeps that
+	// Makefile's name for it.
+	kvm := `gcc -Wp,-MMD,arch/x86/kvm/../../../virt/kvm/.kvm_main.o.d -DMODULE -DKBUILD_MODNAME='"kvm"' -c -o arch/x86/kvm/../../../virt/kvm/kvm_main.o arch/x86/kvm/../../../virt/kvm/kvm_main.c; ./tools/objtool/objtool --orc arch/x86/kvm/../../../virt/kvm/kvm_main.o`
+	_, post, kobj, ksrc, err = compileFlags(kvm, "virt/kvm/kvm_main.o", "virt/kvm/kvm_main.c")
+	if err != nil || post != "./tools/objtool/objtool --orc " || kobj != "arch/x86/kvm/../../../virt/kvm/kvm_main.o" || ksrc != "arch/x86/kvm/../../../virt/kvm/kvm_main.c" || OwnerOf(kvm) != "kvm" {
+		t.Errorf("compileFlags of kvm_main = %q, %q, %q, %v", post, kobj, ksrc, err)
+	}
+	if _, _, _, _, err := compileFlags(kvm, "virt/kvm/eventfd.o", "virt/kvm/eventfd.c"); err == nil {
+		t.Error("compileFlags took kvm_main's command for eventfd.o")
 	}
 	if got := overlayIncludes(" -I./include -I./arch/x86/include", "/w/b"); !strings.Contains(got, " -I'/w/b/include' -I./include") {
 		t.Errorf("overlay = %q", got)

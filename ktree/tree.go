@@ -50,6 +50,10 @@ type Tree struct {
 	tools   map[string]string
 	cmdMu   sync.Mutex
 	cmds    map[string]string
+
+	objsOnce sync.Once
+	objs     map[string]string
+	objsErr  error
 }
 
 // Options say which tree to prepare for which kernel. Only Release is

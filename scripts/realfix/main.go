@@ -415,6 +415,7 @@ func configured(treeDir, file string, objs map[string]bool) bool {
 // notBuilt are kelp's words for a file whose object the target's config
 // does not compile.
 var notBuilt = []string{
+	"not built by this kernel's config",
 	"not compiled in this kernel's config",
 	"kbuild has no way to build it in this configuration",
 	"kbuild does not compile it from C in this configuration",
