@@ -33,5 +33,12 @@
 // candidate or more than one is anchored this way, Sympos fails and lists
 // the candidates with their neighbours rather than guess.
 //
+// A module's table is its symbol table order, where the linker kept each
+// object's locals together and in the object's own order. A module file
+// without file symbols (Debian strips them) still locates a unit's local:
+// the unit's whole sequence of listable locals, name for name, must occur
+// exactly once in the table and contain a name the module has once; the
+// wanted local is then the entry at its place in that run.
+//
 // Nothing here reads the running system; callers pass the dumps in.
 package ksym

@@ -3,7 +3,6 @@ package ksym
 import (
 	"debug/elf"
 	"sort"
-	"strings"
 
 	"github.com/kelp-project/kelp/elfobj"
 )
@@ -21,7 +20,7 @@ func ModuleTable(f *elfobj.File, name string) *Table {
 			file = s.Name
 			continue
 		}
-		if s.Name == "" || s.Section == nil || s.Section.Flags&elf.SHF_ALLOC == 0 || strings.HasPrefix(s.Section.Name, ".init") {
+		if s.Name == "" || s.Section == nil || s.Section.Flags&elf.SHF_ALLOC == 0 || !moduleKeeps(s.Section.Name) {
 			continue
 		}
 		sym := Symbol{Addr: s.Value, Type: typeLetter(s), Name: s.Name}

@@ -45,7 +45,7 @@ type AmbiguousError struct {
 
 func (e *AmbiguousError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s defines %d symbols called %s and none of them is bound to %s by a uniquely named neighbour; candidates:", e.Object, len(e.Candidates), e.Name, orNone(e.File))
+	fmt.Fprintf(&b, "%s defines %d symbols called %s and none of them is bound to %s by a uniquely named neighbour or by the unit's whole run of local symbols; candidates:", e.Object, len(e.Candidates), e.Name, orNone(e.File))
 	for i, c := range e.Candidates {
 		if i > 0 {
 			b.WriteString(";")
@@ -62,6 +62,10 @@ func (e *AmbiguousError) Error() string {
 type Locator struct {
 	Table *Table
 	unit  *unit
+	// run are the table entries of the unit's run of locals in a
+	// module's table (nil: not found), computed once (runDone).
+	run     []int
+	runDone bool
 }
 
 // NewLocator prepares sympos lookups for the symbols of the original
@@ -119,7 +123,95 @@ func (l *Locator) Sympos(sym *elfobj.Symbol) (int, error) {
 	if len(anchored) == 1 {
 		return anchored[0] + 1, nil
 	}
+	if k, ok := l.inRun(sym); ok {
+		for i, j := range idx {
+			if j == k {
+				return i + 1, nil
+			}
+		}
+	}
 	return 0, l.ambiguous(sym.Name, idx)
+}
+
+// inRun finds the table entry of sym, a local the unit defines, in a
+// module's table from the unit's whole run of locals. The linker keeps
+// the locals of each object it links into a module together, in the
+// object's own symbol-table order, and the loader keeps that order, so
+// the unit's listable locals (those the module table lists) are one
+// contiguous run of the table, but for the assembler's own local labels
+// (.L names) the kernel's build kept. The run locates sym when the
+// unit's sequence of locals, name for name, occurs in the table exactly
+// once and contains a name the table lists once (that entry is the
+// unit's own, so the one occurrence is the unit's run, not a
+// look-alike). Any difference, a second occurrence or no unique name:
+// not found.
+func (l *Locator) inRun(sym *elfobj.Symbol) (int, bool) {
+	t := l.Table
+	if t.Object == Vmlinux || !sym.IsLocal() {
+		// vmlinux is counted in address order, where a unit's
+		// symbols are split by output section (anchored).
+		return 0, false
+	}
+	if !l.runDone {
+		l.runDone = true
+		l.run = l.findRun()
+	}
+	if l.run == nil {
+		return 0, false
+	}
+	for i, s := range l.unit.locals {
+		if s == sym {
+			return l.run[i], true
+		}
+	}
+	return 0, false
+}
+
+// findRun returns the table entries of the unit's run of locals, or nil
+// when it is not found exactly once with a uniquely named member.
+func (l *Locator) findRun() []int {
+	t, locals := l.Table, l.unit.locals
+	n := len(locals)
+	if n == 0 {
+		return nil
+	}
+	var named []int // the table's entries without .L names
+	for k, s := range t.Syms {
+		if !strings.HasPrefix(s.Name, ".L") {
+			named = append(named, k)
+		}
+	}
+	at := -1
+	for o := 0; o+n <= len(named); o++ {
+		if !l.runMatches(named[o : o+n]) {
+			continue
+		}
+		if at >= 0 {
+			return nil // a second occurrence
+		}
+		at = o
+	}
+	if at < 0 {
+		return nil
+	}
+	for _, s := range locals {
+		if len(t.Lookup(s.Name)) == 1 {
+			return named[at : at+n]
+		}
+	}
+	return nil
+}
+
+// runMatches tells whether the table entries at ks are the unit's locals,
+// name for name, all local.
+func (l *Locator) runMatches(ks []int) bool {
+	for i, s := range l.unit.locals {
+		e := l.Table.Syms[ks[i]]
+		if e.Name != s.Name || e.Global() {
+			return false
+		}
+	}
+	return true
 }
 
 func (l *Locator) ambiguous(name string, idx []int) error {

@@ -15,6 +15,10 @@ type unit struct {
 	file    string
 	classes map[string][]group
 	where   map[*elfobj.Symbol]place
+	// locals are the unit's locals a module's table lists (ModuleTable:
+	// named, in an allocated section the loader keeps), in symbol-table
+	// order.
+	locals []*elfobj.Symbol
 }
 
 type group []*elfobj.Symbol
@@ -38,6 +42,9 @@ func newUnit(f *elfobj.File) *unit {
 		if !Listable(s) {
 			continue
 		}
+		if s.IsLocal() && moduleKeeps(s.Section.Name) {
+			u.locals = append(u.locals, s)
+		}
 		defs = append(defs, entry{s, s.Section.Index})
 	}
 	// Emission order: sections in file order (gas creates them as the
@@ -60,6 +67,13 @@ func newUnit(f *elfobj.File) *unit {
 		u.where[d.sym] = place{c, len(gs) - 1}
 	}
 	return u
+}
+
+// moduleKeeps tells whether a module's symbols in the section named name
+// stay in its table once loaded: the module linker script drops
+// .discard sections, and the loader keeps no symbol of an init section.
+func moduleKeeps(name string) bool {
+	return !strings.HasPrefix(name, ".init") && !strings.HasPrefix(name, ".discard")
 }
 
 // Listable reports whether kallsyms can list s: a named function, object
