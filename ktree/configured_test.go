@@ -2,9 +2,13 @@ package ktree_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/ktree"
+	"github.com/kelp-project/kelp/refusal"
 )
 
 // TestConfiguredObjects: the objects kbuild compiles for Debian's config
@@ -42,6 +46,51 @@ func TestConfiguredObjects(t *testing.T) {
 	} {
 		if objs[o] {
 			t.Errorf("%s: the config does not build it, but it is listed", o)
+		}
+	}
+}
+
+// TestObjectsNotBuilt: a changed .c file the config builds no object
+// from (other architectures' drivers, a disabled option) is refused
+// before anything is compiled, naming that; one built from another
+// directory's Makefile is the object of the module that Makefile links.
+func TestObjectsNotBuilt(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	patch := func(file string) *ktree.Patch {
+		p, err := ktree.ParsePatch([]byte("--- a/" + file + "\n+++ b/" + file + "\n@@ -1 +1 @@\n-a\n+b\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, f := range []string{"drivers/cpuidle/cpuidle-powernv.c", "drivers/crypto/atmel-aes.c", "drivers/clk/qcom/dispcc-sc7180.c"} {
+		_, _, err := tree.Objects(ctx, patch(f))
+		var r *refusal.Error
+		if !errors.As(err, &r) || !strings.Contains(err.Error(), "not built by this kernel's config") {
+			t.Errorf("%s: %v, want a refusal: not built by this kernel's config", f, err)
+		}
+	}
+	for _, c := range []struct{ file, obj, owner string }{
+		{"virt/kvm/eventfd.c", "virt/kvm/eventfd.o", "kvm"},
+		{"drivers/gpu/drm/amd/display/dc/core/dc.c", "drivers/gpu/drm/amd/display/dc/core/dc.o", "amdgpu"},
+		{"fs/proc/cmdline.c", "fs/proc/cmdline.o", ktree.Vmlinux},
+	} {
+		objs, _, err := tree.Objects(ctx, patch(c.file))
+		if err != nil || len(objs) != 1 || objs[0].Name != c.obj {
+			t.Errorf("%s: objects %v, %v; want %s", c.file, objs, err, c.obj)
+			continue
+		}
+		cmd, err := tree.Command(c.obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := ktree.OwnerOf(cmd); o != c.owner {
+			t.Errorf("%s: owner %s, want %s", c.obj, o, c.owner)
 		}
 	}
 }
