@@ -338,6 +338,44 @@ var corpus = []corpusCase{
 		name:     "fail-param-perm",
 		refusals: []string{"__param_enable|__param|module parameter changes"},
 	},
+	// BTF ids are named with __COUNTER__ and __LINE__: a fix above them
+	// renames them all, and neither the ids nor the data referring to
+	// them changes.
+	{
+		name:    "btf-ids-line-shift-lsm",
+		changed: []string{"bpf_lsm_verify_prog"},
+	},
+	{
+		// sk_reuseport_load_bytes inlines the changed helper.
+		name:    "btf-ids-line-shift-net",
+		changed: []string{"bpf_skb_load_bytes", "sk_reuseport_load_bytes"},
+	},
+	// Lists the kernel reads once, at link, boot or module load: any
+	// change is refused, never dropped as "no functional change".
+	{
+		name:     "fail-btf-ids-removed",
+		refusals: []string{"__BTF_ID__func__bpf_lsm_task_setscheduler|.BTF_ids|BTF ids (sets and lists of kernel functions and types that BPF checks against, filled in when the kernel or module is linked) in section .BTF_ids (symbol __BTF_ID__func__bpf_lsm_task_setscheduler removed)"},
+	},
+	{
+		name:     "fail-btf-ids-added",
+		refusals: []string{"__BTF_ID__func__vfs_fsync|.BTF_ids|(new symbol __BTF_ID__func__vfs_fsync)"},
+	},
+	{
+		name:     "fail-pci-quirk-iommu",
+		refusals: []string{"quirk_iommu_igfx|.pci_fixup_header|PCI quirks (run by the PCI core when it finds a device) in section .pci_fixup_header (new reference to quirk_iommu_igfx)"},
+	},
+	{
+		name:     "fail-pci-quirk-removed",
+		refusals: []string{"quirk_nopcipci|.pci_fixup_final|(reference to quirk_nopcipci removed)"},
+	},
+	{
+		name:     "fail-initcall-added",
+		refusals: []string{"__initcall__kmod_proc__proc_version_init7|.initcall7.init|initcalls and module init/exit calls"},
+	},
+	{
+		name:     "fail-boot-param-added",
+		refusals: []string{"__setup_kelp_no_console_suspend|.init.setup|kernel command-line parameters (parsed at boot)"},
+	},
 }
 
 // TestCorpus compiles each patch of testdata/corpus against the test

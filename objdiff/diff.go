@@ -76,6 +76,7 @@ func Diff(in Input) (*Result, error) {
 	d.classify()
 	d.checkWeak()
 	d.checkMetadata()
+	d.checkCensus()
 	d.checkCRCs()
 	d.include()
 	d.keepEntries()

@@ -322,7 +322,16 @@ func anonIdent(sec *elfobj.Section, off int64) string {
 // and the __COUNTER__ value of __UNIQUE_ID() names
 // ("__UNIQUE_ID_ddebug412" → "__UNIQUE_ID_ddebug"): every use of
 // __UNIQUE_ID() above a change shifts the counter of those below it.
+// The same holds for the counter and line number in the names of BTF ids
+// ("__BTF_ID__func__foo__12345" → "__BTF_ID__func__foo") and initcalls
+// ("__initcall__kmod_proc__12_345_fn6" → "__initcall__kmod_proc__fn6").
 func stripNumbering(name string) string {
+	switch {
+	case strings.HasPrefix(name, "__BTF_ID__"):
+		name = btfID.ReplaceAllString(name, "")
+	case strings.HasPrefix(name, "__initcall__"):
+		name = initcallID.ReplaceAllString(name, "__")
+	}
 	if rest, ok := strings.CutPrefix(name, uniqueID); ok {
 		head, tail, dot := strings.Cut(rest, ".")
 		name = uniqueID + strings.TrimRight(head, "0123456789")

@@ -193,7 +193,7 @@ func (d *differ) referencedViaPiece(f, v *elem) bool {
 // metaKind names the module metadata a section holds, "" for others.
 func metaKind(sec string) string {
 	switch {
-	case strings.HasPrefix(sec, "___ksymtab") || strings.HasPrefix(sec, "__ksymtab") || strings.HasPrefix(sec, "__kcrctab"):
+	case strings.HasPrefix(sec, "___ksymtab") || strings.HasPrefix(sec, "__ksymtab") || strings.HasPrefix(sec, "__kcrctab") || sec == ".export_symbol":
 		return "export"
 	case sec == "__param" || strings.HasPrefix(sec, "__param."):
 		return "module parameter"
@@ -277,14 +277,20 @@ func metaHint(kind string) string {
 	return ""
 }
 
-// exports returns the names of f's export table sections
-// ("___ksymtab_gpl+name"), sorted: EXPORT_SYMBOL() emits one per symbol,
-// with a label rather than an object symbol.
+// exports returns f's exports as "section+name", sorted. Up to Linux 6.4
+// EXPORT_SYMBOL() emits one section per symbol ("___ksymtab_gpl+name"),
+// with a label rather than an object symbol; from 6.5 one entry in
+// .export_symbol, labelled __export_symbol_<name>, for modpost.
 func exports(f *elfobj.File) []string {
 	var out []string
 	for _, s := range f.Sections {
 		if strings.HasPrefix(s.Name, "___ksymtab") && strings.Contains(s.Name, "+") {
 			out = append(out, s.Name)
+		}
+	}
+	for _, sym := range f.Symbols {
+		if name, ok := strings.CutPrefix(sym.Name, "__export_symbol_"); ok && sym.Section != nil && sym.Section.Name == ".export_symbol" {
+			out = append(out, ".export_symbol+"+name)
 		}
 	}
 	sort.Strings(out)
