@@ -1,6 +1,7 @@
 package selftests
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"regexp"
@@ -56,9 +57,42 @@ echo "--- a"; cat /tmp/race.a
 echo "--- b"; cat /tmp/race.b
 `
 
+// installRaceScript installs patch a, then runs `kelp load --all` and
+// `kelp install` of patch b at once, rounds times: each must succeed, a
+// second `kelp load --all` then loads both, and the store lists both. It
+// prints one line per failure, each round's `kelp list --json` on one line
+// ("list N: ..."), and a last line "rounds=N failures=F".
+const installRaceScript = `
+A=%[1]s; B=%[2]s; a=%[3]s; b=%[4]s; n=%[5]d; fail=0
+bad() { echo "round $i: $*"; fail=$((fail+1)); }
+i=0
+while [ $i -lt $n ]; do
+	i=$((i+1))
+	kelp install $A >/dev/null 2>/tmp/ri.err || bad "install $a: $(tail -n 1 /tmp/ri.err)"
+	( kelp load --all >/tmp/rl.out 2>&1; echo $? >/tmp/rl.rc ) &
+	( kelp install $B >/tmp/rb.out 2>&1; echo $? >/tmp/rb.rc ) &
+	wait
+	[ "$(cat /tmp/rl.rc)" = 0 ] || bad "load --all during an install: exit $(cat /tmp/rl.rc): $(tail -n 1 /tmp/rl.out)"
+	[ "$(cat /tmp/rb.rc)" = 0 ] || bad "install during load --all: exit $(cat /tmp/rb.rc): $(tail -n 1 /tmp/rb.out)"
+	[ "$(cat /sys/kernel/livepatch/$a/enabled 2>/dev/null)" = 1 ] || bad "$a, installed before, not loaded by load --all"
+	kelp load --all >/tmp/rl.out 2>&1 || bad "second load --all: exit $?: $(tail -n 1 /tmp/rl.out)"
+	for p in $a $b; do
+		[ "$(cat /sys/kernel/livepatch/$p/enabled 2>/dev/null)" = 1 ] || bad "$p not enabled after the second load --all"
+	done
+	echo "list $i: $(kelp list --json | tr -d '\n')"
+	kelp unload --all >/dev/null 2>/tmp/ru.err || bad "unload --all: $(tail -n 1 /tmp/ru.err)"
+	kelp uninstall $a >/dev/null 2>/tmp/ru.err || bad "uninstall $a: $(tail -n 1 /tmp/ru.err)"
+	kelp uninstall $b >/dev/null 2>/tmp/ru.err || bad "uninstall $b: $(tail -n 1 /tmp/ru.err)"
+	[ -z "$(ls /sys/kernel/livepatch)" ] || bad "still registered: $(ls /sys/kernel/livepatch)"
+done
+echo "rounds=$n failures=$fail"
+`
+
 var (
-	soakResult  = regexp.MustCompile(`(?m)^cycles=(\d+) failures=(\d+)$`)
-	soakVmalloc = regexp.MustCompile(`(?m)^vmalloc_kb_before=(\d+) vmalloc_kb_after=(\d+)$`)
+	installRaceResult = regexp.MustCompile(`(?m)^rounds=(\d+) failures=(\d+)$`)
+	installRaceList   = regexp.MustCompile(`(?m)^list (\d+): (.*)$`)
+	soakResult        = regexp.MustCompile(`(?m)^cycles=(\d+) failures=(\d+)$`)
+	soakVmalloc       = regexp.MustCompile(`(?m)^vmalloc_kb_before=(\d+) vmalloc_kb_after=(\d+)$`)
 )
 
 // TestSoakAndRace loads and unloads one livepatch many times in one boot
@@ -67,7 +101,8 @@ var (
 // and vmalloc use steady; then runs kelp commands against each other: two loads of
 // the same patch at once end with that patch loaded once, two unloads at
 // once with it gone, the loser of each refused in one line or told it
-// has nothing to do.
+// has nothing to do; and kelp install of one patch while kelp load --all
+// loads another, with both loaded and installed after.
 func TestSoakAndRace(t *testing.T) {
 	b := modules(t)
 	ko := guestKO + "/" + lp + ".ko"
@@ -80,6 +115,8 @@ func TestSoakAndRace(t *testing.T) {
 		{Name: "race: after loads", Shell: "ls /sys/kernel/livepatch; grep -c '^" + lp + " ' /proc/modules; cat /sys/kernel/livepatch/" + lp + "/enabled /sys/kernel/livepatch/" + lp + "/transition"},
 		{Name: "race: two unloads", Shell: fmt.Sprintf(raceScript, "kelp unload "+lp)},
 		{Name: "race: clean", Shell: clean + " && echo clean"},
+		{Name: "race: install during load --all", Shell: fmt.Sprintf(installRaceScript, ko, guestKO+"/livepatch-sample.ko", lp, sample, installRaceRounds)},
+		{Name: "race: install clean", Shell: clean + " && echo clean"},
 		{Name: "warnings", Shell: "dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|refcount_t' || true"},
 	}
 	timeout := time.Duration(*soakCycles)*perCycle + 5*time.Minute
@@ -148,8 +185,65 @@ func TestSoakAndRace(t *testing.T) {
 	if got := res.MustStep(t, "race: clean").Stdout; got != "clean\n" {
 		t.Errorf("after two unloads at once: %q", got)
 	}
+	checkInstallRace(t, res.MustStep(t, "race: install during load --all").Stdout)
+	if got := res.MustStep(t, "race: install clean").Stdout; got != "clean\n" {
+		t.Errorf("after the install races: %q", got)
+	}
 	if got := res.MustStep(t, "warnings").Stdout; got != "" {
 		t.Errorf("the kernel warned:\n%s", got)
+	}
+}
+
+// installRaceRounds is how often TestSoakAndRace races an install with
+// kelp load --all; sample is the second patch's module name.
+const (
+	installRaceRounds = 5
+	sample            = "livepatch_sample"
+)
+
+// checkInstallRace reads installRaceScript's output: no failure, and in
+// every round the store lists both patches for the running kernel with no
+// problem.
+func checkInstallRace(t *testing.T, out string) {
+	t.Helper()
+	m := installRaceResult.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("install race did not finish:\n%s", out)
+	}
+	if m[1] != strconv.Itoa(installRaceRounds) || m[2] != "0" {
+		t.Errorf("install during load --all: %s of %s rounds failed:\n%s", m[2], m[1], out)
+	}
+	lists := installRaceList.FindAllStringSubmatch(out, -1)
+	if len(lists) != installRaceRounds {
+		t.Fatalf("install race: %d kelp list outputs, want %d:\n%s", len(lists), installRaceRounds, out)
+	}
+	for _, l := range lists {
+		var doc struct {
+			Installed []struct {
+				Running  bool                            `json:"running"`
+				Patches  []struct{ Name string }         `json:"patches"`
+				Problems []struct{ Path, Reason string } `json:"problems"`
+			} `json:"installed"`
+		}
+		if err := json.Unmarshal([]byte(l[2]), &doc); err != nil {
+			t.Errorf("round %s: kelp list --json: %v: %s", l[1], err, l[2])
+			continue
+		}
+		var names []string
+		for _, k := range doc.Installed {
+			if !k.Running {
+				continue
+			}
+			for _, p := range k.Patches {
+				names = append(names, p.Name)
+			}
+			if len(k.Problems) > 0 {
+				t.Errorf("round %s: the store has problems: %+v", l[1], k.Problems)
+			}
+		}
+		if strings.Join(names, " ") != lp+" "+sample {
+			t.Errorf("round %s: installed for the running kernel %q, want %s then %s", l[1], names, lp, sample)
+		}
 	}
 }
 
