@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -626,10 +627,11 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s (%d bytes)", ko, mod.Size), nil
 }
 
-// metadata is what the module says it fixes: kelp.description, then one
-// kelp.cve per CVE, in order.
+// metadata is what the module says it fixes: the number of CVE ids (so a
+// module naming none says so), kelp.description, then one kelp.cve per
+// CVE, in order.
 func (b *builder) metadata() [][2]string {
-	var md [][2]string
+	md := [][2]string{{kmod.CVECountKey, strconv.Itoa(len(b.res.CVEs))}}
 	if b.res.Description != "" {
 		md = append(md, [2]string{"kelp.description", b.res.Description})
 	}

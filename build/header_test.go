@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -204,7 +205,7 @@ func TestReadPatchesFixes(t *testing.T) {
 			if b.res.Description != c.desc || !slices.Equal(b.res.CVEs, c.cves) || b.res.CVEs == nil {
 				t.Errorf("description %q, CVEs %q; want %q, %q", b.res.Description, b.res.CVEs, c.desc, c.cves)
 			}
-			var want [][2]string
+			want := [][2]string{{"kelp.cves", strconv.Itoa(len(c.cves))}}
 			if c.desc != "" {
 				want = append(want, [2]string{"kelp.description", c.desc})
 			}

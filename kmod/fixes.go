@@ -17,11 +17,21 @@ const (
 )
 
 // Fixes is what a livepatch module built by kelp says it fixes: the
-// .modinfo entries kelp.description and kelp.cve (one per CVE id).
+// .modinfo entries kelp.description and kelp.cve (one per CVE id), and
+// kelp.cves, the number of CVE ids, which kelp build always writes.
 type Fixes struct {
 	Description string   `json:"description,omitempty"`
 	CVEs        []string `json:"cves"`
+	// Known: the module says what it fixes (it has kelp's entries). A
+	// module without them (built by another tool, or by a kelp that
+	// recorded nothing for a patch naming no CVE) may fix any CVE: its
+	// empty CVEs mean "unknown", not "none".
+	Known bool `json:"cves_known"`
 }
+
+// CVECountKey is the entry kelp build always writes: the number of
+// kelp.cve entries, so that a module naming no CVE says so.
+const CVECountKey = "kelp.cves"
 
 // FixesOf reads Fixes from modinfo entries (a module file's .modinfo, or
 // the .note.kelp section the kernel shows for a loaded module).
@@ -30,6 +40,7 @@ func FixesOf(info map[string][]string) Fixes {
 	if d := info["kelp.description"]; len(d) > 0 {
 		f.Description = d[0]
 	}
+	f.Known = len(info[CVECountKey]) > 0 || len(info["kelp.cve"]) > 0 || len(info["kelp.description"]) > 0
 	return f
 }
 

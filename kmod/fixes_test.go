@@ -43,3 +43,23 @@ func TestParseNotes(t *testing.T) {
 		}
 	}
 }
+
+// TestFixesKnown: a module says what it fixes when it carries any of
+// kelp's entries, even naming no CVE; without them nothing is known.
+func TestFixesKnown(t *testing.T) {
+	for _, c := range []struct {
+		info  map[string][]string
+		known bool
+	}{
+		{map[string][]string{"kelp.cves": {"0"}}, true},
+		{map[string][]string{"kelp.cves": {"1"}, "kelp.cve": {"CVE-2024-1086"}}, true},
+		{map[string][]string{"kelp.cve": {"CVE-2024-1086"}}, true},
+		{map[string][]string{"kelp.description": {"fix"}}, true},
+		{map[string][]string{"license": {"GPL"}, "livepatch": {"Y"}}, false},
+		{map[string][]string{}, false},
+	} {
+		if f := FixesOf(c.info); f.Known != c.known || f.CVEs == nil {
+			t.Errorf("FixesOf(%v) = %+v, want known %v and a non-nil CVE list", c.info, f, c.known)
+		}
+	}
+}

@@ -335,9 +335,23 @@ func jsonCases() []jsonCase {
 		{golden: "status-prometheus", args: []string{"status", "--prometheus", "$DIR/kelp.prom"}, check: func(t *testing.T, h *fakeHost, _ map[string]any) {
 			checkMetrics(t, h, "kelp_patches_installed 1",
 				"kelp_patches_not_loaded 1",
+				"kelp_patches_fixes_unknown 0",
 				`kelp_patch_info{patch="livepatch_fix",cve="CVE-2024-1086",description="proc: mask password= values in /proc/cmdline"} 1`,
 				`kelp_cve_fixed{cve="CVE-2024-1086"} 1`,
 				`kelp_cve_not_loaded{cve="CVE-2023-52619"} 1`)
+		}},
+		// A loaded patch without kelp's note (another tool built it, or a
+		// kelp that recorded nothing) may fix anything: unknown, not none.
+		{golden: "status-fixes-unknown", args: []string{"status", "--prometheus", "$DIR/kelp.prom"}, edit: func(m map[string]string) {
+			delete(m, "sys/module/livepatch_fix/notes/.note.kelp")
+		}, check: func(t *testing.T, h *fakeHost, doc map[string]any) {
+			if u, _ := doc["fixes_unknown"].([]any); len(u) != 1 || u[0] != "livepatch_fix" {
+				t.Errorf("fixes_unknown = %v, want [livepatch_fix]", doc["fixes_unknown"])
+			}
+			if fixed, _ := doc["fixed_cves"].([]any); fixed == nil || len(fixed) != 0 {
+				t.Errorf("fixed_cves = %v, want []", doc["fixed_cves"])
+			}
+			checkMetrics(t, h, "kelp_patches_fixes_unknown 1")
 		}},
 		// A patch in its patching transition fixes nothing yet; how long
 		// the transition has been under way comes from the kernel log.

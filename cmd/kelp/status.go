@@ -34,6 +34,10 @@ type statusReport struct {
 	// FixedCVEs are the CVE ids the loaded, enabled patches fix (a patch
 	// in its patching transition counts once the transition completes).
 	FixedCVEs []string `json:"fixed_cves"`
+	// FixesUnknown are the loaded, enabled patches that do not say what
+	// they fix (not built by kelp, or by a kelp that did not record it):
+	// FixedCVEs may miss what they fix.
+	FixesUnknown []string `json:"fixes_unknown"`
 	// NotLoaded are the patches installed for the running kernel that are
 	// not loaded (neither quarantined nor made unnecessary by a later
 	// cumulative patch), and NotLoadedCVEs the CVE ids installed patches
@@ -106,6 +110,12 @@ func gatherStatus() (*statusReport, error) {
 	}
 	r.Applying = marksView(ms)
 	r.FixedCVEs, r.NotLoaded, r.NotLoadedCVEs = fixedView(r.Loaded, r.Installed, store.LoadSet(es), qs)
+	r.FixesUnknown = []string{}
+	for _, p := range r.Loaded {
+		if p.fixes() && !p.Known {
+			r.FixesUnknown = append(r.FixesUnknown, p.Name)
+		}
+	}
 	rels, err := st.Releases()
 	if err != nil {
 		return nil, err
@@ -215,6 +225,9 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	fmt.Fprintf(w, "installed:    %s\n", orNone(inst))
 	fmt.Fprintf(w, "fixed:        %s\n", orNone(r.FixedCVEs))
+	if len(r.FixesUnknown) > 0 {
+		fmt.Fprintf(w, "fixes unknown: %s (loaded, without a record of what they fix)\n", strings.Join(r.FixesUnknown, ", "))
+	}
 	if len(r.NotLoaded) > 0 {
 		fmt.Fprintf(w, "not loaded:   %s\n", strings.Join(r.NotLoaded, ", "))
 	}
@@ -284,6 +297,7 @@ func writeMetrics(w io.Writer, r *statusReport) {
 	gauge("kelp_store_problems", "Damaged or leftover files found in the patch store.", float64(len(r.Problems)))
 	gauge("kelp_kernel_tainted", "Value of /proc/sys/kernel/tainted.", float64(r.Tainted))
 	gauge("kelp_patches_not_loaded", "Patches installed for the running kernel that are not loaded (not counting quarantined ones and those a later cumulative patch makes unnecessary).", float64(len(r.NotLoaded)))
+	gauge("kelp_patches_fixes_unknown", "Loaded, enabled patches that do not say what they fix (kelp_cve_fixed may miss what they fix).", float64(len(r.FixesUnknown)))
 	if r.TransitionSeconds != nil {
 		gauge("kelp_transition_seconds", "How long the livepatch transition in progress has been under way.", *r.TransitionSeconds)
 	}
