@@ -203,7 +203,6 @@ var (
 	delta = regexp.MustCompile(`[+-][0-9]+$`)
 )
 
-
 // censusChange names the first difference between two censuses: a
 // symbol or relocation target only one side has, or the bytes.
 func censusChange(o, p []string) (sym, change string) {
