@@ -35,14 +35,11 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./...
 	$(GO) run ./bench
 
-# Every fuzz target for FUZZTIME each (make test runs their seed corpora).
+# Every fuzz target for FUZZTIME each (make test runs their seed corpora);
+# FUZZ=REGEXP picks targets; scripts/fuzz.sh says how a run ends.
 FUZZTIME ?= 10m
 fuzz:
-	@set -e; grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sort | while IFS=: read -r file fn; do \
-	  pkg=$$(dirname "$$file"); t=$${fn#func }; \
-	  echo "== $$pkg $$t ($(FUZZTIME))"; \
-	  $(GO) test "$$pkg" -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -parallel $${FUZZPARALLEL:-2}; \
-	done
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
 
 # SOAK_CYCLES load/unload cycles of one livepatch in one boot, every cycle
 # checked, then concurrent loads and unloads (make test runs 25 cycles).
