@@ -80,9 +80,11 @@ type Module struct {
 	ForceUnsafe []string `json:"force_unsafe,omitempty"`
 	Signed      bool     `json:"signed"`
 	// CachedObjects counts the init and .mod objects of the direct link
-	// taken from the cache of compiled objects.
-	CachedObjects int   `json:"cached_objects"`
-	Size          int64 `json:"size"`
+	// taken from the cache of compiled objects, CompiledObjects those
+	// compiled (neither: both written from the link template).
+	CachedObjects   int   `json:"cached_objects"`
+	CompiledObjects int   `json:"compiled_objects"`
+	Size            int64 `json:"size"`
 	// Timings of the steps, for the build report.
 	Timings Timings `json:"timings_seconds"`
 }
@@ -193,24 +195,43 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	if len(m.ForceUnsafe) > 0 && opts.Modinfo["kelp.force_unsafe"] == "" {
 		modinfo = append(modinfo, [2]string{"kelp.force_unsafe", strings.Join(m.ForceUnsafe, ",")})
 	}
-	unitObjs, err := writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo, opts.Metadata))
-	if err != nil {
-		return nil, fmt.Errorf("klpmod: %w", err)
-	}
+	// Where the link can be replayed (on the host, headers without a
+	// vmlinux), the init code is initC and the patch is data kelp writes
+	// (kelp-data.o), laid out as the template's probe found: neither is
+	// compiled per module. Elsewhere, and when the template has no
+	// layout, the init file is generated C that kbuild compiles: a build
+	// root's kernels (Debian 13's) are built that way, as no test proves
+	// the written data and the replayed link there.
 	var tmpl *linkTemplate
-	if !opts.Kbuild && directLink(opts) {
-		// A kbuild whose link cannot be recorded links the module itself.
+	if directLink(opts) {
 		tmpl, _ = templateFor(ctx, opts)
 		m.Timings["link_template"] = time.Since(t0)
 	}
-	if tmpl == nil {
-		if err := runKbuild(ctx, dir, opts, len(preps)+1); err != nil {
+	var unitObjs []string
+	if tmpl != nil && tmpl.Layout != nil {
+		data, err := dataObject(tmpl.Layout, objs, states, opts.Replace, modinfo, opts.Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("klpmod: the patch's data: %w", err)
+		}
+		unitObjs, err = writeKbuild(dir, opts, preps, initC, data)
+		if err != nil {
+			return nil, fmt.Errorf("klpmod: %w", err)
+		}
+	} else {
+		tmpl = nil
+		unitObjs, err = writeKbuild(dir, opts, preps, initSource(opts.Name, objs, states, opts.Replace, modinfo, opts.Metadata), nil)
+		if err != nil {
+			return nil, fmt.Errorf("klpmod: %w", err)
+		}
+	}
+	if tmpl == nil || opts.Kbuild {
+		if err := runKbuild(ctx, dir, opts, len(preps)+1, tmpl != nil); err != nil {
 			return nil, fmt.Errorf("klpmod: %w", err)
 		}
 		m.Timings["kbuild"] = time.Since(t0)
 	} else {
 		t0 = time.Now()
-		if m.CachedObjects, err = linkDirect(ctx, dir, opts, unitObjs, tmpl); err != nil {
+		if m.CachedObjects, m.CompiledObjects, err = linkDirect(ctx, dir, opts, unitObjs, tmpl); err != nil {
 			return nil, fmt.Errorf("klpmod: %w", err)
 		}
 		m.Timings["link"] = time.Since(t0)

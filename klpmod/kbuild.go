@@ -12,8 +12,9 @@ import (
 // writeKbuild lays out the external-module directory: each unit's
 // prepared object, as a prebuilt ("_shipped") object for kbuild and as
 // the object itself for the direct link, the init file and the Kbuild
-// file linking them into NAME.ko. It returns the units' object names.
-func writeKbuild(dir string, opts Options, preps []*prepared, initC string) ([]string, error) {
+// file linking them into NAME.ko, with data (kelp-data.o, when the init
+// file is initC) first. It returns the object names after the init file.
+func writeKbuild(dir string, opts Options, preps []*prepared, initC string, data []byte) ([]string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
@@ -21,6 +22,14 @@ func writeKbuild(dir string, opts Options, preps []*prepared, initC string) ([]s
 		return nil, err
 	}
 	var objs []string
+	if data != nil {
+		for _, f := range []string{"kelp-data.o", "kelp-data.o_shipped"} {
+			if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+				return nil, err
+			}
+		}
+		objs = append(objs, "kelp-data.o")
+	}
 	for _, p := range preps {
 		obj := fmt.Sprintf("kelp-u%d.o", p.index)
 		data, err := p.obj.Encode()
@@ -58,8 +67,10 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// runKbuild runs "make -C <headers> M=<dir> modules".
-func runKbuild(ctx context.Context, dir string, opts Options, jobs int) error {
+// runKbuild runs "make -C <headers> M=<dir> modules"; with noDebug the
+// init file and NAME.mod.c are compiled without debug information, as
+// the direct link's objects written without a compiler have none.
+func runKbuild(ctx context.Context, dir string, opts Options, jobs int, noDebug bool) error {
 	if opts.Jobs > 0 {
 		jobs = opts.Jobs
 	}
@@ -71,6 +82,9 @@ func runKbuild(ctx context.Context, dir string, opts Options, jobs int) error {
 	// file and of modpost's NAME.mod.c), so the same inputs give the same
 	// module wherever they are built.
 	kcflags := strings.TrimSpace(os.Getenv("KCFLAGS") + " -ffile-prefix-map=" + dir + "=.")
+	if noDebug {
+		kcflags += " -g0"
+	}
 	cmd := opts.Exec.Command(ctx, dir, []string{"KCFLAGS=" + kcflags}, mk, "-C", opts.Headers, "M="+dir, fmt.Sprintf("-j%d", jobs), "modules")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

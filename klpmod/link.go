@@ -1,14 +1,17 @@
 package klpmod
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/atomicfile"
 	"github.com/kelp-project/kelp/ktree"
 )
@@ -17,11 +20,14 @@ import (
 // per kernel headers directory, and the commands it records for it (the
 // init file's compile with objtool, the composite link, modpost, the
 // .mod.c compile and the final link with the module linker script) are
-// replayed for each module with its name and directory. The output is
-// what kbuild itself produces from the same objects.
+// replayed for each module with its name and directory, without their
+// two compiles: the init object is the template's (initC, the same for
+// every module) and NAME.mod.o the template's with the module's name,
+// CRCs and dependencies written in (modObject). The output is what
+// kbuild itself produces from the same objects.
 
 // linkVersion names the layout of a recorded template.
-const linkVersion = "modlink-v2"
+const linkVersion = "modlink-v3"
 
 // Template module name and the directory kbuild built it in; both are
 // replaced in the recorded commands.
@@ -35,8 +41,20 @@ type linkTemplate struct {
 	Init      string `json:"init"`    // kelp-init.o: gcc + objtool
 	Composite string `json:"link"`    // NAME.o from NAME.mod
 	Modpost   string `json:"modpost"` // NAME.mod.c and Module.symvers
-	ModObj    string `json:"mod_o"`   // NAME.mod.o
+	ModCmd    string `json:"mod_o"`   // NAME.mod.o
 	Final     string `json:"ko"`      // NAME.ko
+
+	// Layout is the livepatch structures' layout the probe recorded (nil:
+	// the probe failed, and modules are built as kbuild builds them).
+	Layout *structLayout `json:"layout,omitempty"`
+	// InitObj is initC's object, the same for every module name (nil:
+	// it is not, and each module's is compiled).
+	InitObj []byte `json:"init_object,omitempty"`
+	// ModC and ModObj are the template's NAME.mod.c and its object, when
+	// modObject writes from them what the compiler makes of another
+	// module's (else each module's is compiled).
+	ModC   string `json:"mod_c,omitempty"`
+	ModObj []byte `json:"mod_object,omitempty"`
 
 	key   string // digest of the recorded template
 	cache string // where compiled init and .mod objects are kept
@@ -44,7 +62,7 @@ type linkTemplate struct {
 
 // steps returns the commands in the order they run.
 func (t *linkTemplate) steps() []string {
-	return []string{t.Init, t.Composite, t.Modpost, t.ModObj, t.Final}
+	return []string{t.Init, t.Composite, t.Modpost, t.ModCmd, t.Final}
 }
 
 // directLink tells whether the module can be linked without make: not
@@ -104,7 +122,7 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 			return nil, err
 		}
 	}
-	t.key = ktree.Digest(file, t.Init, t.ModObj, t.CCKey)
+	t.key = ktree.Digest(file, t.Init, t.ModCmd, t.CCKey)
 	t.cache = filepath.Join(cache, "objects")
 	return t, nil
 }
@@ -127,8 +145,10 @@ func readTemplate(ctx context.Context, file string, opts Options) (*linkTemplate
 	return &t, nil
 }
 
-// recordTemplate has kbuild link a template module (an init file and one
-// prebuilt unit) and reads back the commands it recorded.
+// recordTemplate has kbuild link a template module (initC and one
+// prebuilt unit) and reads back the commands it recorded, then the
+// layout probe, initC's object and the template's NAME.mod.o, each
+// checked against the compiler where kelp writes it for a module.
 func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	tmp, err := os.MkdirTemp("", "kelp-modlink-")
 	if err != nil {
@@ -137,7 +157,8 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, "kbuild")
 	unit := filepath.Join(tmp, "unit.c")
-	if err := os.WriteFile(unit, []byte("int kelp_template_unit;\n"), 0o644); err != nil {
+	// What kelp-data.o defines for initC.
+	if err := os.WriteFile(unit, []byte("long __kelp_patch[64], __kelp_callbacks[4];\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -146,15 +167,12 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	if out, err := opts.Exec.Command(ctx, tmp, nil, "gcc", "-c", "-o", filepath.Join(dir, "kelp-u0.o_shipped"), unit).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("gcc: %v: %s", err, out)
 	}
-	init := "#include <linux/module.h>\n#include <linux/livepatch.h>\n" +
-		"static int __init kelp_init(void) { return 0; }\nstatic void __exit kelp_exit(void) { }\n" +
-		"module_init(kelp_init);\nmodule_exit(kelp_exit);\nMODULE_LICENSE(\"GPL\");\nMODULE_INFO(livepatch, \"Y\");\n"
-	if err := layout(dir, tmplName, []string{"kelp-u0.o"}, init); err != nil {
+	if err := layout(dir, tmplName, []string{"kelp-u0.o"}, initC); err != nil {
 		return nil, err
 	}
 	o := opts
 	o.Name = tmplName
-	if err := runKbuild(ctx, dir, o, 1); err != nil {
+	if err := runKbuild(ctx, dir, o, 1, true); err != nil {
 		return nil, err
 	}
 	t := &linkTemplate{Dir: dir}
@@ -163,7 +181,7 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 		file  string
 	}{
 		{&t.Init, "kelp-init.o"}, {&t.Composite, tmplName + ".o"}, {&t.Modpost, "Module.symvers"},
-		{&t.ModObj, tmplName + ".mod.o"}, {&t.Final, tmplName + ".ko"},
+		{&t.ModCmd, tmplName + ".mod.o"}, {&t.Final, tmplName + ".ko"},
 	} {
 		data, err := os.ReadFile(filepath.Join(dir, "."+r.file+".cmd"))
 		if err != nil {
@@ -176,7 +194,7 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 			cmd, ok = strings.CutPrefix(line, "savedcmd_"+filepath.Join(dir, r.file)+" := ")
 		}
 		if !ok {
-			return nil, fmt.Errorf("kbuild's record of %s not understood: %q", r.file, line)
+			return nil, fmt.Errorf("kbuild's record of %s not understood", r.file)
 		}
 		// The record is make syntax: $$ is one $.
 		*r.field = strings.ReplaceAll(strings.TrimSpace(cmd), "$$", "$")
@@ -185,7 +203,89 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	if t.CCKey, err = ktree.CompilerID(ctx, opts.Exec, t.CC); err != nil {
 		return nil, err
 	}
+	// The checks compile in another directory, for another module name
+	// as long as a module name can be.
+	check := filepath.Join(tmp, "check")
+	if err := os.MkdirAll(check, 0o755); err != nil {
+		return nil, err
+	}
+	// compile runs cmd, which compiles stem.c of the template, on
+	// source in check as newStem.c (stem and newStem for another module
+	// name once the name is replaced).
+	compile := func(cmd, stem, newStem, source string) ([]byte, error) {
+		r := strings.NewReplacer(dir, check, tmplName, checkName, stem+".", newStem+".")
+		if err := os.WriteFile(filepath.Join(check, newStem+".c"), []byte(source), 0o644); err != nil {
+			return nil, err
+		}
+		if out, err := opts.Exec.Command(ctx, opts.Headers, nil, "sh", "-c", r.Replace(cmd)).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%v: %s", err, lastLines(string(out), 3))
+		}
+		return os.ReadFile(filepath.Join(check, newStem+".o"))
+	}
+	// Without a layout modules are built as kbuild builds them: the
+	// probe's failure is no error.
+	if probe, err := compile(t.Init, "kelp-init", "kelp-probe", layoutC); err == nil {
+		t.Layout, _ = readLayout(probe)
+	}
+	if t.Layout == nil {
+		return t, nil
+	}
+	init, err := os.ReadFile(filepath.Join(dir, "kelp-init.o"))
+	if err != nil {
+		return nil, err
+	}
+	if other, err := compile(t.Init, "kelp-init", "kelp-init", initC); err == nil && bytes.Equal(other, init) {
+		t.InitObj = init
+	}
+	modC, err := os.ReadFile(filepath.Join(dir, tmplName+".mod.c"))
+	if err != nil {
+		return nil, err
+	}
+	modObj, err := os.ReadFile(filepath.Join(dir, tmplName+".mod.o"))
+	if err != nil {
+		return nil, err
+	}
+	if checkMod(modObj, string(modC), func(src string) ([]byte, error) {
+		return compile(t.ModCmd, checkName+".mod", checkName+".mod", src)
+	}) == nil {
+		t.ModC, t.ModObj = string(modC), modObj
+	}
 	return t, nil
+}
+
+// checkName is a module name as long as one can be.
+const checkName = "kelp_check_a_module_name_as_long_as_one_can_be_01234567"
+
+// checkMod checks that modObject writes, from the template's object
+// tobj of source tsrc, what the compiler (compile) makes of a source that
+// differs from the template's in the name, the __versions entries and
+// the dependencies, as a module's may.
+func checkMod(tobj []byte, tsrc string, compile func(src string) ([]byte, error)) error {
+	ts, err := parseModC(tsrc)
+	if err != nil {
+		return err
+	}
+	m := &modSource{Skeleton: ts.Skeleton, Depends: "kelp_check_a,kelp_check_b",
+		Versions: append(slices.Clone(ts.Versions), modVersion{0xfedcba98, "kelp_check_symbol"}, modVersion{0x1, "kelp_check_other_symbol"})}
+	want, err := compile(m.source())
+	if err != nil {
+		return err
+	}
+	wf, err := elfobj.Parse(want)
+	if err != nil {
+		return err
+	}
+	if want, err = wf.Encode(); err != nil {
+		return err
+	}
+	got, err := modObject(tobj, ts, checkName, m)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return errors.New("the .mod object written differs from the compiler's")
+	}
+	return nil
 }
 
 // layout writes the files of a module's link in dir: the init file, the
@@ -214,46 +314,89 @@ func layout(dir, name string, units []string, initC string) error {
 
 // linkDirect links the module in dir (laid out by writeKbuild) with the
 // template's commands, run in the kbuild directory as kbuild runs them.
-func linkDirect(ctx context.Context, dir string, opts Options, units []string, t *linkTemplate) (cached int, err error) {
+// The init object is the template's and NAME.mod.o is written from the
+// template's when they can be; else they are compiled, or taken from the
+// cache of compiled objects (cached), and compiled counts the compiles.
+func linkDirect(ctx context.Context, dir string, opts Options, units []string, t *linkTemplate) (cached, compiled int, err error) {
 	var list strings.Builder
 	for _, o := range append([]string{"kelp-init.o"}, units...) {
 		list.WriteString(filepath.Join(dir, o) + "\n")
 	}
 	if err := os.WriteFile(filepath.Join(dir, opts.Name+".mod"), []byte(list.String()), 0o644); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "modules.order"), []byte(filepath.Join(dir, opts.Name+".ko")+"\n"), 0o644); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r := strings.NewReplacer(t.Dir, dir, tmplName, opts.Name)
 	// The two compiles (the init file and NAME.mod.c) are kept by
 	// content: their objects depend on the template, the module name and
 	// the source, not on where the module is built (-ffile-prefix-map).
-	compiled := map[string][2]string{
+	compiles := map[string][2]string{
 		t.Init:   {"kelp-init.c", "kelp-init.o"},
-		t.ModObj: {opts.Name + ".mod.c", opts.Name + ".mod.o"},
+		t.ModCmd: {opts.Name + ".mod.c", opts.Name + ".mod.o"},
 	}
 	for _, step := range t.steps() {
 		cmd := r.Replace(step)
-		hit, err := t.run(ctx, dir, opts, cmd, compiled[step])
+		io := compiles[step]
+		written, err := t.write(dir, opts.Name, step, io[1])
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		if hit {
-			cached++
+		if !written {
+			hit, err := t.run(ctx, dir, opts, cmd, io)
+			if err != nil {
+				return 0, 0, err
+			}
+			switch {
+			case hit:
+				cached++
+			case io[0] != "":
+				compiled++
+			}
 		}
 		if step == t.Init {
 			// The record modpost reads the init object's CRCs from.
 			rec := "cmd_" + filepath.Join(dir, "kelp-init.o") + " := " + cmd + "\n"
 			if err := os.WriteFile(filepath.Join(dir, ".kelp-init.o.cmd"), []byte(rec), 0o644); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, opts.Name+".ko")); err != nil {
-		return 0, &KbuildError{Err: err}
+		return 0, 0, &KbuildError{Err: err}
 	}
-	return cached, nil
+	return cached, compiled, nil
+}
+
+// write writes the object of a compile step without compiling, when the
+// template allows: the init object, or NAME.mod.o from the NAME.mod.c
+// modpost wrote when it is the template's but for what modObject writes.
+func (t *linkTemplate) write(dir, name, step, out string) (bool, error) {
+	var obj []byte
+	switch {
+	case step == t.Init && t.InitObj != nil:
+		obj = t.InitObj
+	case step == t.ModCmd && t.ModObj != nil:
+		src, err := os.ReadFile(filepath.Join(dir, name+".mod.c"))
+		if err != nil {
+			return false, err
+		}
+		ts, err := parseModC(t.ModC)
+		if err != nil {
+			return false, err
+		}
+		m, err := parseModC(string(src))
+		if err != nil {
+			return false, nil
+		}
+		if obj, err = modObject(t.ModObj, ts, name, m); err != nil {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	return true, os.WriteFile(filepath.Join(dir, out), obj, 0o644)
 }
 
 // run runs one step; a compile (io names its source and object in dir)
