@@ -12,20 +12,32 @@
 //     linker resolves and modpost does not report). Linkers drop the
 //     livepatch markers, but they carry ordinary relocations through
 //     section merging with the offsets right.
-//  2. An init file is generated: one klp_func per changed function, one
-//     klp_object per owner (vmlinux, or the module the unit belongs to),
-//     the callbacks and states the patch declared with the markers of
-//     include/kelp/patch.h, klp_patch.replace, MODULE_INFO(livepatch, "Y"),
-//     MODULE_LICENSE("GPL") and the caller's extra .modinfo strings.
+//  2. The patch's klp_patch, one klp_object per owner (vmlinux, or the
+//     module the unit belongs to), one klp_func per changed function, the
+//     callbacks and states the patch declared with the markers of
+//     include/kelp/patch.h, klp_patch.replace and the caller's extra
+//     .modinfo strings are written as data (kelp-data.o), laid out as the
+//     target's headers lay out the livepatch structures (a probe object
+//     compiled once per kernel records sizes and offsets). The init code
+//     (klp_enable_patch, the callback dispatchers, MODULE_INFO(livepatch,
+//     "Y"), MODULE_LICENSE("GPL")) is the same for every module.
 //     Options.Metadata entries (kelp build's kelp.description and one
 //     kelp.cve per CVE id) go into .modinfo too, and into an allocated
 //     ELF note, kmod.NoteSection (".note.kelp", owner "kelp", type 1,
 //     descriptor "key=value\0…"): the kernel keeps no .modinfo of a
 //     loaded module but shows its notes in /sys/module/<name>/notes.
-//  3. kbuild links the init file and the prepared objects (as prebuilt
-//     "_shipped" objects) against the target's headers: modpost records
-//     the CRCs of the vmlinux exports the patch calls in __versions, and
-//     the module gets the target's vermagic.
+//  3. The init object, kelp-data.o and the prepared objects are linked
+//     against the target's headers with kbuild's commands, recorded once
+//     per kernel: modpost records the CRCs of the vmlinux exports the
+//     patch calls in __versions, and the module gets the target's
+//     vermagic. Neither the init file nor modpost's NAME.mod.c is
+//     compiled per module: the init object is the template's, NAME.mod.o
+//     the template's with the module's name, CRCs and dependencies
+//     written in, both checked once per kernel against the compiler, and
+//     the module is byte for byte what kbuild's make links (both compile
+//     the two files without debug information). In a build root, or when
+//     the link cannot be recorded, the init file is generated C holding
+//     the data too and kbuild's make links, as before.
 //  4. The post-link pass turns the relocations against placeholders back
 //     into ".klp.rela.<object>.<section>" sections (SHT_RELA,
 //     SHF_ALLOC|SHF_INFO_LINK|SHF_RELA_LIVEPATCH, sh_info the section of

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/atomicfile"
@@ -222,20 +223,9 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 		}
 		return os.ReadFile(filepath.Join(check, newStem+".o"))
 	}
-	// Without a layout modules are built as kbuild builds them: the
-	// probe's failure is no error.
-	if probe, err := compile(t.Init, "kelp-init", "kelp-probe", layoutC); err == nil {
-		t.Layout, _ = readLayout(probe)
-	}
-	if t.Layout == nil {
-		return t, nil
-	}
 	init, err := os.ReadFile(filepath.Join(dir, "kelp-init.o"))
 	if err != nil {
 		return nil, err
-	}
-	if other, err := compile(t.Init, "kelp-init", "kelp-init", initC); err == nil && bytes.Equal(other, init) {
-		t.InitObj = init
 	}
 	modC, err := os.ReadFile(filepath.Join(dir, tmplName+".mod.c"))
 	if err != nil {
@@ -245,11 +235,28 @@ func recordTemplate(ctx context.Context, opts Options) (*linkTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if checkMod(modObj, string(modC), func(src string) ([]byte, error) {
-		return compile(t.ModCmd, checkName+".mod", checkName+".mod", src)
-	}) == nil {
-		t.ModC, t.ModObj = string(modC), modObj
-	}
+	// The three compiles run at once. Without a layout modules are
+	// built as kbuild builds them: the probe's failure is no error, nor
+	// a check's, after which each module's object is compiled.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if probe, err := compile(t.Init, "kelp-init", "kelp-probe", layoutC); err == nil {
+			t.Layout, _ = readLayout(probe)
+		}
+	})
+	wg.Go(func() {
+		if other, err := compile(t.Init, "kelp-init", "kelp-init", initC); err == nil && bytes.Equal(other, init) {
+			t.InitObj = init
+		}
+	})
+	wg.Go(func() {
+		if checkMod(modObj, string(modC), func(src string) ([]byte, error) {
+			return compile(t.ModCmd, checkName+".mod", checkName+".mod", src)
+		}) == nil {
+			t.ModC, t.ModObj = string(modC), modObj
+		}
+	})
+	wg.Wait()
 	return t, nil
 }
 
