@@ -57,8 +57,10 @@ type Options struct {
 	// Kbuild links through kbuild's make even when its recorded link
 	// commands could be replayed.
 	Kbuild bool
-	// CacheDir keeps kbuild's recorded link commands per kernel and the
-	// compiled init and .mod objects (default $XDG_CACHE_HOME/kelp/modlink).
+	// CacheDir keeps kbuild's recorded link commands per kernel, with the
+	// layout probe's record and the template's init and .mod objects, and
+	// the init and .mod objects compiled for a module when they cannot be
+	// written from the template (default $XDG_CACHE_HOME/kelp/modlink).
 	CacheDir string
 }
 
