@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/testenv"
 )
 
-// SystemImage is a Debian bookworm root filesystem booted with systemd:
-// minbase plus systemd, udev, kmod, apt and the test kernel's own image
-// package (so /lib/modules is real and packages may depend on the kernel).
-// It is built once per kernel with debootstrap and cached.
+// SystemImage is a root filesystem of the kernel's Debian release
+// (bookworm for Debian 12's 6.1, trixie for Debian 13's 6.12) booted with
+// systemd: minbase plus systemd, udev, kmod, apt and the test kernel's own
+// image package (so /lib/modules is real and packages may depend on the
+// kernel). It is built once per kernel with debootstrap and cached.
 type SystemImage struct {
 	Release string
 	Image   string // raw ext4 root filesystem, used read-only as a backing file
@@ -23,8 +25,8 @@ type SystemImage struct {
 }
 
 // systemRecipe changes whenever the image contents below change, so the
-// cache key follows it.
-const systemRecipe = "bookworm-minbase-systemd-v2"
+// cache key follows it (with the suite in front).
+const systemRecipe = "-minbase-systemd-v2"
 
 var systemPackages = []string{
 	"systemd", "systemd-sysv", "udev", "kmod", "initramfs-tools", "linux-base",
@@ -62,21 +64,31 @@ func System(ctx context.Context, k *testenv.Kernel) (*SystemImage, error) {
 			return nil, &testenv.ErrMissing{What: tool.name, Package: tool.pkg}
 		}
 	}
-	ver, err := output(ctx, "dpkg-query", "-W", "-f=${Version}", "linux-image-"+k.Release)
-	if err != nil {
+	suite, ok := buildroot.SuiteOf(k.Release)
+	if !ok {
+		return nil, fmt.Errorf("system image: kernel %s is of no Debian release kelp knows (%v)", k.Release, buildroot.Suites)
+	}
+	// The image package's version, from the dpkg database that holds it:
+	// the host's, or the kernel's build root's.
+	query := []string{"-W", "-f=${Version}", "linux-image-" + k.Release}
+	if k.BuildRoot != "" {
+		query = append([]string{"--admindir=" + filepath.Join(k.BuildRoot, "var", "lib", "dpkg")}, query...)
+	}
+	ver, err := output(ctx, "dpkg-query", query...)
+	if err != nil || ver == "" {
 		return nil, &testenv.ErrMissing{What: "package linux-image-" + k.Release, Package: "linux-image-" + k.Release}
 	}
 	cache, err := testenv.CacheDir()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(cache, "system", k.Release+"-"+testenv.Digest(systemRecipe, ver, strings.Join(systemPackages, ","), strings.Join(systemExtras, ",")))
+	dir := filepath.Join(cache, "system", k.Release+"-"+testenv.Digest(suite+systemRecipe, ver, strings.Join(systemPackages, ","), strings.Join(systemExtras, ",")))
 	img := &SystemImage{Release: k.Release, Image: filepath.Join(dir, "rootfs.img"), Initrd: filepath.Join(dir, "initrd.img")}
 	_, err = testenv.Cached(dir, func(dir string) error {
 		if os.Geteuid() != 0 {
 			return fmt.Errorf("building the Debian system image needs root (debootstrap, chroot)")
 		}
-		return buildSystem(ctx, k, ver, dir)
+		return buildSystem(ctx, k, suite, ver, dir)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("system image: %w", err)
@@ -91,21 +103,31 @@ func System(ctx context.Context, k *testenv.Kernel) (*SystemImage, error) {
 	return img, nil
 }
 
-func buildSystem(ctx context.Context, k *testenv.Kernel, ver, dir string) error {
+func buildSystem(ctx context.Context, k *testenv.Kernel, suite, ver, dir string) error {
 	mirror, err := debianMirror()
 	if err != nil {
 		return err
 	}
 	root := filepath.Join(dir, "root")
-	if err := run(ctx, dir, "debootstrap", "--variant=minbase", "--include="+strings.Join(systemPackages, ","), "bookworm", root, mirror); err != nil {
+	if err := run(ctx, dir, "debootstrap", "--variant=minbase", "--include="+strings.Join(systemPackages, ","), suite, root, mirror); err != nil {
 		return err
 	}
 	// The kernel package of exactly the test kernel's version, from the
-	// host's package sources (it may live in the security archive, which
-	// debootstrap does not read).
+	// package sources of the system that has it installed: the host's, or
+	// the kernel's build root's (a Debian 12 host has no Debian 13
+	// sources). It may live in the security archive, which debootstrap
+	// does not read.
 	debs := filepath.Join(dir, "debs")
 	os.MkdirAll(debs, 0o755)
-	if err := run(ctx, debs, "apt-get", "download", "linux-image-"+k.Release+"="+ver); err != nil {
+	download := []string{"download", "linux-image-" + k.Release + "=" + ver}
+	if k.BuildRoot == "" {
+		err = run(ctx, debs, "apt-get", download...)
+	} else {
+		br := &buildroot.Root{Dir: k.BuildRoot, Suite: suite}
+		br.Bind(debs)
+		_, err = br.Run(ctx, debs, "apt-get", download...)
+	}
+	if err != nil {
 		return err
 	}
 	found, _ := filepath.Glob(filepath.Join(debs, "linux-image-*.deb"))

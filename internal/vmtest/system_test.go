@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/testenv"
 )
 
@@ -20,9 +21,21 @@ func SystemT(t testing.TB, k *testenv.Kernel) *SystemImage {
 }
 
 // TestSystemBoot boots the debootstrapped Debian system with systemd and
-// shows that its state survives a reboot on the same disk.
+// shows that its state survives a reboot on the same disk: Debian 12's
+// bookworm with its 6.1 kernel, Debian 13's trixie with its 6.12 kernel.
 func TestSystemBoot(t *testing.T) {
-	k := testenv.RequireKernel(t)
+	for _, c := range []struct {
+		name string
+		find func() (*testenv.Kernel, error)
+	}{
+		{"6.1", testenv.DefaultKernel},
+		{"6.12", func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("amd64") }},
+	} {
+		t.Run(c.name, func(t *testing.T) { testSystemBoot(t, testenv.RequireKernelOf(t, c.find)) })
+	}
+}
+
+func testSystemBoot(t *testing.T, k *testenv.Kernel) {
 	img := SystemT(t, k)
 	disk, err := NewSystemDisk(t.TempDir(), img)
 	if err != nil {
@@ -37,6 +50,7 @@ func TestSystemBoot(t *testing.T) {
 			{Name: "init", Shell: "readlink /proc/1/exe"},
 			{Name: "running", Shell: "systemctl is-system-running --wait || systemctl --failed --no-legend"},
 			{Name: "modules", Shell: "ls /lib/modules"},
+			{Name: "release", Shell: ". /etc/os-release && echo $VERSION_CODENAME"},
 			{Name: "payload", Shell: "cat /kelp/hello.txt"},
 			{Name: "write", Shell: "echo kept > /var/lib/mark && sync"},
 		},
@@ -49,6 +63,9 @@ func TestSystemBoot(t *testing.T) {
 	}
 	if got := strings.TrimSpace(first.MustStep(t, "modules").Stdout); got != k.Release {
 		t.Errorf("/lib/modules holds %q, want %s", got, k.Release)
+	}
+	if suite, _ := buildroot.SuiteOf(k.Release); strings.TrimSpace(first.MustStep(t, "release").Stdout) != suite {
+		t.Errorf("the system of kernel %s is Debian %q, want %s", k.Release, first.MustStep(t, "release").Stdout, suite)
 	}
 	if got := first.MustStep(t, "payload").Stdout; got != "payload\n" {
 		t.Errorf("payload file = %q", got)
