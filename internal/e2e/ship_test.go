@@ -29,16 +29,16 @@ const (
 )
 
 // shipArtifacts are what a release engineer produces on a build host: kelp's
-// own package, the patch's package for the test kernel and for another
-// kernel (the cloud flavour of the same ABI), an apt repository holding
-// both, and one holding only the other kernel's.
+// own package, the patch's package for the test kernel and, when another
+// kernel is given (the cloud flavour of the same ABI), for that kernel, an
+// apt repository holding both, and one holding only the other kernel's.
 type shipArtifacts struct {
 	kelpDeb, patchDeb, patchPkg, repo string
 	otherKernel                       string
 	otherDeb, otherPkg, otherRepo     string
 }
 
-func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
+func buildArtifacts(t *testing.T, k, other *testenv.Kernel) shipArtifacts {
 	t.Helper()
 	dir := t.TempDir()
 	root, err := filepath.Abs("../..")
@@ -54,7 +54,10 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 			t.Fatalf("build %s: %v\n%s", c, err, out)
 		}
 	}
-	other := testenv.RequireKernelOf(t, testenv.Cloud61Kernel)
+	kernels := []*testenv.Kernel{k}
+	if other != nil {
+		kernels = append(kernels, other)
+	}
 	dist := filepath.Join(dir, "dist")
 	run := func(name string, args ...string) string {
 		t.Helper()
@@ -66,28 +69,34 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 		}
 		return string(out)
 	}
-	// The fix, as an SRE builds it: one kelp build for both kernels, each
+	// The fix, as an SRE builds it: one kelp build for every kernel, each
 	// with its own symbols dump, signed; then one package per kernel.
 	key, cert := filepath.Join(dir, "signing.pem"), filepath.Join(dir, "signing.crt")
 	run("openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "2", "-batch", "-x509",
 		"-subj", "/CN=kelp system test", "-newkey", "rsa:2048", "-keyout", key, "-out", cert)
 	out := filepath.Join(dir, "out")
-	built := run(kelp, "build", "-k", k.Release, "-k", other.Release,
-		"--symbols", ksymtest.KallsymsPath(t, k), "--symbols", ksymtest.KallsymsPath(t, other),
-		"-n", fixModule, "--sign-key", key, "--sign-cert", cert, "-o", out, "testdata/kelp-e2e-fix.patch")
-	for _, rel := range []string{k.Release, other.Release} {
-		if !strings.Contains(built, "built "+filepath.Join(out, rel, fixModule+".ko")+" for "+rel) {
-			t.Fatalf("kelp build for %s:\n%s", rel, built)
+	args := []string{"build"}
+	var kos []string
+	for _, kk := range kernels {
+		args = append(args, "-k", kk.Release, "--symbols", ksymtest.KallsymsPath(t, kk))
+		kos = append(kos, filepath.Join(out, kk.Release, fixModule+".ko"))
+	}
+	built := run(kelp, append(args, "-n", fixModule, "--sign-key", key, "--sign-cert", cert, "-o", out, "testdata/kelp-e2e-fix.patch")...)
+	for i, kk := range kernels {
+		if !strings.Contains(built, "built "+kos[i]+" for "+kk.Release) {
+			t.Fatalf("kelp build for %s:\n%s", kk.Release, built)
 		}
 	}
 	if !strings.Contains(built, "fixes "+fixCVE) {
 		t.Errorf("kelp build does not say what the fix fixes:\n%s", built)
 	}
 	run(kelp, "package", "--self", "--format", "deb", "-o", dist)
-	run(kelp, "package", filepath.Join(out, k.Release, fixModule+".ko"), filepath.Join(out, other.Release, fixModule+".ko"),
-		"--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")
+	run(kelp, append(append([]string{"package"}, kos...), "--format", "deb", "-o", dist, "--maintainer", "Ops <ops@example.org>")...)
 	pkg := "kelp-patch-" + strings.ReplaceAll(fixModule, "_", "-") + "-"
-	a := shipArtifacts{patchPkg: pkg + k.Release, otherKernel: other.Release, otherPkg: pkg + other.Release}
+	a := shipArtifacts{patchPkg: pkg + k.Release}
+	if other != nil {
+		a.otherKernel, a.otherPkg = other.Release, pkg+other.Release
+	}
 	debs, _ := filepath.Glob(filepath.Join(dist, "*.deb"))
 	for _, d := range debs {
 		switch base := filepath.Base(d); {
@@ -95,12 +104,15 @@ func buildArtifacts(t *testing.T, k *testenv.Kernel) shipArtifacts {
 			a.kelpDeb = d
 		case strings.HasPrefix(base, a.patchPkg+"_"):
 			a.patchDeb = d
-		case strings.HasPrefix(base, a.otherPkg+"_"):
+		case other != nil && strings.HasPrefix(base, a.otherPkg+"_"):
 			a.otherDeb = d
 		}
 	}
-	if a.kelpDeb == "" || a.patchDeb == "" || a.otherDeb == "" {
+	if a.kelpDeb == "" || a.patchDeb == "" || (other != nil && a.otherDeb == "") || len(debs) != len(kernels)+1 {
 		t.Fatalf("packages not written: %v", debs)
+	}
+	if other == nil {
+		return a
 	}
 	// The repository, as docs/shipping.md sets it up.
 	if _, err := exec.LookPath("reprepro"); err != nil {
@@ -179,18 +191,37 @@ func parseStatus(t *testing.T, out string) statusJSON {
 
 // TestKeepAndShip builds a fix with kelp for two kernels in one run
 // (signed, saying what it fixes), packages it per kernel, installs kelp
-// and the fix as Debian packages on a real Debian system, reboots it, cuts its power while a patch is being applied
-// at boot, removes the patch package, rolls it out again from an apt
-// repository with the documented Ansible playbook, boots with
-// kelp.enable=0, and crashes the kernel while the patch is applied at
-// boot.
+// and the fix as Debian packages on a real Debian 12 system, reboots it,
+// cuts its power while a patch is being applied at boot, removes the
+// patch package, rolls it out again from an apt repository with the
+// documented Ansible playbook, boots with kelp.enable=0, and crashes the
+// kernel while the patch is applied at boot.
 func TestKeepAndShip(t *testing.T) {
 	k := testenv.RequireKernel(t)
+	other := testenv.RequireKernelOf(t, testenv.Cloud61Kernel)
+	keepAndShip(t, k, other)
+}
+
+// TestKeepAndShip612 does the same on a Debian 13 system booting Debian
+// 13's 6.12 kernel, the fix built by kelp on this host for that kernel
+// (in its build root): install, reboot, the power cut, apt-get remove and
+// kelp.enable=0. The repository roll-out and the kernel crash, which test
+// kelp's packaging and boot guard and not the kernel, run on Debian 12
+// only.
+func TestKeepAndShip612(t *testing.T) {
+	k := testenv.RequireKernelOf(t, func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("amd64") })
+	keepAndShip(t, k, nil)
+}
+
+// keepAndShip is the system test on kernel k's Debian release. With other
+// (a second kernel the fix is built for) it also rolls the fix out from
+// apt repositories and crashes the kernel while the fix is applied.
+func keepAndShip(t *testing.T, k, other *testenv.Kernel) {
 	img, err := vmtest.System(context.Background(), k)
 	if err != nil {
 		testenv.MissingOr(t, err)
 	}
-	a := buildArtifacts(t, k)
+	a := buildArtifacts(t, k, other)
 	disk, err := vmtest.NewSystemDisk(t.TempDir(), img)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +347,36 @@ func TestKeepAndShip(t *testing.T) {
 	}
 
 	// 4. Lift the quarantine, load, then apt-get remove: unloaded and
-	// uninstalled. Then the documented roll-out, from a repository that
+	// uninstalled.
+	reload := []vmtest.Step{
+		{Name: "reload", Shell: "kelp unquarantine " + fixModule + " && kelp load " + fixModule + " && cat /proc/cmdline"},
+		{Name: "remove", Shell: "apt-get remove -y " + a.patchPkg},
+		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c " + fixModule + " /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
+	}
+	checkRemoved := func(r *vmtest.Result) {
+		t.Helper()
+		if got := r.MustStep(t, "reload").Stdout; !strings.Contains(got, patched) {
+			t.Fatalf("reload after unquarantine: %q", got)
+		}
+		r.MustStep(t, "remove")
+		after := strings.Fields(r.MustStep(t, "after-remove").Stdout)
+		if s, _ := r.Step("after-remove"); strings.Contains(s.Stdout, patched) || len(after) < 3 || after[len(after)-3] != "0" || after[len(after)-1] != "0" {
+			t.Errorf("after apt-get remove (cmdline, livepatch dirs, module, store files):\n%s", s.Stdout)
+		}
+	}
+	if other == nil {
+		// Installed again for the kelp.enable=0 boot to leave alone.
+		r = boot("remove", append(reload, vmtest.Step{Name: "reinstall", Shell: "dpkg -i /kelp/" + filepath.Base(a.patchDeb) + " >/dev/null && cat /proc/cmdline"}), func(c *vmtest.Config) {
+			c.Files = []vmtest.File{{Path: "/kelp/" + filepath.Base(a.patchDeb), Host: a.patchDeb}}
+		})
+		checkRemoved(r)
+		if got := strings.TrimSpace(r.MustStep(t, "reinstall").Stdout); got != patched {
+			t.Errorf("after installing the patch package again, /proc/cmdline = %q", got)
+		}
+		enableOff(t, boot, nil)
+		return
+	}
+	// Then the documented roll-out, from a repository that
 	// holds the patch only for another kernel: the host is reported and
 	// skipped, nothing installed. From a repository with both kernels'
 	// packages: the one of the running kernel is installed and live.
@@ -324,10 +384,7 @@ func TestKeepAndShip(t *testing.T) {
 	inventory := "[canary]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"
 	rollout := "ansible-playbook -i /kelp/inventory.ini /kelp/kelp-rollout.yml -e patch_module=" + fixModule
 	installed := "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' 'kelp-patch-*' 'linux-image-*' 2>/dev/null | awk '$1 == \"ii\" { print $2 }' | sort"
-	r = boot("remove and roll out again", []vmtest.Step{
-		{Name: "reload", Shell: "kelp unquarantine " + fixModule + " && kelp load " + fixModule + " && cat /proc/cmdline"},
-		{Name: "remove", Shell: "apt-get remove -y " + a.patchPkg},
-		{Name: "after-remove", Shell: "cat /proc/cmdline; ls /sys/kernel/livepatch | wc -l; grep -c " + fixModule + " /proc/modules; ls /var/lib/kelp/" + k.Release + "/patches | wc -l"},
+	r = boot("remove and roll out again", append(reload, []vmtest.Step{
 		{Name: "repo-other", Shell: "echo 'deb [trusted=yes] file:/kelp/repo-other bookworm main' > /etc/apt/sources.list.d/kelp.list"},
 		{Name: "rollout-other", Shell: rollout},
 		{Name: "after-other", Shell: installed + "; ls /sys/kernel/livepatch | wc -l"},
@@ -336,7 +393,7 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "cmdline", Shell: "cat /proc/cmdline"},
 		{Name: "search", Shell: "apt-cache search " + fixCVE + " | cut -d' ' -f1 | sort"},
 		{Name: "install-other", Shell: "apt-get install -y " + a.otherPkg + " >/dev/null && " + installed + " && cat /proc/cmdline && ls /var/lib/kelp/" + a.otherKernel + "/patches"},
-	}, func(c *vmtest.Config) {
+	}...), func(c *vmtest.Config) {
 		// Two Ansible runs and three apt runs: slow under TCG on a
 		// loaded machine.
 		c.Timeout = 12 * time.Minute
@@ -344,14 +401,7 @@ func TestKeepAndShip(t *testing.T) {
 			vmtest.File{Path: "/kelp/inventory.ini", Data: []byte(inventory)},
 			vmtest.File{Path: "/kelp/kelp-rollout.yml", Host: "../../examples/ansible/kelp-rollout.yml"})
 	})
-	if got := r.MustStep(t, "reload").Stdout; !strings.Contains(got, patched) {
-		t.Fatalf("reload after unquarantine: %q", got)
-	}
-	r.MustStep(t, "remove")
-	after := strings.Fields(r.MustStep(t, "after-remove").Stdout)
-	if s, _ := r.Step("after-remove"); strings.Contains(s.Stdout, patched) || len(after) < 3 || after[len(after)-3] != "0" || after[len(after)-1] != "0" {
-		t.Errorf("after apt-get remove (cmdline, livepatch dirs, module, store files):\n%s", s.Stdout)
-	}
+	checkRemoved(r)
 	r.MustStep(t, "repo-other")
 	skip := "kelp: no build of " + fixModule + " for kernel " + k.Release
 	if s := r.MustStep(t, "rollout-other"); !strings.Contains(s.Stdout, skip) || !strings.Contains(s.Stdout, "failed=0") {
@@ -375,22 +425,9 @@ func TestKeepAndShip(t *testing.T) {
 		t.Errorf("after installing the other kernel's patch package (installed packages, cmdline, that kernel's store): %q, want %q", got, wantInstalled)
 	}
 
-	// 5. kelp.enable=0: nothing is loaded at boot.
-	r = boot("kelp.enable=0", []vmtest.Step{
-		{Name: "cmdline", Shell: "cat /proc/cmdline"},
-		{Name: "loaded", Shell: "ls /sys/kernel/livepatch | wc -l"},
-		{Name: "service", Shell: "systemctl status kelp.service --no-pager; true"},
-		{Name: "long-settle", Shell: longSettle},
-	}, func(c *vmtest.Config) { c.Cmdline = []string{"kelp.enable=0"} })
-	if got := r.MustStep(t, "cmdline").Stdout; !strings.Contains(got, "kelp.enable=0") {
-		t.Errorf("/proc/cmdline = %q", got)
-	}
-	if got := strings.TrimSpace(r.MustStep(t, "loaded").Stdout); got != "0" {
-		t.Errorf("%s patches loaded with kelp.enable=0", got)
-	}
-	if got := r.MustStep(t, "service").Stdout; !strings.Contains(got, "ConditionKernelCommandLine=!kelp.enable=0 was not met") {
-		t.Errorf("kelp.service with kelp.enable=0:\n%s", got)
-	}
+	// 5. kelp.enable=0: nothing is loaded at boot. The next boot holds
+	// its applying mark long.
+	r = enableOff(t, boot, []vmtest.Step{{Name: "long-settle", Shell: longSettle}})
 	r.MustStep(t, "long-settle")
 
 	// 6. The kernel crashes while the patch is being applied at boot (a
@@ -408,6 +445,32 @@ func TestKeepAndShip(t *testing.T) {
 		{Name: "status", Shell: "kelp status --json"},
 	}, nil)
 	checkQuarantined(t, r, "the kernel crash")
+}
+
+// enableOff boots with kelp.enable=0 on the kernel command line, with the
+// patch package installed, and checks that kelp loaded nothing; extra
+// steps run after the checks' own.
+func enableOff(t *testing.T, boot func(string, []vmtest.Step, func(*vmtest.Config)) *vmtest.Result, extra []vmtest.Step) *vmtest.Result {
+	t.Helper()
+	r := boot("kelp.enable=0", append([]vmtest.Step{
+		{Name: "cmdline", Shell: "cat /proc/cmdline"},
+		{Name: "installed", Shell: "ls /var/lib/kelp/$(uname -r)/patches"},
+		{Name: "loaded", Shell: "ls /sys/kernel/livepatch | wc -l"},
+		{Name: "service", Shell: "systemctl status kelp.service --no-pager; true"},
+	}, extra...), func(c *vmtest.Config) { c.Cmdline = []string{"kelp.enable=0"} })
+	if got := r.MustStep(t, "cmdline").Stdout; !strings.Contains(got, "kelp.enable=0") {
+		t.Errorf("/proc/cmdline = %q", got)
+	}
+	if got := r.MustStep(t, "installed").Stdout; !strings.Contains(got, fixModule+".ko") {
+		t.Errorf("the fix is not installed for the boot with kelp.enable=0 (store: %q): it proves nothing", got)
+	}
+	if got := strings.TrimSpace(r.MustStep(t, "loaded").Stdout); got != "0" {
+		t.Errorf("%s patches loaded with kelp.enable=0", got)
+	}
+	if got := r.MustStep(t, "service").Stdout; !strings.Contains(got, "ConditionKernelCommandLine=!kelp.enable=0 was not met") {
+		t.Errorf("kelp.service with kelp.enable=0:\n%s", got)
+	}
+	return r
 }
 
 // checkQuarantined checks the boot after the machine died while the fix
