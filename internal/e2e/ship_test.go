@@ -81,6 +81,10 @@ func buildArtifacts(t *testing.T, k, other *testenv.Kernel) shipArtifacts {
 		args = append(args, "-k", kk.Release, "--symbols", ksymtest.KallsymsPath(t, kk))
 		kos = append(kos, filepath.Join(out, kk.Release, fixModule+".ko"))
 	}
+	if len(kernels) == 1 {
+		// One kernel: the module goes straight into the output directory.
+		kos[0] = filepath.Join(out, fixModule+".ko")
+	}
 	built := run(kelp, append(args, "-n", fixModule, "--sign-key", key, "--sign-cert", cert, "-o", out, "testdata/kelp-e2e-fix.patch")...)
 	for i, kk := range kernels {
 		if !strings.Contains(built, "built "+kos[i]+" for "+kk.Release) {

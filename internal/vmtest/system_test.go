@@ -13,10 +13,12 @@ import (
 // SystemT returns the cached Debian system image, building it when needed.
 func SystemT(t testing.TB, k *testenv.Kernel) *SystemImage {
 	t.Helper()
+	start := time.Now()
 	img, err := System(context.Background(), k)
 	if err != nil {
 		testenv.MissingOr(t, err)
 	}
+	t.Logf("system image of %s ready in %.1fs (built when not cached)", k.Release, time.Since(start).Seconds())
 	return img
 }
 
