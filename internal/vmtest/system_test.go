@@ -79,3 +79,13 @@ func testSystemBoot(t *testing.T, k *testenv.Kernel) {
 		t.Errorf("after reboot /var/lib/mark = %q", got)
 	}
 }
+
+// TestSystemUnknownRelease: a kernel of no Debian release kelp knows gets
+// no system image, and the error names the kernel.
+func TestSystemUnknownRelease(t *testing.T) {
+	k := &testenv.Kernel{Release: "5.10.0-30-amd64"}
+	_, err := System(context.Background(), k)
+	if err == nil || !strings.Contains(err.Error(), "kernel 5.10.0-30-amd64 is of no Debian release") {
+		t.Errorf("system image of a Debian 11 kernel: got %v", err)
+	}
+}
