@@ -86,6 +86,12 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 	file := filepath.Join(t.Dir, ".kelp-objects-"+Digest(objectsVersion, ObjectFlags, where, string(cfg)))
 	data, err := os.ReadFile(file)
 	if err != nil {
+		// The dry run records kbuild's environment under the same lock,
+		// which a second lock of this process would wait for forever (a
+		// fresh tree has neither record): the environment comes first.
+		if _, err := t.kbuildEnv(ctx); err != nil {
+			return nil, err
+		}
 		unlock, err := lockFile(t.Dir + ".lock")
 		if err != nil {
 			return nil, err
