@@ -1,0 +1,43 @@
+package ktree
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDpkgOwner: the package that installed each kernel image and source
+// tarball of the machine is the one dpkg-query -S names, read from the
+// guessed package's file list and, with no list to read, from dpkg-query;
+// a file no package owns is refused.
+func TestDpkgOwner(t *testing.T) {
+	images, _ := filepath.Glob("/boot/vmlinuz-*")
+	tars, _ := filepath.Glob("/usr/src/linux-source-*.tar.xz")
+	if len(images) == 0 || len(tars) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no installed kernel image or linux-source tarball")
+		}
+		t.Skip("no installed kernel image or linux-source tarball (install linux-image-amd64 and linux-source)")
+	}
+	for _, path := range append(images, tars...) {
+		out, err := exec.Command("dpkg-query", "-S", path).Output()
+		if err != nil {
+			t.Fatalf("dpkg-query -S %s: %v", path, err)
+		}
+		want, _, _ := strings.Cut(strings.TrimSpace(string(out)), ":")
+		for _, info := range []string{dpkgInfo, t.TempDir()} {
+			saved := dpkgInfo
+			dpkgInfo = info
+			got, err := dpkgOwner(t.Context(), path)
+			dpkgInfo = saved
+			if err != nil || got != want {
+				t.Errorf("owner of %s (lists in %s): %q, %v; want %q", path, info, got, err, want)
+			}
+		}
+	}
+	if pkg, err := dpkgOwner(t.Context(), images[0]+"-none"); err == nil {
+		t.Errorf("a file no package owns is owned by %s", pkg)
+	}
+}
