@@ -72,21 +72,7 @@ void __kelp_##kind(struct klp_object *obj) \
 KELP_CALLBACKS(post_patch)
 KELP_CALLBACKS(pre_unpatch)
 KELP_CALLBACKS(post_unpatch)
-
-static int __init kelp_patch_init(void)
-{
-	return klp_enable_patch(&__kelp_patch);
-}
-
-static void __exit kelp_patch_exit(void)
-{
-}
-
-module_init(kelp_patch_init);
-module_exit(kelp_patch_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
-`
+` + initTail
 
 // layoutC is the probe: the sizes, alignments and field offsets of the
 // structures kelp-data.o holds, as the target's compiler and headers lay

@@ -115,21 +115,7 @@ func initSource(name string, objs []*object, states []State, replace bool, modin
 		w("\t.states = kelp_states,\n")
 	}
 	w("\t.replace = %t,\n};\n", replace)
-	w(`
-static int __init kelp_patch_init(void)
-{
-	return klp_enable_patch(&__kelp_patch);
-}
-
-static void __exit kelp_patch_exit(void)
-{
-}
-
-module_init(kelp_patch_init);
-module_exit(kelp_patch_exit);
-MODULE_LICENSE("GPL");
-MODULE_INFO(livepatch, "Y");
-`)
+	w("%s", initTail)
 	for i, kv := range modinfo {
 		w("static const char kelp_modinfo_%d[] __used __section(\".modinfo\") __aligned(1) = %s;\n", i, cString(kv[0]+"="+kv[1]))
 	}
@@ -208,3 +194,21 @@ func NoteDesc(entries [][2]string) string {
 	}
 	return b.String()
 }
+
+// initTail ends every init file: the module init and exit functions that
+// enable __kelp_patch, and the module's license and livepatch tag.
+const initTail = `
+static int __init kelp_patch_init(void)
+{
+	return klp_enable_patch(&__kelp_patch);
+}
+
+static void __exit kelp_patch_exit(void)
+{
+}
+
+module_init(kelp_patch_init);
+module_exit(kelp_patch_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+`
