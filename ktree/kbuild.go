@@ -130,7 +130,7 @@ func (t *Tree) captureEnv(ctx context.Context) ([]byte, error) {
 
 // makeDryRun runs scripts/Makefile.build from the tree's root with make
 // -n -B (as if nothing were built yet), descending as kbuild does, with
-// extra targets; it returns make's output and errors.
+// extra targets and options; it returns make's output and errors.
 func (t *Tree) makeDryRun(ctx context.Context, targets ...string) (stdout, stderr string, err error) {
 	env, err := t.kbuildEnv(ctx)
 	if err != nil {
