@@ -149,13 +149,20 @@ func kernelPackage(ctx context.Context, release string) (pkg, version string, er
 	return "", "", fmt.Errorf("kernel %s: neither its image (%s) nor %s is installed; install %s, or give --sourcedir", release, image, headers, headers)
 }
 
-// dpkgInfo is where dpkg lists the files of each installed package.
-var dpkgInfo = "/var/lib/dpkg/info"
+// packageFiles lists the files an installed package holds (dpkg-query
+// -L: one package's list, not the database's every one).
+var packageFiles = func(ctx context.Context, pkg string) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-L", pkg).Output()
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(string(out), "\n"), nil
+}
 
 // dpkgOwner is the package that installed path. The package a kernel
 // file comes from is nearly always the one its name says (vmlinuz-REL:
 // linux-image-REL, linux-source-X.Y.tar.xz: linux-source-X.Y), whose file
-// list is read first; dpkg-query -S, which reads every package's list
+// list is asked first; dpkg-query -S, which reads every package's list
 // (a quarter of a second on a desktop system), answers otherwise.
 func dpkgOwner(ctx context.Context, path string) (string, error) {
 	base := filepath.Base(path)
@@ -166,8 +173,7 @@ func dpkgOwner(ctx context.Context, path string) (string, error) {
 		guess = []string{"linux-source-" + strings.TrimSuffix(v, ".tar.xz")}
 	}
 	for _, pkg := range guess {
-		data, err := os.ReadFile(filepath.Join(dpkgInfo, pkg+".list"))
-		if err == nil && slices.Contains(strings.Split(string(data), "\n"), path) {
+		if files, err := packageFiles(ctx, pkg); err == nil && slices.Contains(files, path) {
 			return pkg, nil
 		}
 	}

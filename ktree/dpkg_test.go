@@ -1,6 +1,8 @@
 package ktree
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,8 +12,8 @@ import (
 
 // TestDpkgOwner: the package that installed each kernel image and source
 // tarball of the machine is the one dpkg-query -S names, read from the
-// guessed package's file list and, with no list to read, from dpkg-query;
-// a file no package owns is refused.
+// guessed package's file list (dpkg-query -L) and, with no list, from
+// dpkg-query -S; a file no package owns is refused.
 func TestDpkgOwner(t *testing.T) {
 	images, _ := filepath.Glob("/boot/vmlinuz-*")
 	tars, _ := filepath.Glob("/usr/src/linux-source-*.tar.xz")
@@ -27,15 +29,17 @@ func TestDpkgOwner(t *testing.T) {
 			t.Fatalf("dpkg-query -S %s: %v", path, err)
 		}
 		want, _, _ := strings.Cut(strings.TrimSpace(string(out)), ":")
-		for _, info := range []string{dpkgInfo, t.TempDir()} {
-			saved := dpkgInfo
-			dpkgInfo = info
+		saved := packageFiles
+		for _, lists := range []string{"the guessed package's list", "no list"} {
+			if lists == "no list" {
+				packageFiles = func(context.Context, string) ([]string, error) { return nil, errors.New("no list") }
+			}
 			got, err := dpkgOwner(t.Context(), path)
-			dpkgInfo = saved
 			if err != nil || got != want {
-				t.Errorf("owner of %s (lists in %s): %q, %v; want %q", path, info, got, err, want)
+				t.Errorf("owner of %s (%s): %q, %v; want %q", path, lists, got, err, want)
 			}
 		}
+		packageFiles = saved
 	}
 	if pkg, err := dpkgOwner(t.Context(), images[0]+"-none"); err == nil {
 		t.Errorf("a file no package owns is owned by %s", pkg)
