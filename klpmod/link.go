@@ -3,6 +3,7 @@ package klpmod
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,32 +85,10 @@ func directLink(opts Options) bool {
 // templateFor returns the recorded template of opts.Headers, recording it
 // (one kbuild run) the first time.
 func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
-	cache := opts.CacheDir
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("cache directory: %w", err)
-		}
-		cache = filepath.Join(base, "kelp", "modlink")
-	}
-	var keys []string
-	for _, f := range []string{"Makefile", ".config", "Module.symvers", "scripts/mod/modpost", "arch/x86/module.lds", "scripts/module.lds",
-		"tools/objtool/objtool", "include/generated/autoconf.h", "include/config/kernel.release"} {
-		k, err := ktree.FileKey(filepath.Join(opts.Headers, f))
-		if err != nil && !os.IsNotExist(err) {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	abs, err := filepath.Abs(opts.Headers)
+	cache, file, err := templateFile(opts)
 	if err != nil {
 		return nil, err
 	}
-	where := "host"
-	if opts.Exec != nil {
-		where = opts.Exec.Dir
-	}
-	file := filepath.Join(cache, ktree.Digest(append([]string{linkVersion, where, abs, os.Getenv("KCFLAGS")}, keys...)...)+".json")
 	t, err := readTemplate(ctx, file, opts)
 	if err != nil {
 		if t, err = recordTemplate(ctx, opts); err != nil {
@@ -126,6 +105,50 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 	t.key = ktree.Digest(file, t.Init, t.ModCmd, t.CCKey)
 	t.cache = filepath.Join(cache, "objects")
 	return t, nil
+}
+
+// Prefetch checks, ahead of Build and while the patch compiles, that the
+// recorded link template of opts.Headers is still valid (the identity of
+// the compiler it runs, which Build then finds known). It records
+// nothing and reports nothing: Build does both.
+func Prefetch(ctx context.Context, opts Options) {
+	if !directLink(opts) {
+		return
+	}
+	if _, file, err := templateFile(opts); err == nil {
+		_, _ = readTemplate(ctx, file, opts) // Build reads it again and reports
+	}
+}
+
+// templateFile is the cache directory of recorded templates and the file
+// of opts.Headers' template, keyed by what the recorded commands depend on.
+func templateFile(opts Options) (cache, file string, err error) {
+	cache = opts.CacheDir
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", "", fmt.Errorf("cache directory: %w", err)
+		}
+		cache = filepath.Join(base, "kelp", "modlink")
+	}
+	var keys []string
+	for _, f := range []string{"Makefile", ".config", "Module.symvers", "scripts/mod/modpost", "arch/x86/module.lds", "scripts/module.lds",
+		"tools/objtool/objtool", "include/generated/autoconf.h", "include/config/kernel.release"} {
+		k, err := ktree.FileKey(filepath.Join(opts.Headers, f))
+		if err != nil && !os.IsNotExist(err) {
+			return "", "", err
+		}
+		keys = append(keys, k)
+	}
+	abs, err := filepath.Abs(opts.Headers)
+	if err != nil {
+		return "", "", err
+	}
+	where := "host"
+	if opts.Exec != nil {
+		where = opts.Exec.Dir
+	}
+	return cache, filepath.Join(cache, ktree.Digest(append([]string{linkVersion, where, abs, os.Getenv("KCFLAGS")}, keys...)...)+".json"), nil
 }
 
 // readTemplate reads a recorded template, valid while its compiler (where
@@ -345,6 +368,11 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 	}
 	for _, step := range t.steps() {
 		cmd := r.Replace(step)
+		if step == t.Modpost {
+			if cmd, err = t.modpostInput(dir, opts, cmd); err != nil {
+				return 0, 0, err
+			}
+		}
 		io := compiles[step]
 		written, err := t.write(dir, opts.Name, step, io[1])
 		if err != nil {
@@ -374,6 +402,56 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 		return 0, 0, &KbuildError{Err: err}
 	}
 	return cached, compiled, nil
+}
+
+// symversInput is how kbuild's modpost command names the kernel's export
+// list it reads.
+const symversInput = " -i Module.symvers "
+
+// modpostInput gives modpost, in place of the kernel's whole export list
+// (some 30,000 lines it would read and hash for every module), the lines
+// of the names the module's object has in its symbol table and of
+// module_layout: every name it may look up there (its undefined symbols'
+// CRCs, owners and namespaces; its own exports, which must not be the
+// kernel's). modpost writes the
+// same NAME.mod.c from either list. A command that does not read the list
+// as the template's does is returned as it is.
+func (t *linkTemplate) modpostInput(dir string, opts Options, cmd string) (string, error) {
+	if strings.Count(cmd, symversInput) != 1 {
+		return cmd, nil
+	}
+	f, err := elf.Open(filepath.Join(dir, opts.Name+".o"))
+	if err != nil {
+		return "", err
+	}
+	syms, err := f.Symbols()
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("%s.o: %w", opts.Name, err)
+	}
+	// modpost versions every module against module_layout too, which no
+	// object names.
+	names := map[string]bool{"module_layout": true}
+	for _, s := range syms {
+		names[s.Name] = true
+	}
+	all, err := os.ReadFile(filepath.Join(opts.Headers, "Module.symvers"))
+	if err != nil {
+		return "", err
+	}
+	var kept bytes.Buffer
+	for line := range bytes.Lines(all) {
+		// CRC, name, module, export type, namespace: tab-separated.
+		fields := bytes.SplitN(line, []byte{'\t'}, 3)
+		if len(fields) == 3 && names[string(fields[1])] {
+			kept.Write(line)
+		}
+	}
+	in := filepath.Join(dir, "kernel.symvers")
+	if err := os.WriteFile(in, kept.Bytes(), 0o644); err != nil {
+		return "", err
+	}
+	return strings.Replace(cmd, symversInput, " -i "+in+" ", 1), nil
 }
 
 // write writes the object of a compile step without compiling, when the

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
 // includeDirs are where kbuild looks for <...> includes on x86, in order.
@@ -161,6 +163,43 @@ func (t *Tree) includes(ctx context.Context) (includeGraph, error) {
 		tmp := cache + ".tmp"
 		if os.WriteFile(tmp, buf.Bytes(), 0o644) == nil {
 			os.Rename(tmp, cache)
+		}
+	}
+	return g, nil
+}
+
+// cIncludes is the part of the include graph between .c files: for each
+// .c file, the .c files that #include it. It is what finding the objects
+// of a patched .c file needs, a few hundred edges kept in a file of their
+// own (derived once from the whole graph, which is megabytes to read).
+func (t *Tree) cIncludes(ctx context.Context) (includeGraph, error) {
+	cache := filepath.Join(t.Dir, ".kelp-c-includes.gob")
+	if f, err := os.Open(cache); err == nil {
+		defer f.Close()
+		var g includeGraph
+		if err := gob.NewDecoder(f).Decode(&g); err == nil {
+			return g, nil
+		}
+	}
+	all, err := t.includes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g := includeGraph{}
+	for f, by := range all {
+		if !strings.HasSuffix(f, ".c") {
+			continue
+		}
+		for _, b := range by {
+			if strings.HasSuffix(b, ".c") {
+				g[f] = append(g[f], b)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(g); err == nil {
+		if err := atomicfile.WriteFile(cache, buf.Bytes(), 0o644); err != nil {
+			return nil, err
 		}
 	}
 	return g, nil

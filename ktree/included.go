@@ -19,7 +19,7 @@ import (
 // is kbuild's word: its dry run of the whole tree (kbuildObjects).
 func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 	own := Object{Name: strings.TrimSuffix(file, ".c") + ".o", Source: file}
-	g, err := t.includes(ctx)
+	g, err := t.cIncludes(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -195,7 +195,31 @@ func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
 // is nil, else in the build root r): the driver, cc1 and the assembler it
 // calls (path, size and modification time of each) and its own
 // description of itself (version and configuration).
+//
+// The answer is kept for the life of the process (a compiler does not
+// change under one build); the first caller runs the script, the others
+// wait for it.
 func CompilerID(ctx context.Context, r *buildroot.Root, cc string) (string, error) {
+	where := ""
+	if r != nil {
+		where = r.Dir
+	}
+	v, _ := compilerIDs.LoadOrStore(where+"\x00"+cc, &compilerIDOnce{})
+	c := v.(*compilerIDOnce)
+	c.once.Do(func() { c.id, c.err = compilerID(ctx, r, cc) })
+	return c.id, c.err
+}
+
+// compilerIDs memoises CompilerID per build root and compiler name.
+var compilerIDs sync.Map
+
+type compilerIDOnce struct {
+	once sync.Once
+	id   string
+	err  error
+}
+
+func compilerID(ctx context.Context, r *buildroot.Root, cc string) (string, error) {
 	const script = `set -e
 readlink -f "$(command -v "$1")"
 readlink -f "$("$1" -print-prog-name=cc1)"
