@@ -196,7 +196,7 @@ func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
 // calls (path, size and modification time of each) and its own
 // description of itself (version and configuration).
 //
-// The answer is kept for the life of the process (a compiler does not
+// An answer is kept for the life of the process (a compiler does not
 // change under one build); the first caller runs the script, the others
 // wait for it.
 func CompilerID(ctx context.Context, r *buildroot.Root, cc string) (string, error) {
@@ -204,9 +204,15 @@ func CompilerID(ctx context.Context, r *buildroot.Root, cc string) (string, erro
 	if r != nil {
 		where = r.Dir
 	}
-	v, _ := compilerIDs.LoadOrStore(where+"\x00"+cc, &compilerIDOnce{})
+	key := where + "\x00" + cc
+	v, _ := compilerIDs.LoadOrStore(key, &compilerIDOnce{})
 	c := v.(*compilerIDOnce)
 	c.once.Do(func() { c.id, c.err = compilerID(ctx, r, cc) })
+	if c.err != nil {
+		// A failure (a cancelled context among them) is not kept: the
+		// next caller asks again.
+		compilerIDs.CompareAndDelete(key, c)
+	}
 	return c.id, c.err
 }
 
