@@ -97,12 +97,8 @@ var includeRE = regexp.MustCompile(`^\s*#\s*include\s*([<"])([^>"]+)[>"]`)
 
 func (t *Tree) includes(ctx context.Context) (includeGraph, error) {
 	cache := filepath.Join(t.Dir, ".kelp-includes.gob")
-	if f, err := os.Open(cache); err == nil {
-		defer f.Close()
-		var g includeGraph
-		if err := gob.NewDecoder(f).Decode(&g); err == nil {
-			return g, nil
-		}
+	if g, ok := readGraph(cache); ok {
+		return g, nil
 	}
 	var files []string
 	err := filepath.WalkDir(t.Dir, func(p string, d fs.DirEntry, err error) error {
@@ -174,12 +170,8 @@ func (t *Tree) includes(ctx context.Context) (includeGraph, error) {
 // own (derived once from the whole graph, which is megabytes to read).
 func (t *Tree) cIncludes(ctx context.Context) (includeGraph, error) {
 	cache := filepath.Join(t.Dir, ".kelp-c-includes.gob")
-	if f, err := os.Open(cache); err == nil {
-		defer f.Close()
-		var g includeGraph
-		if err := gob.NewDecoder(f).Decode(&g); err == nil {
-			return g, nil
-		}
+	if g, ok := readGraph(cache); ok {
+		return g, nil
 	}
 	all, err := t.includes(ctx)
 	if err != nil {
@@ -203,6 +195,17 @@ func (t *Tree) cIncludes(ctx context.Context) (includeGraph, error) {
 		}
 	}
 	return g, nil
+}
+
+// readGraph reads a recorded include graph; ok is false when there is
+// none that decodes.
+func readGraph(file string) (g includeGraph, ok bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	return g, gob.NewDecoder(f).Decode(&g) == nil
 }
 
 // scanIncludes returns the files of the tree that file includes.
