@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kelp-project/kelp/elfobj"
@@ -136,37 +135,32 @@ type builder struct {
 	objs  []ktree.Object
 	// importNS are the namespaces of the vmlinux exports the patch uses.
 	importNS []string
-	mu       sync.Mutex // the result's timings and progress events
 }
 
 // stage runs f as a named stage, timing it and reporting it.
 func (b *builder) stage(name, msg string, f func() (string, error)) error {
-	b.progress(Event{Stage: name, Message: msg})
+	if b.opts.Progress != nil {
+		b.opts.Progress(Event{Stage: name, Message: msg})
+	}
 	start := time.Now()
 	done, err := f()
 	d := time.Since(start)
-	b.mu.Lock()
 	b.res.Timings = append(b.res.Timings, Timing{Stage: name, Seconds: d.Seconds(), Elapsed: d})
-	b.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	b.progress(Event{Stage: name, Message: done, Done: true, Elapsed: d})
+	if b.opts.Progress != nil {
+		b.opts.Progress(Event{Stage: name, Message: done, Done: true, Elapsed: d})
+	}
 	return nil
 }
 
-// progress reports ev, one event at a time.
-func (b *builder) progress(ev Event) {
-	if b.opts.Progress == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.opts.Progress(ev)
-}
-
 func (b *builder) step(stage string) func(string) {
-	return func(msg string) { b.progress(Event{Stage: stage, Message: msg}) }
+	return func(msg string) {
+		if b.opts.Progress != nil {
+			b.opts.Progress(Event{Stage: stage, Message: msg})
+		}
+	}
 }
 
 func (b *builder) run(ctx context.Context) error {
@@ -221,29 +215,15 @@ func (b *builder) run(ctx context.Context) error {
 	if err := b.chooseName(taken); err != nil {
 		return err
 	}
-	// A dump that is not the target's is refused before anything
-	// compiles.
 	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols(ctx) }); err != nil {
 		return err
 	}
 	// The module stage's link template is checked while the objects
 	// compile.
-	cctx, cancel := context.WithCancel(ctx)
+	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go klpmod.Prefetch(cctx, klpmod.Options{Headers: b.tree.Headers, Exec: b.tree.Exec})
-	if err := b.compileObjects(cctx); err != nil {
-		return err
-	}
-	if err := b.stage("diff", "comparing the objects", func() (string, error) { return b.diff(ctx) }); err != nil {
-		return err
-	}
-	return b.stage("module", "assembling the livepatch module", func() (string, error) { return b.assemble(ctx) })
-}
-
-// compileObjects finds the objects the patch reaches and compiles each,
-// original and patched.
-func (b *builder) compileObjects(ctx context.Context) error {
-	err := b.stage("objects", "finding the objects the patch reaches", func() (string, error) {
+	go klpmod.Prefetch(pctx, klpmod.Options{Headers: b.tree.Headers, Exec: b.tree.Exec})
+	err = b.stage("objects", "finding the objects the patch reaches", func() (string, error) {
 		objs, ignored, err := b.tree.Objects(ctx, b.patch)
 		if err != nil {
 			return "", err
@@ -258,12 +238,11 @@ func (b *builder) compileObjects(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return b.stage("compile", "compiling original and patched objects", func() (string, error) {
+	err = b.stage("compile", "compiling original and patched objects", func() (string, error) {
 		inc := filepath.Join(b.work, "include")
 		if err := klpmod.WriteInclude(inc); err != nil {
 			return "", err
 		}
-		var err error
 		b.units, err = b.tree.CompilePatch(ctx, b.patch, b.objs, filepath.Join(b.work, "units"),
 			ktree.CompileOptions{LineGuards: true, Include: inc, Step: b.step("compile")})
 		if err != nil {
@@ -277,6 +256,13 @@ func (b *builder) compileObjects(ctx context.Context) error {
 		}
 		return fmt.Sprintf("%d object(s): %d original(s) from the object cache, %d compiled; %d patched compiled", len(b.units), cached, len(b.units)-cached, len(b.units)), nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := b.stage("diff", "comparing the objects", func() (string, error) { return b.diff(ctx) }); err != nil {
+		return err
+	}
+	return b.stage("module", "assembling the livepatch module", func() (string, error) { return b.assemble(ctx) })
 }
 
 func (b *builder) readPatches() error {

@@ -413,8 +413,7 @@ const symversInput = " -i Module.symvers "
 // of the names the module's object has in its symbol table and of
 // module_layout: every name it may look up there (its undefined symbols'
 // CRCs, owners and namespaces; its own exports, which must not be the
-// kernel's). modpost writes the
-// same NAME.mod.c from either list. A command that does not read the list
+// kernel's). modpost writes the same NAME.mod.c from either list. A command that does not read the list
 // as the template's does is returned as it is.
 func (t *linkTemplate) modpostInput(dir string, opts Options, cmd string) (string, error) {
 	if strings.Count(cmd, symversInput) != 1 {

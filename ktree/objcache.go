@@ -171,24 +171,10 @@ func (t *Tree) toolSum(tool string) (string, error) {
 
 var pluginRE = regexp.MustCompile(`-fplugin=(\S+)`)
 
-// compilerID identifies the compiler the command runs (see CompilerID),
-// once per Tree.
+// compilerID identifies the compiler the command runs (see CompilerID).
 func (t *Tree) compilerID(ctx context.Context, cmd string) (string, error) {
 	cc, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
-	t.ccMu.Lock()
-	defer t.ccMu.Unlock()
-	if id, ok := t.ccID[cc]; ok {
-		return id, nil
-	}
-	id, err := CompilerID(ctx, t.Exec, cc)
-	if err != nil {
-		return "", err
-	}
-	if t.ccID == nil {
-		t.ccID = map[string]string{}
-	}
-	t.ccID[cc] = id
-	return id, nil
+	return CompilerID(ctx, t.Exec, cc)
 }
 
 // CompilerID identifies the compiler cc where it runs (on the host when r

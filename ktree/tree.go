@@ -46,7 +46,6 @@ type Tree struct {
 	env     []string
 	envErr  error
 	ccMu    sync.Mutex
-	ccID    map[string]string
 	tools   map[string]string
 	cmdMu   sync.Mutex
 	cmds    map[string]string
