@@ -57,7 +57,9 @@ deb13() {
   local rel=${KELP_TEST_KERNEL_13:-} root v
   root=$("$kelp" prepare --root-of trixie)
   if [ -z "$rel" ]; then
-    rel=$(ls "$root"/var/lib/kelp/ 2>/dev/null | sed -n 's/^kernel-\(6\.12\.[0-9]*+deb13-amd64\)$/\1/p' | sort -V | tail -n1)
+    # A new root has no var/lib/kelp yet (ls fails, and with it the
+    # pipeline under pipefail).
+    rel=$( (ls "$root"/var/lib/kelp/ 2>/dev/null || true) | sed -n 's/^kernel-\(6\.12\.[0-9]*+deb13-amd64\)$/\1/p' | sort -V | tail -n1)
   fi
   if [ -z "$rel" ]; then
     chroot "$root" apt-get update -qq >&2
