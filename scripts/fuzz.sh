@@ -9,9 +9,13 @@
 # (a race between its deadline and a worker's last input, golang/go#75804,
 # fixed in Go 1.27); such a run is reported as that and not counted as a
 # failure. The test binary's own -timeout is set well above FUZZTIME.
+# Every input that reaches new code is first made smaller for up to
+# FUZZMINIMIZETIME (Go's default, 60s, leaves a parser fed whole kernel
+# objects minimising most of the run).
 set -u
 fuzztime=${FUZZTIME:-10m}
 parallel=${FUZZPARALLEL:-2}
+minimize=${FUZZMINIMIZETIME:-5s}
 go=${GO:-go}
 failed=0
 while IFS=: read -r file fn; do
@@ -20,7 +24,7 @@ while IFS=: read -r file fn; do
 	[[ $t =~ ${FUZZ:-.} ]] || continue
 	echo "== $pkg $t ($fuzztime)"
 	log=$(mktemp)
-	"$go" test "$pkg" -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" -parallel "$parallel" -timeout "${FUZZTIMEOUT:-4h}" 2>&1 | tee "$log"
+	"$go" test "$pkg" -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" -parallel "$parallel" -timeout "${FUZZTIMEOUT:-4h}" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	if [ "$rc" -ne 0 ]; then
 		if ! grep -q 'Failing input written to' "$log" && grep -qx '    context deadline exceeded' "$log"; then
