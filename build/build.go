@@ -130,9 +130,13 @@ type builder struct {
 	patch *ktree.Patch
 	tree  *ktree.Tree
 	kern  *ksym.Kernel
-	units []ktree.Unit
-	diffs []klpmod.Unit
-	objs  []ktree.Object
+	// symbols waits for kern, read beside the compile, and returns
+	// symErr, the error reading it.
+	symbols func() error
+	symErr  error
+	units   []ktree.Unit
+	diffs   []klpmod.Unit
+	objs    []ktree.Object
 	// importNS are the namespaces of the vmlinux exports the patch uses.
 	importNS []string
 }
@@ -215,7 +219,10 @@ func (b *builder) run(ctx context.Context) error {
 	if err := b.chooseName(taken); err != nil {
 		return err
 	}
-	if err := b.stage("symbols", "reading the target's symbols", func() (string, error) { return b.loadSymbols(ctx) }); err != nil {
+	// The symbols' source is checked now (a dump of another kernel or
+	// build is refused before anything compiles); its table is read
+	// while the objects compile.
+	if err := b.stage("symbols", "checking the target's symbols", func() (string, error) { return b.checkSymbols(ctx) }); err != nil {
 		return err
 	}
 	// The module stage's link template is checked while the objects
@@ -259,7 +266,12 @@ func (b *builder) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.stage("diff", "comparing the objects", func() (string, error) { return b.diff(ctx) }); err != nil {
+	if err := b.stage("diff", "comparing the objects", func() (string, error) {
+		if err := b.waitSymbols(ctx); err != nil {
+			return "", err
+		}
+		return b.diff(ctx)
+	}); err != nil {
 		return err
 	}
 	return b.stage("module", "assembling the livepatch module", func() (string, error) { return b.assemble(ctx) })
@@ -341,7 +353,10 @@ func (b *builder) checkSymbolsFile() error {
 	return nil
 }
 
-func (b *builder) loadSymbols(ctx context.Context) (string, error) {
+// checkSymbols checks the source of the target's symbols against the
+// tree's release and, for a kelp symbols dump, the target's build id,
+// then starts reading its table (waitSymbols has it).
+func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 	release := b.tree.Release
 	src := b.opts.Symbols
 	if src == "" {
@@ -351,25 +366,50 @@ func (b *builder) loadSymbols(ctx context.Context) (string, error) {
 		}
 		src = DefaultKallsyms
 	}
-	k, hdr, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
-	if err != nil {
-		return "", err
-	}
 	from := src
-	if hdr != nil {
-		if hdr.Release != release {
-			return "", fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", src, hdr.Release, release)
+	if src != DefaultKallsyms {
+		hdr, ok, err := readDumpHeader(src)
+		if err != nil {
+			return "", fmt.Errorf("symbols %s: %w", src, err)
 		}
-		b.res.SymbolsBuildID = hdr.BuildID
-		if hdr.BuildID != "" {
-			from += " (build id " + hdr.BuildID + ")"
-			if err := b.checkBuildID(ctx, hdr.BuildID, src); err != nil {
-				return "", err
+		if ok {
+			if hdr.Release != release {
+				return "", fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", src, hdr.Release, release)
+			}
+			b.res.SymbolsBuildID = hdr.BuildID
+			if hdr.BuildID != "" {
+				from += " (build id " + hdr.BuildID + ")"
+				if err := b.checkBuildID(ctx, hdr.BuildID, src); err != nil {
+					return "", err
+				}
 			}
 		}
 	}
-	b.kern = k
-	return fmt.Sprintf("%d vmlinux symbols from %s, %d exports", len(k.Vmlinux.Syms), from, len(k.Exports)), nil
+	done := make(chan struct{})
+	b.symbols = func() error { <-done; return b.symErr }
+	go func() {
+		defer close(done)
+		k, hdr, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
+		switch {
+		case err != nil:
+			b.symErr = err
+		case hdr != nil && (hdr.Release != release || hdr.BuildID != b.res.SymbolsBuildID):
+			b.symErr = fmt.Errorf("symbols %s changed while kelp read them", src)
+		default:
+			b.kern = k
+		}
+	}()
+	return "symbols from " + from + ", read while the objects compile", nil
+}
+
+// waitSymbols waits for the table checkSymbols started to read and
+// reports its size.
+func (b *builder) waitSymbols(ctx context.Context) error {
+	if err := b.symbols(); err != nil {
+		return err
+	}
+	b.step("diff")(fmt.Sprintf("%d vmlinux symbols, %d exports", len(b.kern.Vmlinux.Syms), len(b.kern.Exports)))
+	return nil
 }
 
 // checkBuildID refuses a dump of another build of the target release:

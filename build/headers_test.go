@@ -208,3 +208,32 @@ func TestDumpBuildID(t *testing.T) {
 		t.Errorf("compiled before refusing: stages %q", stages)
 	}
 }
+
+// TestDumpBodyBroken: a dump whose header names the target but whose
+// table is cut short is refused naming the file, and no module is
+// written (the table is read while the objects compile).
+func TestDumpBodyBroken(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := bytes.Cut(dump, []byte("\n"))
+	p := filepath.Join(t.TempDir(), "kallsyms")
+	if err := os.WriteFile(p, append(head, "\nffffffff81000000 T _text\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	opts := buildOptions(t, k, out, "../testdata/patches/cmdline-string.patch")
+	opts.Symbols = p
+	res, err := build.Build(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "symbols "+p+": not a kallsyms dump") {
+		t.Fatalf("dump with 1 symbol: %v; want it refused as not a kallsyms dump", err)
+	}
+	if res != nil && res.Module != "" {
+		t.Errorf("module %s reported after the refusal", res.Module)
+	}
+	if ents, err := os.ReadDir(out); err != nil || len(ents) != 0 {
+		t.Errorf("output directory after the refusal: %v, %v; want it empty", ents, err)
+	}
+}

@@ -1,6 +1,7 @@
 package ktree
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,8 +14,9 @@ import (
 	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
-// objectsVersion names the layout of the recorded configured objects.
-const objectsVersion = "kbuild-objects-v1"
+// objectsVersion names the layout of the recorded configured objects
+// and their commands.
+const objectsVersion = "kbuild-objects-v2"
 
 // ConfiguredObjects returns every object kbuild compiles from C or
 // assembly for the tree's config, into vmlinux or a module: a dry run of
@@ -84,7 +86,9 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 	if t.Exec != nil {
 		where = t.Exec.Dir
 	}
-	file := filepath.Join(t.Dir, ".kelp-objects-"+Digest(objectsVersion, ObjectFlags, where, string(cfg)))
+	digest := Digest(objectsVersion, ObjectFlags, where, string(cfg))
+	file := filepath.Join(t.Dir, ".kelp-objects-"+digest)
+	t.objCmdsFile = filepath.Join(t.Dir, ".kelp-object-commands-"+digest)
 	data, err := os.ReadFile(file)
 	if err != nil {
 		// The dry run records kbuild's environment under the same lock,
@@ -99,8 +103,13 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 		}
 		defer unlock()
 		if data, err = os.ReadFile(file); err != nil {
-			raws, err := t.dryRunObjects(ctx)
+			raws, cmds, err := t.dryRunObjects(ctx)
 			if err != nil {
+				return nil, err
+			}
+			// The commands first: the list of names marks the record
+			// complete.
+			if err := atomicfile.WriteFile(t.objCmdsFile, cmds, 0o644); err != nil {
 				return nil, err
 			}
 			data = []byte(strings.Join(raws, "\n") + "\n")
@@ -126,20 +135,21 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 }
 
 // dryRunObjects returns the names of the objects kbuild's dry run of the
-// whole tree compiles, as kbuild names them, sorted.
-func (t *Tree) dryRunObjects(ctx context.Context) ([]string, error) {
+// whole tree compiles, as kbuild names them, sorted, and the record of
+// their commands (see recordedCommand).
+func (t *Tree) dryRunObjects(ctx context.Context) ([]string, []byte, error) {
 	// -k: a directory whose non-C prerequisites are missing from a
 	// prepared tree does not end the run (see onlyCertsFailed).
 	stdout, stderr, err := t.makeDryRun(ctx, "-k")
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		if !onlyCertsFailed(stderr) {
-			return nil, fmt.Errorf("kbuild's dry run of %s: %v: %s", t.Dir, err, tail(strings.TrimSpace(stderr), 1))
+			return nil, nil, fmt.Errorf("kbuild's dry run of %s: %v: %s", t.Dir, err, tail(strings.TrimSpace(stderr), 1))
 		}
 	}
-	seen := map[string]bool{}
+	cmds := map[string]string{}
 	var raws []string
 	for _, line := range strings.Split(stdout, "\n") {
 		_, rest, ok := strings.Cut(line, "scripts/basic/fixdep ")
@@ -147,14 +157,72 @@ func (t *Tree) dryRunObjects(ctx context.Context) ([]string, error) {
 			continue
 		}
 		f := strings.Fields(rest)
-		if len(f) < 2 || !strings.HasSuffix(f[1], ".o") || seen[f[1]] {
+		if len(f) < 2 || !strings.HasSuffix(f[1], ".o") {
 			continue
 		}
-		seen[f[1]] = true
-		raws = append(raws, f[1])
+		raw := f[1]
+		cmd := fixdepCommand(rest, f[0], raw)
+		if prev, seen := cmds[raw]; seen {
+			if prev != cmd {
+				cmds[raw] = "" // two commands: the object's own dry run says
+			}
+			continue
+		}
+		cmds[raw] = cmd
+		raws = append(raws, raw)
 	}
 	slices.Sort(raws)
-	return raws, nil
+	var rec bytes.Buffer
+	rec.WriteString(objCmdsHeader)
+	for _, raw := range raws {
+		if cmd := cmds[raw]; cmd != "" {
+			rec.WriteString(raw + "\x00" + cmd + "\n")
+		}
+	}
+	return raws, rec.Bytes(), nil
+}
+
+// objCmdsHeader starts the record of the whole tree's object commands:
+// one line per object, its kbuild name, a NUL and its command.
+const objCmdsHeader = "kelp object commands v1\n"
+
+// fixdepCommand reads, from the rest of kbuild's command-record line
+// after "scripts/basic/fixdep " (DOTD OBJ 'command' > DOTCMD), the
+// command kbuild records for obj; "" when the line is not that shape.
+func fixdepCommand(rest, dotd, obj string) string {
+	after, ok := strings.CutPrefix(rest, dotd+" "+obj+" ")
+	if !ok {
+		return ""
+	}
+	cmd, tail, ok := singleQuoted(after)
+	if !ok || !strings.HasPrefix(strings.TrimSpace(tail), "> "+strings.TrimSuffix(dotd, ".d")+".cmd") {
+		return ""
+	}
+	return cmd
+}
+
+// recordedCommand is kbuild's command for the object it names raw, from
+// the whole tree's dry run, when the tree has that record and it names
+// one command for raw.
+func (t *Tree) recordedCommand(ctx context.Context, raw string) (string, bool) {
+	if _, err := t.kbuildObjects(ctx); err != nil || t.objCmdsFile == "" {
+		return "", false
+	}
+	data, err := os.ReadFile(t.objCmdsFile)
+	if err != nil || !bytes.HasPrefix(data, []byte(objCmdsHeader)) {
+		return "", false
+	}
+	key := "\n" + raw + "\x00"
+	i := bytes.Index(data[len(objCmdsHeader)-1:], []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	rest := data[len(objCmdsHeader)-1+i+len(key):]
+	end := bytes.IndexByte(rest, '\n')
+	if end < 0 {
+		return "", false
+	}
+	return string(rest[:end]), true
 }
 
 // failedTarget is make's report of a target it could not make.

@@ -3,6 +3,7 @@ package ktree_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,5 +93,67 @@ func TestObjectsNotBuilt(t *testing.T) {
 		if o := ktree.OwnerOf(cmd); o != c.owner {
 			t.Errorf("%s: owner %s, want %s", c.obj, o, c.owner)
 		}
+	}
+}
+
+// TestRecordedCommands: the command the whole tree's dry run records for
+// an object is, byte for byte, the one kbuild's dry run of that object
+// alone gives: built-in and module objects of several subsystems, objects
+// named from another directory (amdgpu's ../display/, kvm's virt/), and
+// every 400th object the config builds.
+func TestRecordedCommands(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	objs, err := tree.ConfiguredObjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := []string{
+		"fs/proc/cmdline.o", "net/core/dev.o", "kernel/sched/build_policy.o", "arch/x86/kernel/process.o",
+		"drivers/net/dummy.o", "sound/drivers/dummy.o", "fs/ext4/hash.o",
+		"drivers/gpu/drm/amd/display/dc/core/dc.o", "virt/kvm/kvm_main.o",
+	}
+	all := make([]string, 0, len(objs))
+	for o := range objs {
+		all = append(all, o)
+	}
+	slices.Sort(all)
+	for i := 0; i < len(all); i += 400 {
+		sample = append(sample, all[i])
+	}
+	compared := 0
+	for _, obj := range sample {
+		raw, err := tree.KbuildName(ctx, obj)
+		if err != nil {
+			t.Errorf("%s: %v", obj, err)
+			continue
+		}
+		want, err := tree.DryRunCommand(ctx, raw)
+		if err != nil {
+			if strings.Contains(err.Error(), "does not compile it from C") {
+				continue // assembly
+			}
+			t.Errorf("%s: %v", obj, err)
+			continue
+		}
+		got, ok := tree.RecordedCommand(ctx, raw)
+		if !ok {
+			t.Errorf("%s (%s): no recorded command", obj, raw)
+			continue
+		}
+		if got != want {
+			t.Errorf("%s (%s): recorded command\n%s\nits own dry run's\n%s", obj, raw, got, want)
+		}
+		compared++
+	}
+	if compared < 15 {
+		t.Errorf("%d commands compared; want at least 15", compared)
+	}
+	if _, ok := tree.RecordedCommand(ctx, "drivers/crypto/atmel-aes.o"); ok {
+		t.Error("a command is recorded for an object the config does not build")
 	}
 }

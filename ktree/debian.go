@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kelp-project/kelp/buildroot"
 )
@@ -95,28 +96,43 @@ func installedSource(ctx context.Context, root, release, version string) (tar, i
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
 		return "", "", fmt.Errorf("kernel source for %s: %w; give --sourcedir", release, errNotDebian)
 	}
-	imgPkg, imgVer, err := kernelPackage(ctx, release)
-	if err != nil && version == "" {
-		return "", "", err
+	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
+	sort.Sort(sort.Reverse(sort.StringSlice(tars)))
+	// The packages of the tarballs are asked while the image's version
+	// is (each a dpkg-query or two).
+	type owned struct{ pkg, version string }
+	srcs := make([]owned, len(tars))
+	var wg sync.WaitGroup
+	for i, tar := range tars {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkg, err := dpkgOwner(ctx, strings.TrimPrefix(tar, root))
+			if err != nil {
+				return
+			}
+			if v, err := dpkgVersion(ctx, pkg); err == nil {
+				srcs[i] = owned{pkg, v}
+			}
+		}()
 	}
+	var imgPkg string
 	if version != "" {
 		// The build wanted (a symbols dump's, or that of headers
 		// fetched for a kernel not installed) decides.
 		imgPkg, imgVer = "linux-headers-"+release, version
+	} else if imgPkg, imgVer, err = kernelPackage(ctx, release); err != nil {
+		wg.Wait()
+		return "", "", err
 	}
-	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
-	sort.Sort(sort.Reverse(sort.StringSlice(tars)))
+	wg.Wait()
 	if len(tars) == 0 {
 		return "", imgVer, fmt.Errorf("kernel source for %s not found (install linux-source-%s=%s, or give --sourcedir)", release, majorMinor(release), imgVer)
 	}
 	var mismatch error
-	for _, tar := range tars {
-		srcPkg, err := dpkgOwner(ctx, strings.TrimPrefix(tar, root))
-		if err != nil {
-			continue
-		}
-		srcVer, err := dpkgVersion(ctx, srcPkg)
-		if err != nil {
+	for i, tar := range tars {
+		srcPkg, srcVer := srcs[i].pkg, srcs[i].version
+		if srcPkg == "" {
 			continue
 		}
 		if srcVer == imgVer {

@@ -278,9 +278,14 @@ func (t *Tree) kbuildCommand(ctx context.Context, obj string) (string, error) {
 	if data, err := os.ReadFile(file); err == nil {
 		return string(data), nil
 	}
-	cmd, err := t.dryRun(ctx, obj)
-	if err != nil {
-		return "", err
+	// The whole tree's dry run has it, unless obj is not an object the
+	// config builds (or the run named two commands for it): then obj's
+	// own dry run.
+	cmd, ok := t.recordedCommand(ctx, obj)
+	if !ok {
+		if cmd, err = t.dryRun(ctx, obj); err != nil {
+			return "", err
+		}
 	}
 	if !strings.Contains(cmd, ObjectFlags) {
 		return "", fmt.Errorf("kernel object %s: kbuild's command lacks %q", obj, ObjectFlags)

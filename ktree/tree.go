@@ -53,6 +53,9 @@ type Tree struct {
 	objsOnce sync.Once
 	objs     map[string]string
 	objsErr  error
+	// objCmdsFile records the commands of the whole tree's dry run
+	// (set with objs).
+	objCmdsFile string
 }
 
 // Options say which tree to prepare for which kernel. Only Release is
