@@ -183,7 +183,9 @@ func (b *builder) run(ctx context.Context) error {
 	}
 	// A name the target's modules lists hold is refused or changed
 	// before the tree when those lists are at hand.
-	if taken, found, err := kmod.ReadTakenNames(b.modulesDir()); err == nil && found {
+	early := b.modulesDir()
+	taken, found, takenErr := kmod.ReadTakenNames(early)
+	if takenErr == nil && found {
 		if err := b.chooseName(taken); err != nil {
 			return err
 		}
@@ -202,9 +204,10 @@ func (b *builder) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	taken, found, err := kmod.ReadTakenNames(b.modulesDir())
-	if err != nil {
-		return fmt.Errorf("module names of %s: %w", b.tree.Release, err)
+	if takenErr != nil || b.modulesDir() != early {
+		if taken, found, err = kmod.ReadTakenNames(b.modulesDir()); err != nil {
+			return fmt.Errorf("module names of %s: %w", b.tree.Release, err)
+		}
 	}
 	if !found {
 		b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("no modules.builtin or modules.dep in %s: the module name %s was checked only against the names built-in code registers", b.modulesDir(), b.res.Name))
