@@ -203,26 +203,31 @@ func fixdepCommand(rest, dotd, obj string) string {
 
 // recordedCommand is kbuild's command for the object it names raw, from
 // the whole tree's dry run, when the tree has that record and it names
-// one command for raw.
+// one command for raw. The record is read once per tree.
 func (t *Tree) recordedCommand(ctx context.Context, raw string) (string, bool) {
 	if _, err := t.kbuildObjects(ctx); err != nil || t.objCmdsFile == "" {
 		return "", false
 	}
-	data, err := os.ReadFile(t.objCmdsFile)
-	if err != nil || !bytes.HasPrefix(data, []byte(objCmdsHeader)) {
-		return "", false
-	}
-	key := "\n" + raw + "\x00"
-	i := bytes.Index(data[len(objCmdsHeader)-1:], []byte(key))
-	if i < 0 {
-		return "", false
-	}
-	rest := data[len(objCmdsHeader)-1+i+len(key):]
-	end := bytes.IndexByte(rest, '\n')
-	if end < 0 {
-		return "", false
-	}
-	return string(rest[:end]), true
+	t.objCmdsOnce.Do(func() {
+		data, err := os.ReadFile(t.objCmdsFile)
+		if err != nil {
+			return
+		}
+		rest, ok := bytes.CutPrefix(data, []byte(objCmdsHeader))
+		if !ok {
+			return
+		}
+		t.objCmds = map[string]string{}
+		for len(rest) > 0 {
+			line, next, _ := bytes.Cut(rest, []byte("\n"))
+			if name, cmd, ok := bytes.Cut(line, []byte{0}); ok {
+				t.objCmds[string(name)] = string(cmd)
+			}
+			rest = next
+		}
+	})
+	cmd, ok := t.objCmds[raw]
+	return cmd, ok
 }
 
 // failedTarget is make's report of a target it could not make.
