@@ -3,7 +3,9 @@ package ktree
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,7 +18,7 @@ import (
 
 // objectsVersion names the layout of the recorded configured objects
 // and their commands.
-const objectsVersion = "kbuild-objects-v2"
+const objectsVersion = "kbuild-objects-v3"
 
 // ConfiguredObjects returns every object kbuild compiles from C or
 // assembly for the tree's config, into vmlinux or a module: a dry run of
@@ -172,18 +174,41 @@ func (t *Tree) dryRunObjects(ctx context.Context) ([]string, []byte, error) {
 		raws = append(raws, raw)
 	}
 	slices.Sort(raws)
+	// Each command is kept with the digest of what it derives from
+	// (commandKey), which its use checks.
+	files := map[string][]byte{}
+	read := func(p string) ([]byte, error) {
+		if data, ok := files[p]; ok {
+			if data == nil {
+				return nil, fs.ErrNotExist
+			}
+			return data, nil
+		}
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			files[p] = nil
+		} else if err == nil {
+			files[p] = data
+		}
+		return data, err
+	}
 	var rec bytes.Buffer
 	rec.WriteString(objCmdsHeader)
 	for _, raw := range raws {
 		if cmd := cmds[raw]; cmd != "" {
-			rec.WriteString(raw + "\x00" + cmd + "\n")
+			key, err := t.commandKeyWith(ctx, raw, read)
+			if err != nil {
+				return nil, nil, err
+			}
+			rec.WriteString(raw + "\x00" + key + "\x00" + cmd + "\n")
 		}
 	}
 	return raws, rec.Bytes(), nil
 }
 
 // objCmdsHeader starts the record of the whole tree's object commands:
-// one line per object, its kbuild name, a NUL and its command.
+// one line per object, its kbuild name, the digest of what its command
+// derives from (commandKey) and its command, NUL-separated.
 const objCmdsHeader = "kelp object commands v1\n"
 
 // fixdepCommand reads, from the rest of kbuild's command-record line
@@ -202,9 +227,10 @@ func fixdepCommand(rest, dotd, obj string) string {
 }
 
 // recordedCommand is kbuild's command for the object it names raw, from
-// the whole tree's dry run, when the tree has that record and it names
-// one command for raw. The record is read once per tree.
-func (t *Tree) recordedCommand(ctx context.Context, raw string) (string, bool) {
+// the whole tree's dry run, when the tree has that record, it names one
+// command for raw, and that command derives from what key digests. The
+// record is read once per tree.
+func (t *Tree) recordedCommand(ctx context.Context, raw, key string) (string, bool) {
 	if _, err := t.kbuildObjects(ctx); err != nil || t.objCmdsFile == "" {
 		return "", false
 	}
@@ -220,14 +246,17 @@ func (t *Tree) recordedCommand(ctx context.Context, raw string) (string, bool) {
 		t.objCmds = map[string]string{}
 		for len(rest) > 0 {
 			line, next, _ := bytes.Cut(rest, []byte("\n"))
-			if name, cmd, ok := bytes.Cut(line, []byte{0}); ok {
-				t.objCmds[string(name)] = string(cmd)
+			if name, keyed, ok := bytes.Cut(line, []byte{0}); ok {
+				t.objCmds[string(name)] = string(keyed)
 			}
 			rest = next
 		}
 	})
-	cmd, ok := t.objCmds[raw]
-	return cmd, ok
+	k, cmd, ok := strings.Cut(t.objCmds[raw], "\x00")
+	if !ok || k != key {
+		return "", false
+	}
+	return cmd, true
 }
 
 // failedTarget is make's report of a target it could not make.

@@ -5,7 +5,11 @@ import "context"
 // The two sources of an object's command, for the tests of ktree_test.
 
 func (t *Tree) RecordedCommand(ctx context.Context, raw string) (string, bool) {
-	return t.recordedCommand(ctx, raw)
+	key, err := t.commandKey(ctx, raw)
+	if err != nil {
+		return "", false
+	}
+	return t.recordedCommand(ctx, raw, key)
 }
 
 func (t *Tree) DryRunCommand(ctx context.Context, raw string) (string, error) {

@@ -233,6 +233,11 @@ func singleQuoted(s string) (word, rest string, ok bool) {
 // derived from: its environment and the makefiles read on the way from
 // the root to obj's directory.
 func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
+	return t.commandKeyWith(ctx, obj, os.ReadFile)
+}
+
+// commandKeyWith is commandKey reading the tree's files with read.
+func (t *Tree) commandKeyWith(ctx context.Context, obj string, read func(string) ([]byte, error)) (string, error) {
 	env, err := t.kbuildEnv(ctx)
 	if err != nil {
 		return "", err
@@ -252,7 +257,7 @@ func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
 		files = append(files, dir+"/Kbuild", dir+"/Makefile")
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(t.Dir, f))
+		data, err := read(filepath.Join(t.Dir, f))
 		if os.IsNotExist(err) {
 			io.WriteString(h, f+"\x00-\x00")
 			continue
@@ -279,9 +284,10 @@ func (t *Tree) kbuildCommand(ctx context.Context, obj string) (string, error) {
 		return string(data), nil
 	}
 	// The whole tree's dry run has it, unless obj is not an object the
-	// config builds (or the run named two commands for it): then obj's
-	// own dry run.
-	cmd, ok := t.recordedCommand(ctx, obj)
+	// config builds, the run named two commands for it, or what the
+	// command derives from changed since (a Makefile of a source
+	// directory edited): then obj's own dry run.
+	cmd, ok := t.recordedCommand(ctx, obj, key)
 	if !ok {
 		if cmd, err = t.dryRun(ctx, obj); err != nil {
 			return "", err
