@@ -44,6 +44,14 @@ func ParseSymvers(r io.Reader) (Symvers, error) {
 		if f[1] == "" || f[2] == "" || f[3] == "" {
 			return nil, fmt.Errorf("Module.symvers line %d: %q: empty name, object or kind", n, line)
 		}
+		// kbuild writes names, paths, kinds and namespaces without
+		// blanks or control characters (a \r a CRLF file ends its lines
+		// with is not part of the last field).
+		for _, field := range f[1:min(len(f), 5)] {
+			if i := strings.IndexFunc(field, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+				return nil, fmt.Errorf("Module.symvers line %d: %q: field %q holds a blank or control character", n, line, field)
+			}
+		}
 		e := Export{Name: f[1], CRC: uint32(crc), Path: f[2], Object: ModuleName(f[2]), Kind: f[3]}
 		if len(f) > 4 {
 			e.Namespace = f[4]
