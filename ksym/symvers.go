@@ -53,6 +53,9 @@ func ParseSymvers(r io.Reader) (Symvers, error) {
 			}
 		}
 		e := Export{Name: f[1], CRC: uint32(crc), Path: f[2], Object: ModuleName(f[2]), Kind: f[3]}
+		if e.Object == "" {
+			return nil, fmt.Errorf("Module.symvers line %d: %q: object %q names no module", n, line, f[2])
+		}
 		if len(f) > 4 {
 			e.Namespace = f[4]
 		}
