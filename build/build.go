@@ -130,13 +130,15 @@ type builder struct {
 	patch *ktree.Patch
 	tree  *ktree.Tree
 	kern  *ksym.Kernel
-	// symbols waits for kern, read beside the compile, and returns
-	// symErr, the error reading it.
-	symbols func() error
-	symErr  error
-	units   []ktree.Unit
-	diffs   []klpmod.Unit
-	objs    []ktree.Object
+	// dump is the header of the --symbols file, when it has one.
+	dump *ksym.DumpHeader
+	// kernRead is closed once kern, read beside the compile, is set or
+	// kernErr says why it is not.
+	kernRead chan struct{}
+	kernErr  error
+	units    []ktree.Unit
+	diffs    []klpmod.Unit
+	objs     []ktree.Object
 	// importNS are the namespaces of the vmlinux exports the patch uses.
 	importNS []string
 }
@@ -270,7 +272,7 @@ func (b *builder) run(ctx context.Context) error {
 		return err
 	}
 	if err := b.stage("diff", "comparing the objects", func() (string, error) {
-		if err := b.waitSymbols(ctx); err != nil {
+		if err := b.waitSymbols(); err != nil {
 			return "", err
 		}
 		return b.diff(ctx)
@@ -345,6 +347,9 @@ func (b *builder) checkSymbolsFile() error {
 	if err != nil {
 		return fmt.Errorf("symbols %s: %w", b.opts.Symbols, err)
 	}
+	if ok {
+		b.dump = &hdr
+	}
 	if ok && hdr.Release != b.opts.Tree.Release {
 		return fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", b.opts.Symbols, hdr.Release, b.opts.Tree.Release)
 	}
@@ -370,34 +375,28 @@ func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 		src = DefaultKallsyms
 	}
 	from := src
-	if src != DefaultKallsyms {
-		hdr, ok, err := readDumpHeader(src)
-		if err != nil {
-			return "", fmt.Errorf("symbols %s: %w", src, err)
+	// The header checkSymbolsFile read before the tree.
+	if hdr := b.dump; hdr != nil {
+		if hdr.Release != release {
+			return "", fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", src, hdr.Release, release)
 		}
-		if ok {
-			if hdr.Release != release {
-				return "", fmt.Errorf("symbols %s were dumped on kernel %s, not on the target %s: take them on the target with kelp symbols", src, hdr.Release, release)
-			}
-			b.res.SymbolsBuildID = hdr.BuildID
-			if hdr.BuildID != "" {
-				from += " (build id " + hdr.BuildID + ")"
-				if err := b.checkBuildID(ctx, hdr.BuildID, src); err != nil {
-					return "", err
-				}
+		b.res.SymbolsBuildID = hdr.BuildID
+		if hdr.BuildID != "" {
+			from += " (build id " + hdr.BuildID + ")"
+			if err := b.checkBuildID(ctx, hdr.BuildID, src); err != nil {
+				return "", err
 			}
 		}
 	}
-	done := make(chan struct{})
-	b.symbols = func() error { <-done; return b.symErr }
+	b.kernRead = make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(b.kernRead)
 		k, hdr, err := loadSymbols(src, filepath.Join(b.tree.Headers, "Module.symvers"))
 		switch {
 		case err != nil:
-			b.symErr = err
-		case hdr != nil && (hdr.Release != release || hdr.BuildID != b.res.SymbolsBuildID):
-			b.symErr = fmt.Errorf("symbols %s changed while kelp read them", src)
+			b.kernErr = err
+		case (hdr == nil) != (b.dump == nil) || hdr != nil && *hdr != *b.dump:
+			b.kernErr = fmt.Errorf("symbols %s changed while kelp read them", src)
 		default:
 			b.kern = k
 		}
@@ -407,9 +406,10 @@ func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 
 // waitSymbols waits for the table checkSymbols started to read and
 // reports its size.
-func (b *builder) waitSymbols(ctx context.Context) error {
-	if err := b.symbols(); err != nil {
-		return err
+func (b *builder) waitSymbols() error {
+	<-b.kernRead
+	if b.kernErr != nil {
+		return b.kernErr
 	}
 	b.step("diff")(fmt.Sprintf("%d vmlinux symbols, %d exports", len(b.kern.Vmlinux.Syms), len(b.kern.Exports)))
 	return nil

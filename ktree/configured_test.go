@@ -19,16 +19,7 @@ import (
 // own (included by another .c), all of which a single-object build would
 // compile anyway.
 func TestConfiguredObjects(t *testing.T) {
-	k := testenv.RequireKernel(t)
-	ctx := context.Background()
-	tree, err := k.Tree(ctx)
-	if err != nil {
-		testenv.MissingOr(t, err)
-	}
-	objs, err := tree.ConfiguredObjects(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, objs := configuredObjects(t)
 	for _, o := range []string{
 		"fs/proc/cmdline.o", "net/core/dev.o", "kernel/sched/build_policy.o", "arch/x86/kernel/process.o", // vmlinux
 		"drivers/net/dummy.o", "drivers/block/brd.o", "sound/drivers/dummy.o", // single-object modules
@@ -102,16 +93,8 @@ func TestObjectsNotBuilt(t *testing.T) {
 // named from another directory (amdgpu's ../display/, kvm's virt/), and
 // every 400th object the config builds.
 func TestRecordedCommands(t *testing.T) {
-	k := testenv.RequireKernel(t)
 	ctx := context.Background()
-	tree, err := k.Tree(ctx)
-	if err != nil {
-		testenv.MissingOr(t, err)
-	}
-	objs, err := tree.ConfiguredObjects(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tree, objs := configuredObjects(t)
 	sample := []string{
 		"fs/proc/cmdline.o", "net/core/dev.o", "kernel/sched/build_policy.o", "arch/x86/kernel/process.o",
 		"drivers/net/dummy.o", "sound/drivers/dummy.o", "fs/ext4/hash.o",
@@ -156,4 +139,20 @@ func TestRecordedCommands(t *testing.T) {
 	if _, ok := tree.RecordedCommand(ctx, "drivers/crypto/atmel-aes.o"); ok {
 		t.Error("a command is recorded for an object the config does not build")
 	}
+}
+
+// configuredObjects is the test kernel's prepared tree and the objects its
+// config builds.
+func configuredObjects(t *testing.T) (*ktree.Tree, map[string]bool) {
+	t.Helper()
+	k := testenv.RequireKernel(t)
+	tree, err := k.Tree(context.Background())
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	objs, err := tree.ConfiguredObjects(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree, objs
 }
