@@ -1,10 +1,12 @@
 package ktree
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -229,34 +231,88 @@ func fixdepCommand(rest, dotd, obj string) string {
 // recordedCommand is kbuild's command for the object it names raw, from
 // the whole tree's dry run, when the tree has that record, it names one
 // command for raw, and that command derives from what key digests. The
-// record is read once per tree.
+// record's lines are sorted by name, so a lookup reads a few of its lines,
+// not the whole record (tens of megabytes).
 func (t *Tree) recordedCommand(ctx context.Context, raw, key string) (string, bool) {
 	if _, err := t.kbuildObjects(ctx); err != nil || t.objCmdsFile == "" {
 		return "", false
 	}
-	t.objCmdsOnce.Do(func() {
-		data, err := os.ReadFile(t.objCmdsFile)
-		if err != nil {
-			return
-		}
-		rest, ok := bytes.CutPrefix(data, []byte(objCmdsHeader))
-		if !ok {
-			return
-		}
-		t.objCmds = map[string]string{}
-		for len(rest) > 0 {
-			line, next, _ := bytes.Cut(rest, []byte("\n"))
-			if name, keyed, ok := bytes.Cut(line, []byte{0}); ok {
-				t.objCmds[string(name)] = string(keyed)
-			}
-			rest = next
-		}
-	})
-	k, cmd, ok := strings.Cut(t.objCmds[raw], "\x00")
+	f, err := os.Open(t.objCmdsFile)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", false
+	}
+	keyed, ok := findRecord(f, st.Size(), raw)
+	if !ok {
+		return "", false
+	}
+	k, cmd, ok := strings.Cut(keyed, "\x00")
 	if !ok || k != key {
 		return "", false
 	}
 	return cmd, true
+}
+
+// findRecord returns what follows "name\x00" on name's line of the record
+// r of size bytes: objCmdsHeader, then lines "NAME\x00REST\n" sorted by
+// NAME. It bisects by byte offset down to a few lines, then reads them in
+// order. A record that is not sorted can only make it miss a line (the
+// caller then asks kbuild), never return another name's line.
+func findRecord(r io.ReaderAt, size int64, name string) (string, bool) {
+	head := make([]byte, len(objCmdsHeader))
+	if _, err := r.ReadAt(head, 0); err != nil || string(head) != objCmdsHeader {
+		return "", false
+	}
+	// The line of name, if any, starts in [lo, hi]; lo is a line start
+	// whose name sorts before name (or the first line).
+	lo, hi := int64(len(objCmdsHeader)), size
+	for hi-lo > 1<<16 {
+		mid := lo + (hi-lo)/2
+		s, line, ok := lineFrom(r, size, mid)
+		if !ok || s >= hi {
+			break // no line starts in [mid, hi): the rest is a few lines
+		}
+		if n, _, _ := bytes.Cut(line, []byte{0}); string(n) < name {
+			lo = s
+		} else {
+			hi = s
+		}
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(r, lo, size-lo), 1<<16)
+	for at := lo; at <= hi; {
+		line, _ := br.ReadBytes('\n')
+		if len(line) == 0 || line[len(line)-1] != '\n' {
+			return "", false // a line cut short: the record is incomplete
+		}
+		n, rest, ok := bytes.Cut(line[:len(line)-1], []byte{0})
+		switch {
+		case ok && string(n) == name:
+			return string(rest), true
+		case string(n) > name:
+			return "", false
+		}
+		at += int64(len(line))
+	}
+	return "", false
+}
+
+// lineFrom returns the first whole line of r that starts at or after off
+// (off > 0), without its newline, and where it starts.
+func lineFrom(r io.ReaderAt, size, off int64) (int64, []byte, bool) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, off-1, size-off+1), 1<<14)
+	skipped, err := br.ReadBytes('\n')
+	if err != nil {
+		return 0, nil, false
+	}
+	line, err := br.ReadBytes('\n')
+	if err != nil || line[len(line)-1] != '\n' {
+		return 0, nil, false
+	}
+	return off - 1 + int64(len(skipped)), line[:len(line)-1], true
 }
 
 // failedTarget is make's report of a target it could not make.

@@ -99,7 +99,7 @@ func installedSource(ctx context.Context, root, release, version string) (tar, i
 	tars, _ := filepath.Glob(filepath.Join(root, "/usr/src", "linux-source-*.tar.xz"))
 	sort.Sort(sort.Reverse(sort.StringSlice(tars)))
 	// The packages of the tarballs are asked while the image's version
-	// is (each a dpkg-query or two).
+	// is (each one dpkg-query when the package is the one the name says).
 	type owned struct{ pkg, version string }
 	srcs := make([]owned, len(tars))
 	var wg sync.WaitGroup
@@ -107,11 +107,7 @@ func installedSource(ctx context.Context, root, release, version string) (tar, i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pkg, err := dpkgOwner(ctx, strings.TrimPrefix(tar, root))
-			if err != nil {
-				return
-			}
-			if v, err := dpkgVersion(ctx, pkg); err == nil {
+			if pkg, v, err := dpkgOwner(ctx, strings.TrimPrefix(tar, root)); err == nil && v != "" {
 				srcs[i] = owned{pkg, v}
 			}
 		}()
@@ -154,9 +150,11 @@ func installedSource(ctx context.Context, root, release, version string) (tar, i
 // version as the image and the source).
 func kernelPackage(ctx context.Context, release string) (pkg, version string, err error) {
 	image := filepath.Join("/boot", "vmlinuz-"+release)
-	if pkg, err = dpkgOwner(ctx, image); err == nil {
-		version, err = dpkgVersion(ctx, pkg)
-		return pkg, version, err
+	if pkg, version, err = dpkgOwner(ctx, image); err == nil {
+		if version == "" {
+			return "", "", fmt.Errorf("package %s is not installed", pkg)
+		}
+		return pkg, version, nil
 	}
 	headers := "linux-headers-" + release
 	if version, herr := dpkgVersion(ctx, headers); herr == nil {
@@ -165,22 +163,39 @@ func kernelPackage(ctx context.Context, release string) (pkg, version string, er
 	return "", "", fmt.Errorf("kernel %s: neither its image (%s) nor %s is installed; install %s, or give --sourcedir", release, image, headers, headers)
 }
 
-// packageFiles lists the files an installed package holds (dpkg-query
-// -L: one package's list, not the database's every one).
-var packageFiles = func(ctx context.Context, pkg string) ([]string, error) {
+// packageListing is the version of an installed package and the files
+// it holds (dpkg-query -L: one package's list, not the database's every
+// one), asked at once. (dpkg-query -W's db-fsys:Files field gives both in
+// one run, but reads every package's list to do so.)
+var packageListing = func(ctx context.Context, pkg string) (string, []string, error) {
+	var (
+		version string
+		verErr  error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		version, verErr = dpkgVersion(ctx, pkg)
+	}()
 	out, err := exec.CommandContext(ctx, "dpkg-query", "-L", pkg).Output()
+	wg.Wait()
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return strings.Split(string(out), "\n"), nil
+	if verErr != nil {
+		return "", nil, verErr
+	}
+	return version, strings.Split(string(out), "\n"), nil
 }
 
-// dpkgOwner is the package that installed path. The package a kernel
-// file comes from is nearly always the one its name says (vmlinuz-REL:
-// linux-image-REL, linux-source-X.Y.tar.xz: linux-source-X.Y), whose file
-// list is asked first; dpkg-query -S, which reads every package's list
-// (a quarter of a second on a desktop system), answers otherwise.
-func dpkgOwner(ctx context.Context, path string) (string, error) {
+// dpkgOwner is the package that installed path, and its version. The
+// package a kernel file comes from is nearly always the one its name says
+// (vmlinuz-REL: linux-image-REL, linux-source-X.Y.tar.xz:
+// linux-source-X.Y), whose version and file list are asked first;
+// dpkg-query -S, which reads every package's list (a quarter of a second
+// on a desktop system), answers otherwise.
+func dpkgOwner(ctx context.Context, path string) (pkg, version string, err error) {
 	base := filepath.Base(path)
 	var guess []string
 	if rel, ok := strings.CutPrefix(base, "vmlinuz-"); ok {
@@ -189,16 +204,17 @@ func dpkgOwner(ctx context.Context, path string) (string, error) {
 		guess = []string{"linux-source-" + strings.TrimSuffix(v, ".tar.xz")}
 	}
 	for _, pkg := range guess {
-		if files, err := packageFiles(ctx, pkg); err == nil && slices.Contains(files, path) {
-			return pkg, nil
+		if version, files, err := packageListing(ctx, pkg); err == nil && slices.Contains(files, path) {
+			return pkg, version, nil
 		}
 	}
 	out, err := exec.CommandContext(ctx, "dpkg-query", "-S", path).Output()
 	if err != nil {
-		return "", fmt.Errorf("no package owns %s", path)
+		return "", "", fmt.Errorf("no package owns %s", path)
 	}
-	pkg, _, _ := strings.Cut(strings.TrimSpace(string(out)), ":")
-	return pkg, nil
+	pkg, _, _ = strings.Cut(strings.TrimSpace(string(out)), ":")
+	version, _ = dpkgVersion(ctx, pkg)
+	return pkg, version, nil
 }
 
 func dpkgVersion(ctx context.Context, pkg string) (string, error) {

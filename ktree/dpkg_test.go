@@ -11,9 +11,10 @@ import (
 )
 
 // TestDpkgOwner: the package that installed each kernel image and source
-// tarball of the machine is the one dpkg-query -S names, read from the
-// guessed package's file list (dpkg-query -L) and, with no list, from
-// dpkg-query -S; a file no package owns is refused.
+// tarball of the machine is the one dpkg-query -S names, and its version
+// the one dpkg-query -W gives, read from the guessed package's listing
+// and, with no listing, from dpkg-query -S; a file no package owns is
+// refused.
 func TestDpkgOwner(t *testing.T) {
 	images, _ := filepath.Glob("/boot/vmlinuz-*")
 	tars, _ := filepath.Glob("/usr/src/linux-source-*.tar.xz")
@@ -29,19 +30,24 @@ func TestDpkgOwner(t *testing.T) {
 			t.Fatalf("dpkg-query -S %s: %v", path, err)
 		}
 		want, _, _ := strings.Cut(strings.TrimSpace(string(out)), ":")
-		saved := packageFiles
-		for _, lists := range []string{"the guessed package's list", "no list"} {
-			if lists == "no list" {
-				packageFiles = func(context.Context, string) ([]string, error) { return nil, errors.New("no list") }
+		out, err = exec.Command("dpkg-query", "-W", "-f", "${Version}", want).Output()
+		if err != nil || len(out) == 0 {
+			t.Fatalf("dpkg-query -W %s: %q, %v", want, out, err)
+		}
+		wantVersion := string(out)
+		saved := packageListing
+		for _, lists := range []string{"the guessed package's listing", "no listing"} {
+			if lists == "no listing" {
+				packageListing = func(context.Context, string) (string, []string, error) { return "", nil, errors.New("no list") }
 			}
-			got, err := dpkgOwner(t.Context(), path)
-			if err != nil || got != want {
-				t.Errorf("owner of %s (%s): %q, %v; want %q", path, lists, got, err, want)
+			got, version, err := dpkgOwner(t.Context(), path)
+			if err != nil || got != want || version != wantVersion {
+				t.Errorf("owner of %s (%s): %q %q, %v; want %q %q", path, lists, got, version, err, want, wantVersion)
 			}
 		}
-		packageFiles = saved
+		packageListing = saved
 	}
-	if pkg, err := dpkgOwner(t.Context(), images[0]+"-none"); err == nil {
+	if pkg, _, err := dpkgOwner(t.Context(), images[0]+"-none"); err == nil {
 		t.Errorf("a file no package owns is owned by %s", pkg)
 	}
 }

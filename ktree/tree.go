@@ -56,8 +56,6 @@ type Tree struct {
 	// objCmdsFile records the commands of the whole tree's dry run
 	// (set with objs).
 	objCmdsFile string
-	objCmdsOnce sync.Once
-	objCmds     map[string]string
 }
 
 // Options say which tree to prepare for which kernel. Only Release is
