@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -150,15 +151,17 @@ func (t *Tree) originalKey(ctx context.Context, cmd, obj string) (string, error)
 	return Digest(cacheVersion, t.Dir, string(cfg), cc, toolSums, cmd, obj), nil
 }
 
-// toolSum is the sha256 of a tool of the tree ("" when the tree has
-// none), computed once per Tree.
+// toolSum identifies a tool of the tree by its FileKey (path, size and
+// modification time; "" when the tree has none), as compilers are: the
+// tree's tools are rebuilt only when the tree is prepared again. Computed
+// once per Tree.
 func (t *Tree) toolSum(tool string) (string, error) {
 	t.ccMu.Lock()
 	defer t.ccMu.Unlock()
 	if sum, ok := t.tools[tool]; ok {
 		return sum, nil
 	}
-	sum, err := fileSum(t.abs(tool))
+	sum, err := FileKey(t.abs(tool))
 	if err != nil && !os.IsNotExist(err) {
 		return "", err
 	}
@@ -212,6 +215,11 @@ type compilerIDOnce struct {
 }
 
 func compilerID(ctx context.Context, r *buildroot.Root, cc string) (string, error) {
+	if r == nil {
+		if id, ok := storedCompilerID(cc); ok {
+			return id, nil
+		}
+	}
 	const script = `set -e
 readlink -f "$(command -v "$1")"
 readlink -f "$("$1" -print-prog-name=cc1)"
@@ -234,7 +242,106 @@ readlink -f "$(command -v "$as")"
 		}
 		id += "\n" + key
 	}
+	if r == nil {
+		storeCompilerID(cc, lines[:3], id)
+	}
 	return id, nil
+}
+
+// A host compiler's identity is kept on disk as well, so that a build
+// does not run the compiler four times to learn it. The record holds
+// while cc resolves on PATH to the same driver, and the driver, cc1, the
+// assembler and the directories gcc looks for its programs in (cc1's and
+// its parent, where a new program would change -print-prog-name's
+// answer) have the same keys (path, size, modification time). The
+// environment that steers the driver's search is part of the record's
+// name.
+type compilerRecord struct {
+	Driver string            // what cc resolved to
+	Keys   map[string]string // FileKey of each file and directory
+	ID     string
+}
+
+// compilerRecordFile names the record of cc in this environment.
+func compilerRecordFile(cc string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	name := Digest("compiler-v1", cc, os.Getenv("PATH"), os.Getenv("GCC_EXEC_PREFIX"), os.Getenv("COMPILER_PATH"))
+	return filepath.Join(base, "kelp", "compilers", name+".json"), nil
+}
+
+// resolveDriver is where sh's `readlink -f "$(command -v cc)"` leads.
+func resolveDriver(cc string) (string, error) {
+	p, err := exec.LookPath(cc)
+	if err != nil {
+		return "", err
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return "", err
+	}
+	return filepath.EvalSymlinks(p)
+}
+
+// compilerFiles are the files and directories a record keys: the three
+// programs and the directories of cc1.
+func compilerFiles(programs []string) []string {
+	files := append([]string(nil), programs...)
+	if len(programs) > 1 {
+		files = append(files, filepath.Dir(programs[1]), filepath.Dir(filepath.Dir(programs[1])))
+	}
+	return files
+}
+
+func storedCompilerID(cc string) (string, bool) {
+	file, err := compilerRecordFile(cc)
+	if err != nil {
+		return "", false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", false
+	}
+	var rec compilerRecord
+	if json.Unmarshal(data, &rec) != nil || rec.ID == "" || len(rec.Keys) == 0 {
+		return "", false
+	}
+	if d, err := resolveDriver(cc); err != nil || d != rec.Driver {
+		return "", false
+	}
+	for f, key := range rec.Keys {
+		if k, err := FileKey(f); err != nil || k != key {
+			return "", false
+		}
+	}
+	return rec.ID, true
+}
+
+// storeCompilerID records the identity the script gave; a record that
+// cannot be written is only a slower next build.
+func storeCompilerID(cc string, programs []string, id string) {
+	file, err := compilerRecordFile(cc)
+	if err != nil {
+		return
+	}
+	driver, err := resolveDriver(cc)
+	if err != nil || driver != programs[0] {
+		return // resolved otherwise than sh did: nothing to check a record by
+	}
+	rec := compilerRecord{Driver: driver, Keys: map[string]string{}, ID: id}
+	for _, f := range compilerFiles(programs) {
+		k, err := FileKey(f)
+		if err != nil {
+			return
+		}
+		rec.Keys[f] = k
+	}
+	data, err := json.Marshal(rec)
+	if err != nil || os.MkdirAll(filepath.Dir(file), 0o755) != nil {
+		return
+	}
+	atomicfile.WriteFile(file, data, 0o644)
 }
 
 // valid reads the entry in dir and checks that its object is there and
