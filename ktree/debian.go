@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/kelp-project/kelp/buildroot"
+	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
 // VersionMismatchError reports a source package of another version than
@@ -178,7 +179,7 @@ var packageListing = func(ctx context.Context, pkg string) (string, []string, er
 		defer wg.Done()
 		version, verErr = dpkgVersion(ctx, pkg)
 	}()
-	out, err := exec.CommandContext(ctx, "dpkg-query", "-L", pkg).Output()
+	out, err := dpkgQuery(ctx, "-L", pkg)
 	wg.Wait()
 	if err != nil {
 		return "", nil, err
@@ -208,7 +209,7 @@ func dpkgOwner(ctx context.Context, path string) (pkg, version string, err error
 			return pkg, version, nil
 		}
 	}
-	out, err := exec.CommandContext(ctx, "dpkg-query", "-S", path).Output()
+	out, err := dpkgQuery(ctx, "-S", path)
 	if err != nil {
 		return "", "", fmt.Errorf("no package owns %s", path)
 	}
@@ -218,11 +219,49 @@ func dpkgOwner(ctx context.Context, path string) (pkg, version string, err error
 }
 
 func dpkgVersion(ctx context.Context, pkg string) (string, error) {
-	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f", "${Version}", pkg).Output()
+	out, err := dpkgQuery(ctx, "-W", "-f", "${Version}", pkg)
 	if err != nil || len(out) == 0 {
 		return "", fmt.Errorf("package %s is not installed", pkg)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// dpkgAdmin is dpkg's database: what a dpkg-query answer is read from.
+var dpkgAdmin = "/var/lib/dpkg"
+
+// dpkgQuery runs dpkg-query with args. An answer it gave (exit 0) is kept
+// on disk under the args and the state of dpkg's database: the keys (path,
+// size, modification time) of its status file, which dpkg rewrites when a
+// package changes state, of its updates directory, where dpkg journals a
+// change before it rewrites the status, and of its diversions. The same
+// question on the same database state is answered from the record, without
+// a dpkg-query run.
+func dpkgQuery(ctx context.Context, args ...string) ([]byte, error) {
+	var state []string
+	for _, f := range []string{"status", "updates", "diversions"} {
+		k, err := FileKey(filepath.Join(dpkgAdmin, f))
+		if err != nil && !os.IsNotExist(err) {
+			state = nil
+			break
+		}
+		state = append(state, k)
+	}
+	var record string
+	if base, err := os.UserCacheDir(); err == nil && state != nil {
+		record = filepath.Join(base, "kelp", "dpkg", Digest(append(append([]string{"dpkg-v1"}, state...), args...)...))
+		if out, err := os.ReadFile(record); err == nil {
+			return out, nil
+		}
+	}
+	out, err := exec.CommandContext(ctx, "dpkg-query", args...).Output()
+	if err != nil {
+		return nil, err
+	}
+	if record != "" && os.MkdirAll(filepath.Dir(record), 0o755) == nil {
+		// A record that cannot be written is only a slower next build.
+		atomicfile.WriteFile(record, out, 0o644)
+	}
+	return out, nil
 }
 
 func majorMinor(release string) string {
