@@ -121,7 +121,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			return copyFile(obj, u.Orig)
 		}
 		copyPath := filepath.Join(overlay, u.Source)
-		if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include); err != nil {
+		if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include, patchedFlags(overlay)); err != nil {
 			return compileError("patched", u.Object, err)
 		}
 		var err error
@@ -240,11 +240,29 @@ func overlayIncludes(flags, overlay string) string {
 	return flags + " -fmacro-prefix-map=" + shellQuote(overlay+"/") + "="
 }
 
+// patchedFlags end the flags of the compile of a patched object whose
+// copies are under overlay:
+//   - no debug information (-g0). kelp reads none (the module carries the
+//     changed functions' code, data and the sections the kernel reads,
+//     never DWARF), and making it is a sixth of the compile. The code is
+//     the same: gcc generates the same code with and without -g (its
+//     -fcompare-debug checks exactly that), and kelp's diff would show any
+//     function where it did not, as a change, against the original
+//     object, which is kbuild's own, -g and all;
+//   - __FILE__ of a patched file the copy #includes (a .c file that
+//     another includes, as kernel/sched/build_policy.c includes rt.c) is
+//     its path in the tree, as in the original object, not the copy's
+//     path: every WARN and BUG of it would otherwise be a change.
+func patchedFlags(overlay string) string {
+	return " -g0 -fmacro-prefix-map=" + shellQuote(overlay+"/") + "="
+}
+
 // compileCopy compiles copyPath (a copy of the tree's src) into outObj
-// with kbuild's command for obj, run in the tree. A #line directive keeps
-// __FILE__ what it is in the tree, -iquote finds the headers next to the
-// original, and objtool (when the command runs it) processes the copy.
-func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj, overlay, include string) error {
+// with kbuild's command for obj, and then extra flags, run in the tree. A
+// #line directive keeps __FILE__ what it is in the tree, -iquote finds the
+// headers next to the original, and objtool (when the command runs it)
+// processes the copy.
+func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj, overlay, include, extra string) error {
 	flags, post, _, ksrc, err := compileFlags(cmd, obj, src)
 	if err != nil {
 		return err
@@ -260,7 +278,7 @@ func (t *Tree) compileCopy(ctx context.Context, cmd, obj, src, copyPath, outObj,
 	if include != "" {
 		flags += " -I" + shellQuote(include)
 	}
-	script := flags + " -iquote " + shellQuote(ksrcDir(ksrc)) + " -c -o " + shellQuote(outObj) + " " + shellQuote(copyPath)
+	script := flags + " -iquote " + shellQuote(ksrcDir(ksrc)) + extra + " -c -o " + shellQuote(outObj) + " " + shellQuote(copyPath)
 	if post != "" {
 		script += " && " + post + shellQuote(outObj)
 	}
@@ -366,7 +384,7 @@ func (t *Tree) CompileProbe(ctx context.Context, name string, src []byte, like, 
 		return "", err
 	}
 	out := filepath.Join(dir, obj)
-	if err := t.compileCopy(ctx, gcc, like, strings.TrimSuffix(like, ".o")+".c", c, out, "", ""); err != nil {
+	if err := t.compileCopy(ctx, gcc, like, strings.TrimSuffix(like, ".o")+".c", c, out, "", "", ""); err != nil {
 		return "", err
 	}
 	return out, nil

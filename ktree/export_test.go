@@ -1,6 +1,11 @@
 package ktree
 
-import "context"
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+)
 
 // The two sources of an object's command, for the tests of ktree_test.
 
@@ -18,4 +23,23 @@ func (t *Tree) DryRunCommand(ctx context.Context, raw string) (string, error) {
 
 func (t *Tree) KbuildName(ctx context.Context, obj string) (string, error) {
 	return t.kbuildName(ctx, obj)
+}
+
+// CompileUnchanged compiles the tree's own source of obj as kelp compiles
+// a patched object, into dir, and returns the object's path.
+func (t *Tree) CompileUnchanged(ctx context.Context, obj, dir string) (string, error) {
+	cmd, err := t.Command(obj)
+	if err != nil {
+		return "", err
+	}
+	src := strings.TrimSuffix(obj, ".o") + ".c"
+	copyPath := filepath.Join(dir, src)
+	if err := os.MkdirAll(filepath.Dir(copyPath), 0o755); err != nil {
+		return "", err
+	}
+	if err := copyFile(filepath.Join(t.Dir, src), copyPath); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, obj)
+	return out, t.compileCopy(ctx, cmd, obj, src, copyPath, out, "", "", patchedFlags(dir))
 }

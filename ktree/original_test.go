@@ -3,6 +3,10 @@ package ktree_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -324,4 +328,110 @@ func TestOriginalCache(t *testing.T) {
 	tree = open()
 	request(tree, "after a config change", false)
 	request(tree, "again after the config change", true)
+}
+
+// TestPatchedCodeWithoutDebugInfo: a patched object is compiled without
+// debug information; compiled so from the unchanged source, it has the
+// original object's code and data exactly (every allocated section's
+// bytes and relocations, by symbol name), and no DWARF. Objects of four
+// subsystems, built-in and module code.
+func TestPatchedCodeWithoutDebugInfo(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree, err := k.Tree(ctx)
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	tree.ObjectCache = t.TempDir()
+	dir := t.TempDir()
+	for _, obj := range originalObjects {
+		orig, _, _, err := tree.Original(ctx, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patched, err := tree.CompileUnchanged(ctx, obj, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := allocated(t, orig), allocated(t, patched)
+		if len(a) == 0 || a[".debug_info"] == "" {
+			t.Fatalf("%s: the original has %d allocated sections and debug info %v; the comparison would prove nothing", obj, len(a), a[".debug_info"] != "")
+		}
+		if b[".debug_info"] != "" {
+			t.Errorf("%s: the patched compile made debug information", obj)
+		}
+		delete(a, ".debug_info")
+		delete(b, ".debug_info")
+		for name, want := range a {
+			if b[name] != want {
+				t.Errorf("%s: section %s differs without debug information", obj, name)
+			}
+		}
+		for name := range b {
+			if _, ok := a[name]; !ok {
+				t.Errorf("%s: section %s only without debug information", obj, name)
+			}
+		}
+	}
+}
+
+// allocated reads an object's allocated sections: name to a digest of
+// the bytes and of the relocations (offset, type, addend and the symbol
+// or section they name); ".debug_info" is there when the object has it.
+func allocated(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for i, s := range f.Sections {
+		if s.Name == ".debug_info" {
+			out[s.Name] = "present"
+		}
+		if s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		var b strings.Builder
+		if s.Type != elf.SHT_NOBITS {
+			data, err := s.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%x\n", sha256.Sum256(data))
+		}
+		fmt.Fprintf(&b, "size %d\n", s.Size)
+		for _, r := range f.Sections {
+			if r.Type != elf.SHT_RELA || int(r.Info) != i {
+				continue
+			}
+			data, err := r.Data()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; off+24 <= len(data); off += 24 {
+				info := binary.LittleEndian.Uint64(data[off+8:])
+				sym, typ := int(info>>32), elf.R_X86_64(info&0xffffffff)
+				name := "-"
+				if sym > 0 && sym-1 < len(syms) {
+					name = syms[sym-1].Name
+					if elf.ST_TYPE(syms[sym-1].Info) == elf.STT_SECTION {
+						name = "section " + f.Sections[syms[sym-1].Section].Name
+					}
+				}
+				fmt.Fprintf(&b, "%d %v %d %s\n", binary.LittleEndian.Uint64(data[off:]), typ, int64(binary.LittleEndian.Uint64(data[off+16:])), name)
+			}
+		}
+		key := s.Name
+		for n := 2; out[key] != ""; n++ {
+			key = fmt.Sprintf("%s#%d", s.Name, n) // a name several sections have
+		}
+		out[key] = b.String()
+	}
+	return out
 }
