@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ func FuzzParseKallsyms(f *testing.F) {
 	f.Add("zz T x\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		k, err := ParseKallsyms(strings.NewReader(text))
+		sameAsReference(t, text, k, err)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error is not one line: %q", err)
@@ -106,4 +108,31 @@ func FuzzParseSymvers(f *testing.F) {
 			t.Fatalf("reads differently once written back")
 		}
 	})
+}
+
+// sameAsReference fails unless the plain reader reads text as k (or
+// refuses it too).
+func sameAsReference(t *testing.T, text string, k *Kallsyms, err error) {
+	t.Helper()
+	ref, refErr := parseKallsymsReference(strings.NewReader(text))
+	if (err == nil) != (refErr == nil) {
+		t.Fatalf("ParseKallsyms: %v; the plain reader: %v", err, refErr)
+	}
+	if err != nil {
+		return
+	}
+	if len(k.Objects) != len(ref.Objects) {
+		t.Fatalf("%d objects; the plain reader %d", len(k.Objects), len(ref.Objects))
+	}
+	for o, tab := range ref.Objects {
+		got := k.Objects[o]
+		if got == nil || len(got.Syms) != len(tab.Syms) || (len(tab.Syms) > 0 && !reflect.DeepEqual(got.Syms, tab.Syms)) {
+			t.Fatalf("object %s reads differently from the plain reader", o)
+		}
+		for i, s := range got.Syms {
+			if idx := got.Lookup(s.Name); !slices.Contains(idx, i) {
+				t.Fatalf("object %s: symbol %d (%s) is not indexed under its name", o, i, s.Name)
+			}
+		}
+	}
 }

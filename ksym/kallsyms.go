@@ -1,7 +1,6 @@
 package ksym
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"strconv"
@@ -34,19 +33,39 @@ type Table struct {
 	// Files tells whether Syms carry their source file names.
 	Files bool
 
-	byName map[string][]int
+	// byName maps a name to the first and last of its symbols; next
+	// links each symbol to the following one of the same name (-1: none).
+	byName map[string]nameRun
+	next   []int32
 }
 
+type nameRun struct{ first, last int32 }
+
 // Lookup returns the indices (into Syms) of the symbols called name, in
-// order.
+// order. The first lookup indexes the table.
 func (t *Table) Lookup(name string) []int {
 	if t.byName == nil {
-		t.byName = make(map[string][]int, len(t.Syms))
+		t.byName = make(map[string]nameRun, len(t.Syms))
+		t.next = make([]int32, len(t.Syms))
 		for i, s := range t.Syms {
-			t.byName[s.Name] = append(t.byName[s.Name], i)
+			t.next[i] = -1
+			if r, ok := t.byName[s.Name]; ok {
+				t.next[r.last] = int32(i)
+				t.byName[s.Name] = nameRun{r.first, int32(i)}
+			} else {
+				t.byName[s.Name] = nameRun{int32(i), int32(i)}
+			}
 		}
 	}
-	return t.byName[name]
+	r, ok := t.byName[name]
+	if !ok {
+		return nil
+	}
+	var idx []int
+	for i := r.first; i >= 0; i = t.next[i] {
+		idx = append(idx, int(i))
+	}
+	return idx
 }
 
 // Kallsyms is a parsed kallsyms dump, split by object.
@@ -68,18 +87,38 @@ func (k *Kallsyms) Object(name string) *Table {
 // searches (BPF programs, ftrace trampolines, "[__builtin__kprobes]") are
 // dropped.
 func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("kallsyms: %w", err)
+	}
+	// One string for the whole dump: the names are slices of it.
+	rest := string(data)
 	k := &Kallsyms{Objects: map[string]*Table{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+	var last *Table
+	var f [5]string
+	for n := 1; rest != ""; n++ {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if len(line) >= maxKallsymsLine {
+			return nil, fmt.Errorf("kallsyms line %d: longer than %d bytes", n, maxKallsymsLine)
+		}
+		nf, ok := asciiFields(line, &f)
+		if !ok {
+			all := strings.Fields(line)
+			nf = copy(f[:], all)
+			if len(all) > len(f) {
+				nf = len(all)
+			}
+		}
+		if nf == 0 || strings.HasPrefix(line, "#") {
 			continue // blank, or a header line of kelp symbols (DumpHeader)
 		}
-		f := strings.Fields(line)
-		if len(f) < 3 || len(f[1]) != 1 || len(f) > 4 {
+		if nf < 3 || len(f[1]) != 1 || nf > 4 {
 			return nil, fmt.Errorf("kallsyms line %d: %q: want address, type, name and an optional [module]", n, line)
 		}
 		if c := f[1][0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
@@ -90,7 +129,7 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 			return nil, fmt.Errorf("kallsyms line %d: address %q: %w", n, f[0], err)
 		}
 		obj := Vmlinux
-		if len(f) == 4 {
+		if nf == 4 {
 			m := f[3]
 			if len(m) < 3 || !strings.HasPrefix(m, "[") || !strings.HasSuffix(m, "]") || strings.ContainsAny(m[1:len(m)-1], "[]") {
 				return nil, fmt.Errorf("kallsyms line %d: module %q is not a name in brackets", n, m)
@@ -100,18 +139,63 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 				continue
 			}
 		}
-		t := k.Objects[obj]
-		if t == nil {
-			t = &Table{Object: obj}
-			k.Objects[obj] = t
+		t := last
+		if t == nil || t.Object != obj {
+			if t = k.Objects[obj]; t == nil {
+				t = &Table{Object: obj}
+				if obj == Vmlinux {
+					// Most of a dump is the kernel's.
+					t.Syms = make([]Symbol, 0, strings.Count(rest, "\n")+1)
+				}
+				k.Objects[obj] = t
+			}
+			last = t
 		}
 		t.Syms = append(t.Syms, Symbol{Addr: addr, Type: f[1][0], Name: f[2]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("kallsyms: %w", err)
 	}
 	if k.Objects[Vmlinux] == nil {
 		return nil, fmt.Errorf("kallsyms: no vmlinux symbols")
 	}
+	// Every table is indexed by name now, so that lookups (the diff's,
+	// after the compile this parse runs beside) find it done, and only
+	// read it.
+	for _, t := range k.Objects {
+		t.Lookup("")
+	}
 	return k, nil
+}
+
+// maxKallsymsLine bounds a line of a dump (/proc/kallsyms's are short).
+const maxKallsymsLine = 1 << 20
+
+// asciiFields splits an ASCII line as strings.Fields does into f, and
+// returns how many fields it has (more than len(f) when it has more);
+// ok is false when the line is not all ASCII (then strings.Fields,
+// which knows Unicode's spaces, must split it).
+func asciiFields(line string, f *[5]string) (n int, ok bool) {
+	start := -1
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if c >= 0x80 {
+			return 0, false
+		}
+		space := c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+		switch {
+		case space && start >= 0:
+			if n < len(f) {
+				f[n] = line[start:i]
+			}
+			n++
+			start = -1
+		case !space && start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		if n < len(f) {
+			f[n] = line[start:]
+		}
+		n++
+	}
+	return n, true
 }
