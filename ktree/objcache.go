@@ -358,20 +358,11 @@ func (t *Tree) valid(dir, object string) (*entry, bool) {
 	if err := json.Unmarshal(data, &e); err != nil || len(e.Deps) == 0 {
 		return nil, false
 	}
-	sums := make([]string, len(e.Deps))
-	errs := make([]error, len(e.Deps))
-	var wg sync.WaitGroup
-	const workers = 4
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < len(e.Deps); i += workers {
-				sums[i], errs[i] = fileSum(t.abs(e.Deps[i][0]))
-			}
-		}(w)
+	paths := make([]string, len(e.Deps))
+	for i, d := range e.Deps {
+		paths[i] = d[0]
 	}
-	wg.Wait()
+	sums, errs := t.fileSums(paths)
 	for i, d := range e.Deps {
 		if errs[i] != nil || sums[i] != d[1] {
 			return nil, false
@@ -436,16 +427,19 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 		return nil, fmt.Errorf("genksyms %s: dependencies: %w", obj, err)
 	}
 	seen := map[string]bool{copyPath: true}
+	var paths []string
 	for _, d := range deps {
-		if seen[d] {
-			continue
+		if !seen[d] {
+			seen[d] = true
+			paths = append(paths, d)
 		}
-		seen[d] = true
-		sum, err := fileSum(t.abs(d))
-		if err != nil {
-			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, err)
+	}
+	sums, errs := t.fileSums(paths)
+	for i, d := range paths {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, errs[i])
 		}
-		e.Deps = append(e.Deps, [2]string{d, sum})
+		e.Deps = append(e.Deps, [2]string{d, sums[i]})
 	}
 	os.RemoveAll(work)
 	os.Remove(out + ".symvers.d")
@@ -458,6 +452,24 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 		return nil, err
 	}
 	return e, atomicfile.WriteFile(filepath.Join(dir, "entry.json"), data, 0o644)
+}
+
+// fileSums is fileSum of each of paths (named as the compiler names
+// them), a few at once: an object's dependencies are hundreds of headers.
+func (t *Tree) fileSums(paths []string) ([]string, []error) {
+	sums := make([]string, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	const workers = 4
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(paths); i += workers {
+				sums[i], errs[i] = fileSum(t.abs(paths[i]))
+			}
+		})
+	}
+	wg.Wait()
+	return sums, errs
 }
 
 // readDeps reads the files a gcc dependency file (-MMD) names.
