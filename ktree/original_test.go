@@ -33,11 +33,7 @@ var originalObjects = []string{"fs/proc/cmdline.o", "drivers/block/brd.o", "fs/e
 func TestOriginalIsKbuilds(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	ctx := context.Background()
-	tree, err := k.Tree(ctx)
-	if err != nil {
-		testenv.MissingOr(t, err)
-	}
-	tree.ObjectCache = t.TempDir()
+	tree := ownCacheTree(t, k)
 	built, err := k.Objects(ctx, originalObjects)
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +117,7 @@ var otherMakefileObjects = []struct{ name, kbuild, module, function string }{
 func TestObjectOfAnotherMakefile(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	ctx := context.Background()
-	tree, err := k.Tree(ctx)
-	if err != nil {
-		testenv.MissingOr(t, err)
-	}
-	tree.ObjectCache = t.TempDir()
+	tree := ownCacheTree(t, k)
 	var names, kbuildNames []string
 	for _, o := range otherMakefileObjects {
 		names = append(names, o.name)
@@ -338,11 +330,7 @@ func TestOriginalCache(t *testing.T) {
 func TestPatchedCodeWithoutDebugInfo(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	ctx := context.Background()
-	tree, err := k.Tree(ctx)
-	if err != nil {
-		testenv.MissingOr(t, err)
-	}
-	tree.ObjectCache = t.TempDir()
+	tree := ownCacheTree(t, k)
 	dir := t.TempDir()
 	for _, obj := range originalObjects {
 		orig, _, _, err := tree.Original(ctx, obj)
@@ -434,4 +422,15 @@ func allocated(t *testing.T, path string) map[string]string {
 		out[key] = b.String()
 	}
 	return out
+}
+
+// ownCacheTree is k's source tree with an object cache of the test's own.
+func ownCacheTree(t *testing.T, k *testenv.Kernel) *ktree.Tree {
+	t.Helper()
+	tree, err := k.Tree(context.Background())
+	if err != nil {
+		testenv.MissingOr(t, err)
+	}
+	tree.ObjectCache = t.TempDir()
+	return tree
 }
