@@ -44,6 +44,20 @@ type nameRun struct{ first, last int32 }
 // Lookup returns the indices (into Syms) of the symbols called name, in
 // order. The first lookup indexes the table.
 func (t *Table) Lookup(name string) []int {
+	t.index()
+	r, ok := t.byName[name]
+	if !ok {
+		return nil
+	}
+	var idx []int
+	for i := r.first; i >= 0; i = t.next[i] {
+		idx = append(idx, int(i))
+	}
+	return idx
+}
+
+// index builds the table's index by name, once.
+func (t *Table) index() {
 	if t.byName == nil {
 		t.byName = make(map[string]nameRun, len(t.Syms))
 		t.next = make([]int32, len(t.Syms))
@@ -57,15 +71,6 @@ func (t *Table) Lookup(name string) []int {
 			}
 		}
 	}
-	r, ok := t.byName[name]
-	if !ok {
-		return nil
-	}
-	var idx []int
-	for i := r.first; i >= 0; i = t.next[i] {
-		idx = append(idx, int(i))
-	}
-	return idx
 }
 
 // Kallsyms is a parsed kallsyms dump, split by object.
@@ -160,7 +165,7 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 	// after the compile this parse runs beside) find it done, and only
 	// read it.
 	for _, t := range k.Objects {
-		t.Lookup("")
+		t.index()
 	}
 	return k, nil
 }
