@@ -137,6 +137,9 @@ func Join(outs []Outcome, classes map[string]HandClass) ([]Row, []string) {
 type Summary struct {
 	Total, CompileAlone int
 	ByClass             map[string]int
+	// TargetNotLoaded counts the built+loaded fixes of a module that was
+	// not loaded in the guest: loaded, but proven on nothing.
+	TargetNotLoaded int
 }
 
 // Summarize counts rows: the fixes that compile alone are those whose
@@ -148,6 +151,9 @@ func Summarize(rows []Row) Summary {
 		s.ByClass[r.Class]++
 		if r.Class != ClassNoCompile && r.Class != ClassNotBuilt {
 			s.CompileAlone++
+		}
+		if r.Class == ClassLoaded && strings.Contains(r.LoadLog, " not loaded") {
+			s.TargetNotLoaded++
 		}
 	}
 	return s

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func loadSteps(o Outcome, shipped map[string]bool) []vmtest.Step {
 	var pre, post, objs []string
 	for _, ob := range o.Objects {
 		if ob != "vmlinux" && shipped[ob] {
-			pre = append(pre, "modprobe "+ob+" >&2 || echo 'modprobe "+ob+" failed' >&2")
+			pre = append(pre, "modprobe "+ob+" >&2 || echo 'modprobe "+ob+" failed:' \"$(modprobe "+ob+" 2>&1 | tail -n 1)\"")
 			post = append(post, "rmmod "+ob+" >&2 || true")
 		}
 		objs = append(objs, ob)
@@ -55,109 +56,168 @@ func loadSteps(o Outcome, shipped map[string]bool) []vmtest.Step {
 	}
 }
 
-// loadAll boots k once and loads every built module in turn, recording
-// each one's result in its outcome; it returns the kernel log's bad lines.
-func loadAll(ctx context.Context, k *testenv.Kernel, outDir string, outs []Outcome) ([]string, error) {
+// boot is one guest run of the load: the outcomes (indices into the
+// run's outcomes) whose modules it loads, and the modules of the target
+// kernel it carries, with their dependencies, in load order.
+type boot struct {
+	Outcomes []int
+	Targets  []string        // modules the patches of this boot patch
+	Files    []string        // module files (relative to the modules directory)
+	InGuest  map[string]bool // Targets, as a set
+	Size     int64           // bytes of Files
+}
+
+// planBoots puts every built outcome into a boot, in order, so that the
+// modules each boot carries stay within budget: a boot that would grow
+// past it is closed and the next outcome starts a new one. So every
+// module a patch targets is in the guest with the patch, and the patch is
+// proven on it; only a module whose own files exceed the budget is left
+// out (its patch is loaded all the same, and applies when that module
+// loads). deps gives a module's files in load order; size a file's bytes.
+func planBoots(outs []Outcome, shipped map[string]bool, budget int64, deps func(string) ([]string, error), size func(string) int64) ([]boot, []string, error) {
+	var boots []boot
+	var left []string
+	cur := boot{InGuest: map[string]bool{}}
+	have := map[string]bool{}
+	for i, o := range outs {
+		if o.Build != BuildOK {
+			continue
+		}
+		// The files this outcome adds to the current boot, and to an empty one.
+		var want []string
+		for _, ob := range o.Objects {
+			if ob != "vmlinux" && shipped[ob] && !slices.Contains(want, ob) {
+				want = append(want, ob)
+			}
+		}
+		adds := func(have map[string]bool) (rels []string, add int64, err error) {
+			seen := map[string]bool{}
+			for _, ob := range want {
+				rs, err := deps(ob)
+				if err != nil {
+					return nil, 0, err
+				}
+				for _, r := range rs {
+					if !have[r] && !seen[r] {
+						seen[r] = true
+						rels = append(rels, r)
+						add += size(r)
+					}
+				}
+			}
+			return rels, add, nil
+		}
+		rels, add, err := adds(have)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cur.Size+add > budget && len(cur.Outcomes) > 0 {
+			boots = append(boots, cur)
+			cur, have = boot{InGuest: map[string]bool{}}, map[string]bool{}
+			if rels, add, err = adds(have); err != nil {
+				return nil, nil, err
+			}
+		}
+		cur.Outcomes = append(cur.Outcomes, i)
+		if add > budget {
+			left = append(left, fmt.Sprintf("%s: its modules %s with dependencies (%d MiB) exceed the guest's budget; not loaded in the guest", o.Module, strings.Join(want, ", "), add>>20))
+			continue
+		}
+		for _, r := range rels {
+			have[r] = true
+			cur.Files = append(cur.Files, r)
+		}
+		cur.Size += add
+		for _, ob := range want {
+			if !cur.InGuest[ob] {
+				cur.InGuest[ob] = true
+				cur.Targets = append(cur.Targets, ob)
+			}
+		}
+	}
+	if len(cur.Outcomes) > 0 {
+		boots = append(boots, cur)
+	}
+	return boots, left, nil
+}
+
+// loadAll boots k as many times as the modules the patches target need
+// (planBoots) and loads every built module in turn, recording each one's
+// result in its outcome; it returns the kernel logs' bad lines.
+func loadAll(ctx context.Context, k *testenv.Kernel, outDir string, outs []Outcome) ([]string, int, error) {
 	shipped, md, err := shippedModules(k)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var files []vmtest.File
-	var steps []vmtest.Step
-	var targets []string
-	seen := map[string]bool{}
-	n := 0
-	// The modules the patches target go into the guest's initramfs with
-	// their dependencies, up to a budget the guest's memory holds; a
-	// patch of a module left out is loaded all the same (it applies when
-	// that module loads) and says so.
-	inGuest := map[string]bool{}
-	have := map[string]bool{}
-	var size int64
-	for _, o := range outs {
-		if o.Build != BuildOK {
-			continue
-		}
-		n++
-		files = append(files, vmtest.File{Path: "/root/" + o.Module + ".ko", Host: filepath.Join(outDir, o.Module+".ko")})
-		for _, ob := range o.Objects {
-			if ob == "vmlinux" || !shipped[ob] || seen[ob] {
-				continue
+	boots, left, err := planBoots(outs, shipped, guestModuleBudget,
+		func(ob string) ([]string, error) { return md.LoadOrder([]string{ob}) },
+		func(rel string) int64 {
+			if st, err := os.Stat(filepath.Join(k.ModulesDir, rel)); err == nil {
+				return st.Size()
 			}
-			seen[ob] = true
-			rels, err := md.LoadOrder([]string{ob})
-			if err != nil {
-				return nil, err
-			}
-			var add int64
-			for _, rel := range rels {
-				if st, err := os.Stat(filepath.Join(k.ModulesDir, rel)); err == nil && !have[rel] {
-					add += st.Size()
-				}
-			}
-			if size+add > guestModuleBudget {
-				progress("  %s: its module %s and dependencies (%d MiB) exceed the guest's budget; not loaded in the guest", o.Module, ob, add>>20)
-				continue
-			}
-			size += add
-			inGuest[ob] = true
-			targets = append(targets, ob)
-			for _, rel := range rels {
-				if !have[rel] {
-					have[rel] = true
-					files = append(files, vmtest.File{Path: filepath.Join("/lib/modules", k.Release, rel), Host: filepath.Join(k.ModulesDir, rel)})
-				}
-			}
-		}
-		steps = append(steps, loadSteps(o, inGuest)...)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	progress("  %d target modules in the guest (%d MiB with dependencies)", len(targets), size>>20)
-	steps = append(steps, vmtest.Step{Name: "none left", Shell: "! ls /sys/kernel/livepatch/* 2>/dev/null | grep ."})
-	progress("booting %s: %d modules to load and unload", k.Release, n)
-	res, err := vmtest.Run(ctx, vmtest.Config{
-		Kernel: k, Files: files, Steps: steps, Memory: "3G",
-		Timeout: time.Duration(n)*time.Minute + 5*time.Minute,
-		OnStep: func(r vmtest.StepResult) {
-			progress("  guest: %s: exit %d %s", r.Name, r.Exit, lastLine(r.Stdout+r.Stderr))
-		},
-	})
+			return 0
+		})
 	if err != nil {
-		return nil, fmt.Errorf("VM run: %w", err)
+		return nil, 0, err
 	}
-	for i := range outs {
-		o := &outs[i]
-		if o.Build != BuildOK {
-			continue
-		}
-		l, ok := res.Step(o.Module + " load")
-		u, uok := res.Step(o.Module + " unload")
-		switch {
-		case !ok:
-			o.Load, o.LoadLog = "failed", "the load step did not run"
-		case l.Exit != 0:
-			o.Load, o.LoadLog = "failed", lastLine(l.Stdout+"\n"+l.Stderr+"\n"+l.Error)
-		case !uok || u.Exit != 0:
-			o.Load, o.LoadLog = "failed", "loaded, but unload failed: "+lastLine(u.Stdout+"\n"+u.Stderr+"\n"+u.Error)
-		default:
-			o.Load, o.LoadLog = "loaded", strings.Join(strings.Fields(l.Stdout), " ")
-		}
+	for _, l := range left {
+		progress("  %s", l)
 	}
-	if r, ok := res.Step("none left"); !ok || r.Exit != 0 {
-		return nil, fmt.Errorf("livepatches left in the kernel after the run: %s", r.Stdout)
-	}
-	var bad []string
-	for _, line := range strings.Split(res.Dmesg, "\n") {
-		if containsAny(line, badKernelLog) {
-			bad = append(bad, strings.TrimSpace(line))
+	var bad, dmesg []string
+	for bi, b := range boots {
+		var files []vmtest.File
+		var steps []vmtest.Step
+		for _, i := range b.Outcomes {
+			o := outs[i]
+			files = append(files, vmtest.File{Path: "/root/" + o.Module + ".ko", Host: filepath.Join(outDir, o.Module+".ko")})
+			steps = append(steps, loadSteps(o, b.InGuest)...)
 		}
+		for _, rel := range b.Files {
+			files = append(files, vmtest.File{Path: filepath.Join("/lib/modules", k.Release, rel), Host: filepath.Join(k.ModulesDir, rel)})
+		}
+		steps = append(steps, vmtest.Step{Name: "none left", Shell: "! ls /sys/kernel/livepatch/* 2>/dev/null | grep ."})
+		n := len(b.Outcomes)
+		progress("booting %s (%d of %d): %d modules to load and unload, %d target modules in the guest (%d MiB with dependencies)",
+			k.Release, bi+1, len(boots), n, len(b.Targets), b.Size>>20)
+		res, err := vmtest.Run(ctx, vmtest.Config{
+			Kernel: k, Files: files, Steps: steps, Memory: "3G",
+			Timeout: time.Duration(n)*time.Minute + 5*time.Minute,
+			OnStep: func(r vmtest.StepResult) {
+				progress("  guest: %s: exit %d %s", r.Name, r.Exit, lastLine(r.Stdout+r.Stderr))
+			},
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("VM run %d of %d: %w", bi+1, len(boots), err)
+		}
+		for _, i := range b.Outcomes {
+			o := &outs[i]
+			l, ok := res.Step(o.Module + " load")
+			u, uok := res.Step(o.Module + " unload")
+			switch {
+			case !ok:
+				o.Load, o.LoadLog = "failed", "the load step did not run"
+			case l.Exit != 0:
+				o.Load, o.LoadLog = "failed", lastLine(l.Stdout+"\n"+l.Stderr+"\n"+l.Error)
+			case !uok || u.Exit != 0:
+				o.Load, o.LoadLog = "failed", "loaded, but unload failed: "+lastLine(u.Stdout+"\n"+u.Stderr+"\n"+u.Error)
+			default:
+				o.Load, o.LoadLog = "loaded", strings.Join(strings.Fields(l.Stdout), " ")
+			}
+		}
+		if r, ok := res.Step("none left"); !ok || r.Exit != 0 {
+			return nil, 0, fmt.Errorf("VM run %d of %d: livepatches left in the kernel after the run: %s", bi+1, len(boots), r.Stdout)
+		}
+		for _, line := range strings.Split(res.Dmesg, "\n") {
+			if containsAny(line, badKernelLog) {
+				bad = append(bad, strings.TrimSpace(line))
+			}
+		}
+		dmesg = append(dmesg, fmt.Sprintf("=== boot %d of %d ===\n%s", bi+1, len(boots), res.Dmesg))
 	}
 	if len(bad) > 0 {
-		os.WriteFile(filepath.Join(filepath.Dir(outDir), "dmesg"), []byte(res.Dmesg), 0o644)
+		os.WriteFile(filepath.Join(filepath.Dir(outDir), "dmesg"), []byte(strings.Join(dmesg, "\n")), 0o644)
 	}
-	return bad, nil
+	return bad, len(boots), nil
 }
 
 // shippedModules are the modules of k's package, by name.

@@ -209,9 +209,9 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	// One boot: every module that built, loaded and unloaded in turn.
+	// The boots: every module that built, loaded and unloaded in turn.
 	t = time.Now()
-	dmesgBad, err := loadAll(ctx, k, outDir, chosen)
+	dmesgBad, boots, err := loadAll(ctx, k, outDir, chosen)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func run(ctx context.Context, c config) error {
 	r := lastRun{Outcomes: chosen, Info: TableInfo{
 		Old: c.oldVer, New: c.newVer, Kernel: c.kernel, Every: c.every, Only: c.only, Kelp: kelp,
 		Patches: len(sel.Patches), TooLarge: len(sel.TooLarge), OtherArch: len(sel.OtherArch),
-		Added: len(sel.Added), Removed: len(sel.Removed), DmesgBad: dmesgBad,
+		Added: len(sel.Added), Removed: len(sel.Removed), DmesgBad: dmesgBad, Boots: boots,
 		Elapsed: time.Since(start).Round(time.Second),
 	}}
 	data, err := json.MarshalIndent(r, "", "  ")

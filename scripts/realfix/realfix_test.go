@@ -140,6 +140,7 @@ func TestJoin(t *testing.T) {
 		{File: "fs/b.c", Build: BuildRefused, Configured: true, Message: "refused: export"},
 		{File: "fs/c.c", Build: BuildRefused, Configured: true, Message: "refused: new"},
 		{File: "fs/d.c", Build: BuildOK, Configured: true, Load: "loaded", Funcs: []string{"vmlinux:d_fn,0"}},
+		{File: "fs/d2.c", Build: BuildOK, Configured: true, Load: "loaded", Funcs: []string{"m:m_fn,0"}, LoadLog: "modprobe m failed: no such device m not loaded"},
 		{File: "fs/e.c", Build: BuildOK, Configured: true, Load: "failed", LoadLog: "kernel refused"},
 		{File: "fs/f.c", Build: BuildCompile, Configured: true},
 		{File: "arch/x86/g.c", Build: BuildRefused, Configured: false, Message: "refused: symbol not found"},
@@ -152,7 +153,7 @@ func TestJoin(t *testing.T) {
 	}
 	want := []string{
 		"fs/a.c=" + ClassTrue, "fs/b.c=" + ClassLimitation, "fs/c.c=" + ClassUnclassfied,
-		"fs/d.c=" + ClassLoaded, "fs/e.c=" + ClassLoadFailed, "fs/f.c=" + ClassNoCompile,
+		"fs/d.c=" + ClassLoaded, "fs/d2.c=" + ClassLoaded, "fs/e.c=" + ClassLoadFailed, "fs/f.c=" + ClassNoCompile,
 		"arch/x86/g.c=" + ClassNotBuilt, "arch/x86/h.c=" + ClassNotBuilt,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -161,17 +162,19 @@ func TestJoin(t *testing.T) {
 	if !reflect.DeepEqual(stale, []string{"fs/gone.c"}) {
 		t.Errorf("stale classifications %q", stale)
 	}
-	if !strings.Contains(rows[7].Reason, "does not build") {
-		t.Errorf("a module built for an unconfigured object is not flagged: %q", rows[7].Reason)
+	if !strings.Contains(rows[8].Reason, "does not build") {
+		t.Errorf("a module built for an unconfigured object is not flagged: %q", rows[8].Reason)
 	}
 	s := Summarize(rows)
-	if s.Total != 8 || s.CompileAlone != 5 || s.ByClass[ClassLoaded] != 1 || s.Rate() != 20 {
+	if s.Total != 9 || s.CompileAlone != 6 || s.ByClass[ClassLoaded] != 2 || s.TargetNotLoaded != 1 || s.Rate() != 100*2.0/6 {
 		t.Errorf("summary %+v, rate %.1f", s, s.Rate())
 	}
-	doc := Table(rows, s, TableInfo{Old: "6.1.170-3", New: "6.1.176-1", Kernel: "6.1.0-47-amd64", Every: 3, Patches: 24})
+	doc := Table(rows, s, TableInfo{Old: "6.1.170-3", New: "6.1.176-1", Kernel: "6.1.0-47-amd64", Every: 3, Patches: 24, Boots: 2})
 	for _, w := range []string{
-		"| **compile alone** (object built by the config, the fix compiles without the rest of its series) | **5** |",
-		"Built and loaded: 1 of the 5 fixes that compile alone (20.0 %",
+		"| **compile alone** (object built by the config, the fix compiles without the rest of its series) | **6** |",
+		"Built and loaded: 2 of the 6 fixes that compile alone (33.3 %",
+		"Of those built and loaded, 1 patch a module that was not loaded in the guest",
+		"boots under QEMU (2 boots, each carrying",
 		"one patch in every 3 of the 24",
 		"| `fs/a.c` | 0 | " + ClassTrue + " | refused: data — **changes existing data** |",
 		"| `fs/d.c` | 0 | " + ClassLoaded + " | patched vmlinux:d_fn,0 |",

@@ -13,6 +13,7 @@ type TableInfo struct {
 	Only                                         string
 	Patches, TooLarge, OtherArch, Added, Removed int
 	DmesgBad                                     []string
+	Boots                                        int // guest boots of the load
 	Elapsed                                      time.Duration
 }
 
@@ -28,10 +29,11 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 	p("Every `.c` file of amd64 kernel code that changed between Debian's `linux-source-6.1` %s and %s\n", in.Old, in.New)
 	p("with 1–%d changed lines (added + removed) is one fix: its whole difference, one patch per file. Each is built\n", MaxChanged)
 	p("with kelp for `linux-image-%s` (%s): that kernel's kallsyms (`kelp symbols` in a boot of it), config,\n", in.Kernel, in.Old)
-	p("`linux-headers-%s` and the %s source tree. Then that kernel boots once under QEMU and every module that\n", in.Kernel, in.Old)
+	p("`linux-headers-%s` and the %s source tree. Then that kernel boots under QEMU (%s, each carrying\n", in.Kernel, in.Old, plural(in.Boots, "boot"))
+	p("the modules its patches target, with their dependencies, within %d MiB) and every module that\n", guestModuleBudget>>20)
 	p("built is loaded with `kelp load` (which waits for the transition to complete; the patch must then be enabled,\n")
 	p("out of transition, and patch each of its objects that is loaded; a module it patches that Debian ships is\n")
-	p("`modprobe`d first, while the guest's modules stay within %d MiB) and unloaded with `kelp unload`, one after\n", guestModuleBudget>>20)
+	p("`modprobe`d first) and unloaded with `kelp unload`, one after\n")
 	p("another. Refusals are classified by hand in\n")
 	p("`scripts/realfix/classes.tsv`. kelp: `%s`.\n\n", in.Kelp)
 	p("Between the two versions %d `.c` files of amd64 kernel code changed by 1–%d lines, %d by more;\n", in.Patches, MaxChanged, in.TooLarge)
@@ -57,6 +59,9 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 		p("| %s | %d |\n", c, s.ByClass[c])
 	}
 	p("\nBuilt and loaded: %d of the %d fixes that compile alone (%.1f %%; the goal is 90 %%).\n", s.ByClass[ClassLoaded], s.CompileAlone, s.Rate())
+	if s.TargetNotLoaded > 0 {
+		p("Of those built and loaded, %d patch a module that was not loaded in the guest (its `modprobe` failed, named in the row), so the patch loaded but patched nothing yet.\n", s.TargetNotLoaded)
+	}
 	if len(in.DmesgBad) == 0 {
 		p("The kernel log of the boot has no warning, BUG or oops.\n")
 	} else {
@@ -90,4 +95,12 @@ func cell(r Row) string {
 		}
 	}
 	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
+}
+
+// plural is "1 boot" or "n boots".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
