@@ -227,7 +227,8 @@ func compileFlags(cmd, obj, src string) (flags, post, kobj, ksrc string, err err
 }
 
 // overlayIncludes puts overlay's copy of every include directory of flags
-// before the tree's, so patched headers win.
+// before the tree's, so patched headers win. (A patched compile maps the
+// overlay's paths in __FILE__ back to the tree's: patchedFlags.)
 func overlayIncludes(flags, overlay string) string {
 	if overlay == "" {
 		return flags
@@ -237,7 +238,7 @@ func overlayIncludes(flags, overlay string) string {
 		dir := strings.TrimPrefix(m, " -I./")
 		return " -I" + shellQuote(filepath.Join(overlay, dir)) + m
 	})
-	return flags + " -fmacro-prefix-map=" + shellQuote(overlay+"/") + "="
+	return flags
 }
 
 // patchedFlags end the flags of the compile of a patched object whose

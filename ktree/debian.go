@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/kelp-project/kelp/buildroot"
-	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
 // VersionMismatchError reports a source package of another version than
@@ -247,19 +246,20 @@ func dpkgQuery(ctx context.Context, args ...string) ([]byte, error) {
 		state = append(state, k)
 	}
 	var record string
-	if base, err := os.UserCacheDir(); err == nil && state != nil {
-		record = filepath.Join(base, "kelp", "dpkg", Digest(append(append([]string{"dpkg-v1"}, state...), args...)...))
-		if out, err := os.ReadFile(record); err == nil {
-			return out, nil
+	if state != nil {
+		if p, err := recordPath("dpkg", Digest(append(append([]string{"dpkg-v1"}, state...), args...)...)); err == nil {
+			record = p
+			if out, err := os.ReadFile(record); err == nil {
+				return out, nil
+			}
 		}
 	}
 	out, err := exec.CommandContext(ctx, "dpkg-query", args...).Output()
 	if err != nil {
 		return nil, err
 	}
-	if record != "" && os.MkdirAll(filepath.Dir(record), 0o755) == nil {
-		// A record that cannot be written is only a slower next build.
-		atomicfile.WriteFile(record, out, 0o644)
+	if record != "" {
+		keepRecord(record, out)
 	}
 	return out, nil
 }

@@ -264,12 +264,7 @@ type compilerRecord struct {
 
 // compilerRecordFile names the record of cc in this environment.
 func compilerRecordFile(cc string) (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	name := Digest("compiler-v1", cc, os.Getenv("PATH"), os.Getenv("GCC_EXEC_PREFIX"), os.Getenv("COMPILER_PATH"))
-	return filepath.Join(base, "kelp", "compilers", name+".json"), nil
+	return recordPath("compilers", Digest("compiler-v1", cc, os.Getenv("PATH"), os.Getenv("GCC_EXEC_PREFIX"), os.Getenv("COMPILER_PATH"))+".json")
 }
 
 // resolveDriver is where sh's `readlink -f "$(command -v cc)"` leads.
@@ -337,11 +332,9 @@ func storeCompilerID(cc string, programs []string, id string) {
 		}
 		rec.Keys[f] = k
 	}
-	data, err := json.Marshal(rec)
-	if err != nil || os.MkdirAll(filepath.Dir(file), 0o755) != nil {
-		return
+	if data, err := json.Marshal(rec); err == nil {
+		keepRecord(file, data)
 	}
-	atomicfile.WriteFile(file, data, 0o644)
 }
 
 // valid reads the entry in dir and checks that its object is there and

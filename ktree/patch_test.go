@@ -103,7 +103,7 @@ func TestOwnerAndFlags(t *testing.T) {
 	if _, _, _, _, err := compileFlags(kvm, "virt/kvm/eventfd.o", "virt/kvm/eventfd.c"); err == nil {
 		t.Error("compileFlags took kvm_main's command for eventfd.o")
 	}
-	if got := overlayIncludes(" -I./include -I./arch/x86/include", "/w/b"); !strings.Contains(got, " -I'/w/b/include' -I./include") {
+	if got, want := overlayIncludes(" -I./include -I./arch/x86/include", "/w/b"), " -I'/w/b/include' -I./include -I'/w/b/arch/x86/include' -I./arch/x86/include"; got != want {
 		t.Errorf("overlay = %q", got)
 	}
 }
