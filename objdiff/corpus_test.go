@@ -196,6 +196,25 @@ var corpus = []corpusCase{
 		special: map[string]int{".altinstructions": 5, "__ex_table": 8},
 	},
 	{
+		// A module's alternative whose replacement code jumps back into
+		// its function (static_cpu_has): only the kept entry's
+		// replacement is relocated. The replacement code of the object's
+		// other functions jumps into those (kvm_amd's own, unexported),
+		// which the patch must neither reference nor be refused for.
+		name:    "alt-replacement-module-kvm",
+		changed: []string{"invlpg_interception"},
+		special: map[string]int{".altinstructions": 2},
+		klp:     []string{"kvm:kvm_mmu_invlpg:0", "kvm:kvm_skip_emulated_instruction:0"},
+	},
+	{
+		// The same in vmlinux (perf's LBR code, 13 static_cpu_has in
+		// its functions): no livepatch relocation to the other functions
+		// (checkReplacementRelocs), and only the changed one changes.
+		name:    "alt-replacement-vmlinux-lbr",
+		changed: []string{"intel_pmu_lbr_reset"},
+		special: map[string]int{".altinstructions": 2},
+	},
+	{
 		// The key is an exported vmlinux static key: a normal relocation.
 		name:    "jump-label-vmlinux",
 		changed: []string{"set_freezable"},
@@ -583,10 +602,66 @@ func checkOutput(t *testing.T, res *Result) []string {
 	if n != len(res.Report.KlpRelocs) {
 		t.Errorf("%d livepatch relocations in the object, %d in the report", n, len(res.Report.KlpRelocs))
 	}
+	checkReplacementRelocs(t, f)
 	for _, fn := range res.Report.Changed {
 		if s := f.Symbol(fn.Symbol); s == nil || s.Section == nil || s.Section.Name != fn.Section {
 			t.Errorf("changed function %s: symbol %s not defined in %s", fn.Name, fn.Symbol, fn.Section)
 		}
 	}
 	return at
+}
+
+// checkReplacementRelocs: every relocation of the output's replacement
+// code (normal or livepatch) lies in the replacement of one of the
+// output's alternatives; replacement code no kept alternative uses never
+// runs, and what it references must not be carried or resolved.
+func checkReplacementRelocs(t *testing.T, f *elfobj.File) {
+	t.Helper()
+	var alt, repl *elfobj.Section
+	for _, s := range f.Sections {
+		switch s.Name {
+		case ".altinstructions":
+			alt = s
+		case ".altinstr_replacement":
+			repl = s
+		}
+	}
+	if repl == nil {
+		return
+	}
+	if alt == nil {
+		t.Errorf("replacement code carried without alternatives")
+		return
+	}
+	// Each entry has two relocations, to its instruction and to its
+	// replacement; the entry's last byte is the replacement's length.
+	var rs []elfobj.Reloc
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_RELA && s.Info == alt {
+			rs = append(rs, s.Relocs...)
+		}
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Offset < rs[j].Offset })
+	if len(rs) == 0 || len(rs)%2 != 0 || len(alt.Data)%(len(rs)/2) != 0 {
+		t.Fatalf(".altinstructions: %d relocations over %d bytes", len(rs), len(alt.Data))
+	}
+	size := uint64(len(alt.Data) / (len(rs) / 2))
+	var live [][2]uint64
+	for _, r := range rs {
+		if r.Offset%size != 4 || r.Symbol == nil || r.Symbol.Section != repl {
+			continue
+		}
+		start := r.Symbol.Value + uint64(r.Addend)
+		live = append(live, [2]uint64{start, start + uint64(alt.Data[r.Offset-4+size-1])})
+	}
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA || s.Info != repl {
+			continue
+		}
+		for _, r := range s.Relocs {
+			if !slices.ContainsFunc(live, func(l [2]uint64) bool { return r.Offset >= l[0] && r.Offset < l[1] }) {
+				t.Errorf("%s: relocation at %#x against %s is in replacement code no alternative of the output uses (%v)", s.Name, r.Offset, symName(r.Symbol), live)
+			}
+		}
+	}
 }

@@ -82,7 +82,14 @@ func diffPatch(t *testing.T, name string) []unitResult {
 		kk := kern
 		if u.Module {
 			obj = u.ModName
-			kk = &ksym.Kernel{Vmlinux: kern.Vmlinux, Exports: kern.Exports, Modules: map[string]*ksym.Table{obj: ksymtest.Module(t, k, obj)}}
+			mods := map[string]*ksym.Table{obj: ksymtest.Module(t, k, obj)}
+			// The modules whose exports the unit calls (kvm for kvm_amd).
+			for _, sym := range pairs[i].orig.Symbols {
+				if e, ok := kern.Exports[sym.Name]; ok && sym.IsUndefined() && e.Object != ksym.Vmlinux && mods[e.Object] == nil {
+					mods[e.Object] = ksymtest.Module(t, k, e.Object)
+				}
+			}
+			kk = &ksym.Kernel{Vmlinux: kern.Vmlinux, Exports: kern.Exports, Modules: mods}
 		}
 		res, err := Diff(Input{
 			Unit:        u.Object,

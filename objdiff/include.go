@@ -44,7 +44,9 @@ func (d *differ) include() {
 			case t.sec != nil:
 				if !d.anon[t.sec] && carriable(t.sec) {
 					d.anon[t.sec] = true
-					anonQueue = append(anonQueue, t.sec)
+					if !replacementPool(t.sec) {
+						anonQueue = append(anonQueue, t.sec)
+					}
 				}
 			}
 		}
@@ -64,6 +66,52 @@ func (d *differ) include() {
 	}
 	d.follow = follow
 	d.drain()
+}
+
+// replacementPool reports whether s holds the replacement code of
+// alternatives: pieces that the kernel copies over an alternative's
+// original instructions when the patch loads, each used only by its
+// .altinstructions entry. Its relocations are followed piece by piece, as
+// entries are kept (keepEntries), not for the whole section.
+func replacementPool(s *elfobj.Section) bool {
+	return s.Name == ".altinstr_replacement"
+}
+
+// markLive records that the kept .altinstructions entry en uses its
+// replacement code, and follows that code's relocations. The entry's
+// second field points to the code and its last byte is the code's length
+// (struct alt_instr of Linux 6.1 to 6.12: replacementlen).
+func (d *differ) markLive(sec *elfobj.Section, en entry) {
+	for _, r := range d.p.relocsIn(sec, en.off+4, 4) {
+		t := d.p.target(sec, r)
+		if t.sec == nil || !replacementPool(t.sec) || t.off < 0 {
+			continue
+		}
+		start := uint64(t.off)
+		end := start + uint64(sec.Data[en.off+en.size-1])
+		if end > t.sec.MemSize() {
+			end = t.sec.MemSize()
+		}
+		if d.live == nil {
+			d.live = map[*elfobj.Section][][2]uint64{}
+		}
+		d.live[t.sec] = append(d.live[t.sec], [2]uint64{start, end})
+		d.follow(t.sec, d.p.relocsIn(t.sec, start, end-start))
+	}
+}
+
+// isLive reports whether off of a replacement pool is in code a kept
+// alternative uses; every offset of any other section is.
+func (d *differ) isLive(sec *elfobj.Section, off uint64) bool {
+	if !replacementPool(sec) {
+		return true
+	}
+	for _, r := range d.live[sec] {
+		if off >= r[0] && off < r[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // carriable reports whether an anonymous section may be copied into the
@@ -111,6 +159,9 @@ func (d *differ) keepEntries() {
 				}
 				d.kept[sec] = append(d.kept[sec], en)
 				d.follow(sec, d.p.relocsIn(sec, off, size))
+				if sec.Name == ".altinstructions" {
+					d.markLive(sec, en)
+				}
 				d.drain()
 				more = true
 			}
@@ -126,7 +177,7 @@ func (d *differ) entryAt(sec *elfobj.Section, sp *special, off, size uint64) (en
 		switch {
 		case t.e != nil && t.e.included:
 			return entry{sec: sec, sp: sp, index: int(off / size), off: off, size: size, anchor: t.e, at: t.delta}, true
-		case t.sec != nil && d.anon[t.sec]:
+		case t.sec != nil && d.anon[t.sec] && t.off >= 0 && d.isLive(t.sec, uint64(t.off)):
 			return entry{sec: sec, sp: sp, index: int(off / size), off: off, size: size, at: t.off}, true
 		}
 	}

@@ -172,6 +172,9 @@ type target struct {
 	delta int64           // S+A relative to the element's start
 	sec   *elfobj.Section // an anonymous section (no elements), with off
 	off   int64
+	// at is the place in sec the reference means: off, or off+4 for a
+	// PC-relative field in code, whose addend counts from the field's end.
+	at    int64
 	undef *elfobj.Symbol // an undefined symbol (A in delta)
 	other *elfobj.Symbol // a symbol in a special or unmodelled place
 }
@@ -199,7 +202,7 @@ func (s *side) target(from *elfobj.Section, r elfobj.Reloc) target {
 		return target{e: e, delta: off - int64(e.off)}
 	}
 	if sym.Type == elf.STT_SECTION || sym.Type == elf.STT_NOTYPE {
-		return target{sec: sym.Section, off: off}
+		return target{sec: sym.Section, off: off, at: probe}
 	}
 	return target{other: sym, delta: r.Addend}
 }
@@ -226,7 +229,7 @@ func (s *side) ident(t target) string {
 		}
 		return "new:" + e.id + d
 	case t.sec != nil:
-		return "anon:" + s.anonIdent(t.sec, t.off)
+		return "anon:" + s.anonIdent(t.sec, t.at)
 	case t.undef != nil:
 		return "u:" + t.undef.Name + ":" + strconv.FormatInt(t.delta, 10)
 	case t.other != nil:

@@ -76,6 +76,9 @@ func (d *differ) build() {
 	}
 	for _, pc := range pieces {
 		for _, r := range d.p.relocsIn(pc.from, pc.off, pc.len) {
+			if !d.isLive(pc.from, r.Offset) {
+				continue // replacement code no kept alternative uses
+			}
 			b.reloc(pc.from, r, pc.to, r.Offset-pc.off, true)
 		}
 	}
