@@ -40,7 +40,7 @@ func loadSymbols(symbols, symvers string) (k *ksym.Kernel, hdr *ksym.DumpHeader,
 		if ok {
 			hdr = &h
 		}
-		ka, err := ksym.ParseKallsyms(bytes.NewReader(data))
+		ka, err := ksym.ParseKallsymsString(string(data))
 		if err != nil {
 			return nil, nil, fmt.Errorf("symbols %s: %w", symbols, err)
 		}

@@ -96,8 +96,13 @@ func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kallsyms: %w", err)
 	}
-	// One string for the whole dump: the names are slices of it.
-	rest := string(data)
+	return ParseKallsymsString(string(data))
+}
+
+// ParseKallsymsString is ParseKallsyms of a dump already in memory, such
+// as a file's contents: the names are slices of it, not copies.
+func ParseKallsymsString(dump string) (*Kallsyms, error) {
+	rest := dump
 	k := &Kallsyms{Objects: map[string]*Table{}}
 	var last *Table
 	var f [5]string

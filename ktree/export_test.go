@@ -5,7 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
+
+// SetSettle sets how long ago a dependency must have changed for its
+// inode's state to vouch for its content, and returns the previous value.
+func SetSettle(d time.Duration) time.Duration {
+	old := settle
+	settle = d
+	return old
+}
+
+// FilesHashed is how many files the object cache has read to hash them.
+func FilesHashed() int64 { return filesHashed.Load() }
 
 // The two sources of an object's command, for the tests of ktree_test.
 

@@ -15,9 +15,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/internal/atomicfile"
+	"github.com/kelp-project/kelp/internal/sys"
 )
 
 // The original object of a tree, config and object never changes, so it
@@ -37,6 +40,37 @@ type entry struct {
 	Deps [][2]string `json:"deps"`
 	// CRCs are the MODVERSIONS CRCs of the symbols the object exports.
 	CRCs map[string]uint32 `json:"crcs"`
+	// Stats are, for each of Deps, its inode's state (statSig) when it
+	// was hashed, or "" when that state may not tell a later change (a
+	// file changed in the seconds before): a dependency whose inode is
+	// still in that state is not read again.
+	Stats []string `json:"stats,omitempty"`
+}
+
+// settle is how long ago a file must have last changed for its inode's
+// state to vouch for its content: a change within the same tick of the
+// file system's clock could otherwise leave size and times as they were.
+var settle = 2 * time.Second
+
+// filesHashed counts fileSum's reads (for the tests).
+var filesHashed atomic.Int64
+
+// statSig is the state of the inode at p: device, inode number, size,
+// modification and change times (every write sets the change time to the
+// current time, and no system call sets it back). settled says that it
+// last changed more than settle before now. It is "" when the system does
+// not say.
+func statSig(p string, now time.Time) (sig string, settled bool) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", false
+	}
+	dev, ino, ctime, ok := sys.Inode(fi)
+	if !ok {
+		return "", false
+	}
+	sig = fmt.Sprintf("%d:%d:%d:%d:%d", dev, ino, fi.Size(), fi.ModTime().UnixNano(), ctime.UnixNano())
+	return sig, fi.ModTime().Before(now.Add(-settle)) && ctime.Before(now.Add(-settle))
 }
 
 // DefaultObjectCache is $XDG_CACHE_HOME/kelp/objects.
@@ -351,13 +385,21 @@ func (t *Tree) valid(dir, object string) (*entry, bool) {
 	if err := json.Unmarshal(data, &e); err != nil || len(e.Deps) == 0 {
 		return nil, false
 	}
-	paths := make([]string, len(e.Deps))
+	// A dependency whose inode is as it was when it was hashed is as it
+	// was; the others are read and hashed again.
+	var paths, want []string
+	now := time.Now()
 	for i, d := range e.Deps {
-		paths[i] = d[0]
+		if len(e.Stats) == len(e.Deps) && e.Stats[i] != "" {
+			if sig, _ := statSig(t.abs(d[0]), now); sig == e.Stats[i] {
+				continue
+			}
+		}
+		paths, want = append(paths, d[0]), append(want, d[1])
 	}
 	sums, errs := t.fileSums(paths)
-	for i, d := range e.Deps {
-		if errs[i] != nil || sums[i] != d[1] {
+	for i := range paths {
+		if errs[i] != nil || sums[i] != want[i] {
 			return nil, false
 		}
 	}
@@ -426,6 +468,16 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 			seen[d] = true
 			paths = append(paths, d)
 		}
+	}
+	// Each inode's state is taken before its content is read: a change
+	// after it changes the state.
+	now := time.Now()
+	for _, d := range paths {
+		sig, settled := statSig(t.abs(d), now)
+		if !settled {
+			sig = ""
+		}
+		e.Stats = append(e.Stats, sig)
 	}
 	sums, errs := t.fileSums(paths)
 	for i, d := range paths {
@@ -504,6 +556,7 @@ func syncFile(p string) error {
 }
 
 func fileSum(p string) (string, error) {
+	filesHashed.Add(1)
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err

@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/sys"
@@ -273,7 +275,7 @@ func TestOriginalCache(t *testing.T) {
 	}
 	request(open(), "another Tree of the same directory", true)
 
-	replace := func(rel, appended string, keepTime bool) {
+	edit := func(rel string, change func([]byte) []byte, keepTime bool) {
 		t.Helper()
 		p := filepath.Join(copyDir, rel)
 		st, err := os.Stat(p)
@@ -288,7 +290,7 @@ func TestOriginalCache(t *testing.T) {
 		if err := os.Remove(p); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, append(data, appended...), st.Mode()); err != nil {
+		if err := os.WriteFile(p, change(data), st.Mode()); err != nil {
 			t.Fatal(err)
 		}
 		if keepTime {
@@ -297,8 +299,83 @@ func TestOriginalCache(t *testing.T) {
 			}
 		}
 	}
+	replace := func(rel, appended string, keepTime bool) {
+		t.Helper()
+		edit(rel, func(b []byte) []byte { return append(b, appended...) }, keepTime)
+	}
+	// stats reads the entry's record of its dependencies' inodes.
+	stats := func() map[string]string {
+		t.Helper()
+		files, err := filepath.Glob(filepath.Join(cache, "*", "entry.json"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("entries %q, %v", files, err)
+		}
+		var e struct {
+			Deps  [][2]string
+			Stats []string
+		}
+		data, err := os.ReadFile(files[0])
+		if err == nil {
+			err = json.Unmarshal(data, &e)
+		}
+		if err != nil || len(e.Stats) != len(e.Deps) {
+			t.Fatalf("entry %s: %d dependencies, %d inode states, %v", files[0], len(e.Deps), len(e.Stats), err)
+		}
+		m := map[string]string{}
+		for i, d := range e.Deps {
+			m[d[0]] = e.Stats[i]
+		}
+		return m
+	}
+	const header = "include/linux/seq_file.h"
+	// The copy's files are old but their inodes changed as cp linked them,
+	// within the hour: with an hour to settle, none vouches for its
+	// content.
+	restore := ktree.SetSettle(time.Hour)
+	defer ktree.SetSettle(restore)
+	os.RemoveAll(cache)
+	request(open(), "with an hour to settle", false)
+	for d, st := range stats() {
+		if st != "" {
+			t.Fatalf("%s: inode state %q recorded for a file changed a moment ago", d, st)
+		}
+	}
+	// Once settled, the inodes vouch: a header replaced by a file of the
+	// same size and times but another byte (a new inode) is read again and
+	// found changed; one replaced by the same bytes is read and found
+	// unchanged.
+	ktree.SetSettle(0)
+	os.RemoveAll(cache)
+	request(open(), "with settled dependencies", false)
+	if st := stats(); st["fs/proc/version.c"] == "" || st[header] == "" {
+		t.Fatalf("no inode state recorded for settled dependencies: %q", st)
+	}
+	hashed := func(what string, want int64, do func()) {
+		t.Helper()
+		before := ktree.FilesHashed()
+		do()
+		if got := ktree.FilesHashed() - before; got != want {
+			t.Errorf("%s: %d files read to hash them, want %d", what, got, want)
+		}
+	}
+	hashed("a request with the inodes as they were", 0, func() { request(open(), "with the inodes as they were", true) })
+	edit(header, func(b []byte) []byte { return b }, true)
+	hashed("a request after the header is replaced by the same bytes", 1, func() {
+		request(tree, "after the header is replaced by the same bytes", true)
+	})
+	edit(header, func(b []byte) []byte {
+		c := bytes.Clone(b)
+		i := bytes.Index(c, []byte("GPL"))
+		if i < 0 {
+			t.Fatalf("%s has no GPL in its licence line", header)
+		}
+		c[i+2] = 'X'
+		return c
+	}, true)
+	request(tree, "after a header byte changes (same size and times)", false)
+	request(tree, "again after the byte change", true)
 
-	replace("include/linux/seq_file.h", "\n/* changed */\n", false)
+	replace(header, "\n/* changed */\n", false)
 	request(tree, "after a header change", false)
 	request(tree, "again after the header change", true)
 

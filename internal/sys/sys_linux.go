@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,4 +126,16 @@ func MaxRSS(ps *os.ProcessState) (int64, bool) {
 		return 0, false
 	}
 	return ru.Maxrss * 1024, true
+}
+
+// Inode is what the file system says of a file's identity and last
+// change: device, inode number, and the change time (ctime), which every
+// write and every metadata change sets to the current time and which no
+// system call can set back.
+func Inode(fi os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, time.Time{}, false
+	}
+	return uint64(st.Dev), st.Ino, time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // ErrUnsupported is what every system call returns off Linux.
@@ -68,3 +69,8 @@ func DieWithParent(*exec.Cmd) {}
 
 // MaxRSS is not known off Linux.
 func MaxRSS(ps *os.ProcessState) (int64, bool) { return 0, false }
+
+// Inode is unknown here: callers fall back to reading the file.
+func Inode(os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
+	return 0, 0, time.Time{}, false
+}
