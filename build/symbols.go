@@ -51,12 +51,11 @@ func loadSymbols(symbols, symvers string) (k *ksym.Kernel, hdr *ksym.DumpHeader,
 	if k.Vmlinux == nil || len(k.Vmlinux.Syms) < 1000 {
 		return nil, nil, fmt.Errorf("symbols %s: not a kallsyms dump or a vmlinux with a symbol table", symbols)
 	}
-	sv, err := os.Open(symvers)
+	sv, err := os.ReadFile(symvers)
 	if err != nil {
 		return nil, nil, fmt.Errorf("exported symbols: %w (install the kernel's headers package)", err)
 	}
-	defer sv.Close()
-	if k.Exports, err = ksym.ParseSymvers(sv); err != nil {
+	if k.Exports, err = ksym.ParseSymversString(string(sv)); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", symvers, err)
 	}
 	return k, hdr, nil

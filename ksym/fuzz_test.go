@@ -82,6 +82,7 @@ func FuzzParseSymvers(f *testing.F) {
 	f.Add("12\ta\tb\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		sv, err := ParseSymvers(strings.NewReader(text))
+		sameSymversAsReference(t, text, sv, err)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error is not one line: %q", err)

@@ -1,7 +1,6 @@
 package ksym
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"path"
@@ -24,17 +23,47 @@ type Symvers map[string]Export
 
 // ParseSymvers reads Module.symvers: "crc<TAB>name<TAB>object<TAB>kind<TAB>namespace".
 func ParseSymvers(r io.Reader) (Symvers, error) {
-	out := Symvers{}
-	sc := bufio.NewScanner(r)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("Module.symvers: %w", err)
+	}
+	return ParseSymversString(string(data))
+}
+
+// maxSymversLine bounds a line of Module.symvers.
+const maxSymversLine = 64 << 10
+
+// ParseSymversString is ParseSymvers of a file's contents already in
+// memory; the exports' strings are slices of text.
+func ParseSymversString(text string) (Symvers, error) {
+	out := make(Symvers, strings.Count(text, "\n")+1)
+	objects := map[string]string{} // ModuleName of each path
+	var f [5]string
+	for n, rest := 1, text; rest != ""; n++ {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if len(line) > maxSymversLine {
+			return nil, fmt.Errorf("Module.symvers line %d: longer than %d bytes", n, maxSymversLine)
+		}
 		if line == "" {
 			continue
 		}
-		f := strings.Split(line, "\t")
-		if len(f) < 4 {
+		// The first five tab-separated fields; any further are ignored.
+		nf, l := 0, line
+		for nf < len(f) {
+			var more bool
+			f[nf], l, more = strings.Cut(l, "\t")
+			nf++
+			if !more {
+				break
+			}
+		}
+		if nf < 4 {
 			return nil, fmt.Errorf("Module.symvers line %d: %q: want crc, name, object, kind", n, line)
 		}
 		crc, err := strconv.ParseUint(f[0], 0, 32)
@@ -47,22 +76,24 @@ func ParseSymvers(r io.Reader) (Symvers, error) {
 		// kbuild writes names, paths, kinds and namespaces without
 		// blanks or control characters (a \r a CRLF file ends its lines
 		// with is not part of the last field).
-		for _, field := range f[1:min(len(f), 5)] {
+		for _, field := range f[1:nf] {
 			if i := strings.IndexFunc(field, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
 				return nil, fmt.Errorf("Module.symvers line %d: %q: field %q holds a blank or control character", n, line, field)
 			}
 		}
-		e := Export{Name: f[1], CRC: uint32(crc), Path: f[2], Object: ModuleName(f[2]), Kind: f[3]}
-		if e.Object == "" {
+		obj, ok := objects[f[2]]
+		if !ok {
+			obj = ModuleName(f[2])
+			objects[f[2]] = obj
+		}
+		if obj == "" {
 			return nil, fmt.Errorf("Module.symvers line %d: %q: object %q names no module", n, line, f[2])
 		}
-		if len(f) > 4 {
+		e := Export{Name: f[1], CRC: uint32(crc), Path: f[2], Object: obj, Kind: f[3]}
+		if nf > 4 {
 			e.Namespace = f[4]
 		}
 		out[e.Name] = e
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("Module.symvers: %w", err)
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,13 +388,19 @@ func (t *Tree) valid(dir, object string) (*entry, bool) {
 	}
 	// A dependency whose inode is as it was when it was hashed is as it
 	// was; the others are read and hashed again.
+	// An entry whose states are missing or stale has them taken again,
+	// before the files are read, and rewritten once the contents match.
 	var paths, want []string
 	now := time.Now()
+	stats := make([]string, len(e.Deps))
 	for i, d := range e.Deps {
-		if len(e.Stats) == len(e.Deps) && e.Stats[i] != "" {
-			if sig, _ := statSig(t.abs(d[0]), now); sig == e.Stats[i] {
-				continue
-			}
+		sig, settled := statSig(t.abs(d[0]), now)
+		if len(e.Stats) == len(e.Deps) && e.Stats[i] != "" && sig == e.Stats[i] {
+			stats[i] = sig
+			continue
+		}
+		if settled {
+			stats[i] = sig
 		}
 		paths, want = append(paths, d[0]), append(want, d[1])
 	}
@@ -401,6 +408,13 @@ func (t *Tree) valid(dir, object string) (*entry, bool) {
 	for i := range paths {
 		if errs[i] != nil || sums[i] != want[i] {
 			return nil, false
+		}
+	}
+	if !slices.Equal(stats, e.Stats) {
+		e.Stats = stats
+		if data, err := json.Marshal(e); err == nil {
+			// Kept or not, the entry holds: a later build reads again.
+			atomicfile.WriteFile(filepath.Join(dir, "entry.json"), data, 0o644)
 		}
 	}
 	return &e, true

@@ -359,6 +359,27 @@ func TestOriginalCache(t *testing.T) {
 		}
 	}
 	hashed("a request with the inodes as they were", 0, func() { request(open(), "with the inodes as they were", true) })
+	// An entry written without inode states (as kelp wrote them before)
+	// is read through once, and then has them.
+	files, _ := filepath.Glob(filepath.Join(cache, "*", "entry.json"))
+	var raw map[string]any
+	data, err := os.ReadFile(files[0])
+	if err == nil {
+		err = json.Unmarshal(data, &raw)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ndeps := int64(len(raw["deps"].([]any)))
+	delete(raw, "stats")
+	if data, err = json.Marshal(raw); err == nil {
+		err = os.WriteFile(files[0], data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed("a request of an entry without inode states", ndeps, func() { request(open(), "without inode states", true) })
+	hashed("the next request", 0, func() { request(open(), "with the inode states written back", true) })
 	edit(header, func(b []byte) []byte { return b }, true)
 	hashed("a request after the header is replaced by the same bytes", 1, func() {
 		request(tree, "after the header is replaced by the same bytes", true)
