@@ -441,8 +441,11 @@ func (t *linkTemplate) modpostInput(dir string, opts Options, cmd string) (strin
 	var kept bytes.Buffer
 	for line := range bytes.Lines(all) {
 		// CRC, name, module, export type, namespace: tab-separated.
-		fields := bytes.SplitN(line, []byte{'\t'}, 3)
-		if len(fields) == 3 && names[string(fields[1])] {
+		_, rest, ok := bytes.Cut(line, []byte{'\t'})
+		if !ok {
+			continue
+		}
+		if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
 			kept.Write(line)
 		}
 	}
