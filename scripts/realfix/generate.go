@@ -231,7 +231,8 @@ func patchFileName(path string) string {
 // moduleName is the livepatch module name of the i-th patch: short
 // (the kernel allows 55 characters) and unique.
 func moduleName(i int, path string) string {
-	base := strings.NewReplacer("-", "_", ".", "_").Replace(strings.TrimSuffix(filepath.Base(path), ".c"))
+	// Module names are lower case (net/netfilter/xt_NFQUEUE.c).
+	base := strings.NewReplacer("-", "_", ".", "_").Replace(strings.ToLower(strings.TrimSuffix(filepath.Base(path), ".c")))
 	name := fmt.Sprintf("rf%03d_%s", i, base)
 	if len(name) > 40 {
 		name = name[:40]

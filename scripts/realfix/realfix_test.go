@@ -128,6 +128,9 @@ func TestNames(t *testing.T) {
 	if got := moduleName(12, "fs/ext4/super.c"); got != "rf012_super" {
 		t.Errorf("module name %q", got)
 	}
+	if got := moduleName(781, "net/netfilter/xt_NFQUEUE.c"); got != "rf781_xt_nfqueue" {
+		t.Errorf("module name %q", got)
+	}
 }
 
 func TestJoin(t *testing.T) {
