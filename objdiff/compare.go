@@ -198,7 +198,15 @@ func entryIdents(e *elem, maskLine bool) []string {
 			for i := 0; i < rt.Size && int(r.Offset-en.off)+i < len(data); i++ {
 				data[int(r.Offset-en.off)+i] = 0
 			}
-			fmt.Fprintf(&b, "%d:%d:%s,", r.Offset-en.off, r.Type, s.ident(s.target(en.sec, r)))
+			t := s.target(en.sec, r)
+			id := s.ident(t)
+			if en.sec.Name == ".altinstructions" && r.Offset-en.off == 4 && t.sec != nil && t.at >= 0 {
+				// The replacement is exactly replacementlen bytes (the
+				// entry's last): an empty one is not the fragment that
+				// happens to follow it.
+				id = "anon:" + s.anonSpan(t.sec, t.at, min(t.at+int64(en.sec.Data[en.off+n-1]), int64(len(t.sec.Data))))
+			}
+			fmt.Fprintf(&b, "%d:%d:%s,", r.Offset-en.off, r.Type, id)
 		}
 		fmt.Fprintf(&b, "|%x", data)
 		out = append(out, b.String())

@@ -180,7 +180,7 @@ func (d *differ) classify() {
 			d.refuse(name, sec, "changed "+initKind(sec)+" "+kindName(pe)+" ("+strings.Join(pe.reasons, "; ")+"): it ran at boot or module load and its memory is gone",
 				"leave it unchanged and redo its effect in a post-patch callback")
 		case pe.fn && !pe.cold && !pe.part && !hasFentry(pe.twin):
-			d.refuse(name, sec, "changed function has no fentry call (notrace, noinstr or lib-y code) so ftrace cannot redirect it",
+			d.refuse(name, sec, "changed function ("+strings.Join(pe.reasons, "; ")+") has no fentry call (notrace, noinstr or lib-y code) so ftrace cannot redirect it",
 				"patch its callers instead")
 		case !pe.fn && d.moved[pe]:
 			// Refused by checkSections.

@@ -246,7 +246,12 @@ func (s *side) anonIdent(sec *elfobj.Section, off int64) string {
 	if sec.Flags&elf.SHF_STRINGS != 0 || off < 0 || off >= int64(len(sec.Data)) {
 		return anonIdent(sec, off)
 	}
-	end := s.nextRef(sec, off)
+	return s.anonSpan(sec, off, s.nextRef(sec, off))
+}
+
+// anonSpan names the bytes [off, end) of sec and the references from
+// them.
+func (s *side) anonSpan(sec *elfobj.Section, off, end int64) string {
 	var b strings.Builder
 	b.WriteString(stripNumbering(sec.Name) + ":" + hex.EncodeToString(sec.Data[off:end]))
 	for _, r := range s.relocsIn(sec, uint64(off), uint64(end-off)) {
