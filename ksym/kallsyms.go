@@ -107,13 +107,8 @@ func ParseKallsymsString(dump string) (*Kallsyms, error) {
 	var last *Table
 	var f [5]string
 	for n := 1; rest != ""; n++ {
-		line := rest
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
-		}
-		line = strings.TrimSuffix(line, "\r")
+		var line string
+		line, rest = cutLine(rest)
 		if len(line) >= maxKallsymsLine {
 			return nil, fmt.Errorf("kallsyms line %d: longer than %d bytes", n, maxKallsymsLine)
 		}

@@ -40,13 +40,8 @@ func ParseSymversString(text string) (Symvers, error) {
 	objects := map[string]string{} // ModuleName of each path
 	var f [5]string
 	for n, rest := 1, text; rest != ""; n++ {
-		line := rest
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
-		}
-		line = strings.TrimSuffix(line, "\r")
+		var line string
+		line, rest = cutLine(rest)
 		if len(line) > maxSymversLine {
 			return nil, fmt.Errorf("Module.symvers line %d: longer than %d bytes", n, maxSymversLine)
 		}
