@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kelp-project/kelp/internal/testenv"
+	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
 )
@@ -163,10 +164,37 @@ func loadAll(ctx context.Context, k *testenv.Kernel, outDir string, outs []Outco
 	for _, l := range left {
 		progress("  %s", l)
 	}
+	// Missing files: no soft dependencies.
+	softdep, _ := os.ReadFile(filepath.Join(k.ModulesDir, "modules.softdep"))
+	alias, _ := os.ReadFile(filepath.Join(k.ModulesDir, "modules.alias"))
 	var bad, dmesg []string
 	for bi, b := range boots {
 		var files []vmtest.File
 		var steps []vmtest.Step
+		// The soft dependencies of the boot's modules are loaded first and
+		// stay: modprobe in the guest does not follow them.
+		var names []string
+		for _, rel := range b.Files {
+			names = append(names, ksym.ModuleName(rel))
+		}
+		if pre := softDeps(string(softdep), string(alias), shipped, names); len(pre) > 0 {
+			rels, err := md.LoadOrder(pre)
+			if err != nil {
+				return nil, 0, err
+			}
+			have := map[string]bool{}
+			for _, rel := range b.Files {
+				have[rel] = true
+			}
+			for _, rel := range rels {
+				if !have[rel] {
+					b.Files = append(b.Files, rel)
+				}
+			}
+			steps = append(steps, vmtest.Step{Name: "soft dependencies",
+				Shell: "for m in " + strings.Join(pre, " ") + "; do modprobe $m >&2 || echo \"modprobe $m failed\"; done"})
+			progress("  soft dependencies loaded first: %s", strings.Join(pre, ", "))
+		}
 		for _, i := range b.Outcomes {
 			o := outs[i]
 			files = append(files, vmtest.File{Path: "/root/" + o.Module + ".ko", Host: filepath.Join(outDir, o.Module+".ko")})
@@ -251,4 +279,57 @@ func shippedModules(k *testenv.Kernel) (map[string]bool, *proto.ModuleDeps, erro
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// softDeps are the modules a guest must load before the modules mods
+// (names with "_") for them to load: the "pre:" soft dependencies
+// modules.softdep lists for each (libcrc32c's crc32c, which modprobe would
+// otherwise not load, and libcrc32c fails without), each a module name or
+// an alias modules.alias resolves, kept when the kernel's package ships
+// the module. They are returned sorted, without duplicates or mods.
+func softDeps(softdep, alias string, shipped map[string]bool, mods []string) []string {
+	want := map[string]bool{}
+	for _, m := range mods {
+		want[m] = true
+	}
+	aliases := map[string][]string{}
+	for _, line := range strings.Split(alias, "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "alias" {
+			aliases[f[1]] = append(aliases[f[1]], strings.ReplaceAll(f[2], "-", "_"))
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, line := range strings.Split(softdep, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "softdep" || !want[strings.ReplaceAll(f[1], "-", "_")] {
+			continue
+		}
+		pre := false
+		for _, tok := range f[2:] {
+			switch tok {
+			case "pre:":
+				pre = true
+				continue
+			case "post:":
+				pre = false
+				continue
+			}
+			if !pre {
+				continue
+			}
+			names := []string{strings.ReplaceAll(tok, "-", "_")}
+			if !shipped[names[0]] {
+				names = aliases[tok]
+			}
+			for _, n := range names {
+				if shipped[n] && !want[n] && !seen[n] {
+					seen[n] = true
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

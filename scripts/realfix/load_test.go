@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,31 @@ func TestPlanBoots(t *testing.T) {
 	}
 	if b, l, err := planBoots(nil, shipped, 1<<30, dep, size); err != nil || len(b) != 0 || len(l) != 0 {
 		t.Errorf("no outcomes: %v %v %v", b, l, err)
+	}
+}
+
+func TestSoftDeps(t *testing.T) {
+	softdep := "# Soft dependencies extracted from modules themselves.\n" +
+		"softdep libcrc32c pre: crc32c\n" +
+		"softdep ext4 pre: crypto-crc32c\n" +
+		"softdep cifs gcm\n" +
+		"softdep nfsd pre: crypto-md5 post: sha256\n" +
+		"softdep other pre: crc32c\n"
+	alias := "alias crc32c crc32c_intel\nalias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\nalias crypto-md5 md5\n"
+	shipped := map[string]bool{"crc32c_intel": true, "crc32c_generic": true, "libcrc32c": true, "ext4": true, "nfsd": true, "sha256": true, "gcm": true}
+	for _, c := range []struct {
+		mods []string
+		want []string
+	}{
+		{[]string{"libcrc32c", "nf_tables"}, []string{"crc32c_generic", "crc32c_intel"}},
+		{[]string{"ext4"}, []string{"crc32c_generic"}},
+		{[]string{"nfsd"}, nil},      // md5 is built in (not shipped); sha256 is post:
+		{[]string{"cifs"}, nil},      // no pre:
+		{[]string{"unrelated"}, nil}, // no line of its own
+		{[]string{"libcrc32c", "crc32c_intel"}, []string{"crc32c_generic"}},
+	} {
+		if got := softDeps(softdep, alias, shipped, c.mods); !slices.Equal(got, c.want) {
+			t.Errorf("softDeps(%q) = %q, want %q", c.mods, got, c.want)
+		}
 	}
 }

@@ -33,7 +33,7 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 	p("the modules its patches target, with their dependencies, within %d MiB) and every module that\n", guestModuleBudget>>20)
 	p("built is loaded with `kelp load` (which waits for the transition to complete; the patch must then be enabled,\n")
 	p("out of transition, and patch each of its objects that is loaded; a module it patches that Debian ships is\n")
-	p("`modprobe`d first) and unloaded with `kelp unload`, one after\n")
+	p("`modprobe`d first, the soft dependencies of the boot's modules at its start) and unloaded with `kelp unload`, one after\n")
 	p("another. Refusals are classified by hand in\n")
 	p("`scripts/realfix/classes.tsv`. kelp: `%s`.\n\n", in.Kelp)
 	p("Between the two versions %d `.c` files of amd64 kernel code changed by 1–%d lines, %d by more;\n", in.Patches, MaxChanged, in.TooLarge)
