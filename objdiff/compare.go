@@ -198,13 +198,13 @@ func entryIdents(e *elem, maskLine bool) []string {
 			for i := 0; i < rt.Size && int(r.Offset-en.off)+i < len(data); i++ {
 				data[int(r.Offset-en.off)+i] = 0
 			}
-			t := s.target(en.sec, r)
-			id := s.ident(t)
-			if en.sec.Name == ".altinstructions" && r.Offset-en.off == 4 && t.sec != nil && t.at >= 0 {
-				// The replacement is exactly replacementlen bytes (the
-				// entry's last): an empty one is not the fragment that
-				// happens to follow it.
-				id = "anon:" + s.anonSpan(t.sec, t.at, min(t.at+int64(en.sec.Data[en.off+n-1]), int64(len(t.sec.Data))))
+			id := s.ident(s.target(en.sec, r))
+			if en.sec.Name == ".altinstructions" && r.Offset-en.off == 4 {
+				// The replacement is exactly replacementlen bytes: an
+				// empty one is not the fragment that happens to follow it.
+				if repl, start, end, ok := s.replacement(en.sec, en.off, n); ok {
+					id = "anon:" + s.anonSpan(repl, start, end)
+				}
 			}
 			fmt.Fprintf(&b, "%d:%d:%s,", r.Offset-en.off, r.Type, id)
 		}

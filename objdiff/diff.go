@@ -101,14 +101,14 @@ type differ struct {
 	o, p *side
 	rep  *Report
 
-	anon     map[*elfobj.Section]bool // anonymous sections included whole
+	anon map[*elfobj.Section]bool // anonymous sections included whole
 	// live holds, for a section of replacement code (replacementPool),
 	// the byte ranges the kept alternatives use: only their relocations
 	// are followed and written. The rest of the section is copied but
 	// never runs (no kept entry makes the kernel copy it anywhere), so
 	// what it references is not carried, nor refused.
-	live map[*elfobj.Section][][2]uint64
-	moved    map[*elem]bool           // data refused for moving to another kind of section
+	live     map[*elfobj.Section][][2]uint64
+	moved    map[*elem]bool // data refused for moving to another kind of section
 	kept     map[*elfobj.Section][]entry
 	bindings map[*elfobj.Symbol]bindingOrErr
 	out      *elfobj.File

@@ -78,26 +78,18 @@ func replacementPool(s *elfobj.Section) bool {
 }
 
 // markLive records that the kept .altinstructions entry en uses its
-// replacement code, and follows that code's relocations. The entry's
-// second field points to the code and its last byte is the code's length
-// (struct alt_instr of Linux 6.1 to 6.12: replacementlen).
+// replacement code (side.replacement), and follows that code's
+// relocations.
 func (d *differ) markLive(sec *elfobj.Section, en entry) {
-	for _, r := range d.p.relocsIn(sec, en.off+4, 4) {
-		t := d.p.target(sec, r)
-		if t.sec == nil || !replacementPool(t.sec) || t.off < 0 {
-			continue
-		}
-		start := uint64(t.off)
-		end := start + uint64(sec.Data[en.off+en.size-1])
-		if end > t.sec.MemSize() {
-			end = t.sec.MemSize()
-		}
-		if d.live == nil {
-			d.live = map[*elfobj.Section][][2]uint64{}
-		}
-		d.live[t.sec] = append(d.live[t.sec], [2]uint64{start, end})
-		d.follow(t.sec, d.p.relocsIn(t.sec, start, end-start))
+	repl, start, end, ok := d.p.replacement(sec, en.off, en.size)
+	if !ok || !replacementPool(repl) {
+		return
 	}
+	if d.live == nil {
+		d.live = map[*elfobj.Section][][2]uint64{}
+	}
+	d.live[repl] = append(d.live[repl], [2]uint64{uint64(start), uint64(end)})
+	d.follow(repl, d.p.relocsIn(repl, uint64(start), uint64(end-start)))
 }
 
 // isLive reports whether off of a replacement pool is in code a kept

@@ -419,3 +419,20 @@ func (s *side) indexEntries(lay Layouts) error {
 	}
 	return nil
 }
+
+// replacement is the replacement code of the .altinstructions entry at
+// off (size bytes) of sec: the section and byte range [start, end) its
+// second field points to, replacementlen (the entry's last byte, in
+// struct alt_instr of Linux 6.1 to 6.12) long. ok is false when the field
+// points nowhere in a section without symbols.
+func (s *side) replacement(sec *elfobj.Section, off, size uint64) (repl *elfobj.Section, start, end int64, ok bool) {
+	for _, r := range s.relocsIn(sec, off+4, 4) {
+		t := s.target(sec, r)
+		if t.sec == nil || t.off < 0 {
+			continue
+		}
+		end := min(t.off+int64(sec.Data[off+size-1]), int64(t.sec.MemSize()))
+		return t.sec, t.off, end, true
+	}
+	return nil, 0, 0, false
+}

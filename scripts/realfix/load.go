@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/kelp-project/kelp/internal/testenv"
-	"github.com/kelp-project/kelp/ksym"
 	"github.com/kelp-project/kelp/internal/vmtest"
 	"github.com/kelp-project/kelp/internal/vmtest/proto"
+	"github.com/kelp-project/kelp/ksym"
 )
 
 // guestModuleBudget bounds the size of the target modules (with their
