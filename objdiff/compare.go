@@ -88,13 +88,34 @@ func diffRelocs(oe, pe *elem) string {
 		if o.Offset-oe.off != p.Offset-pe.off || o.Type != p.Type {
 			return fmt.Sprintf("references differ at +%#x", p.Offset-pe.off)
 		}
-		oi := oe.side.ident(oe.side.target(oe.sec, o))
-		pi := pe.side.ident(pe.side.target(pe.sec, p))
-		if oi != pi {
+		ot, pt := oe.side.target(oe.sec, o), pe.side.target(pe.sec, p)
+		if oe.side.ident(ot) != pe.side.ident(pt) && !sameAnon(oe.side, ot, pe.side, pt) {
 			return fmt.Sprintf("reference at +%#x now to %s (was %s)", p.Offset-pe.off, describe(pe.side, pe.sec, p), describe(oe.side, oe.sec, o))
 		}
 	}
 	return ""
+}
+
+// sameAnon reports whether two references to anonymous places of sections
+// that are not string tables name the same bytes and references when both
+// sides are read over the longer of their two extents. A place's extent
+// ends where the next place anything refers to starts; a reference only
+// one side makes (the patched code no longer points into a constant)
+// shortens that side's extent without changing what is there.
+func sameAnon(os *side, ot target, ps *side, pt target) bool {
+	if ot.sec == nil || pt.sec == nil || ot.sec.Flags&elf.SHF_STRINGS != 0 || pt.sec.Flags&elf.SHF_STRINGS != 0 ||
+		stripNumbering(ot.sec.Name) != stripNumbering(pt.sec.Name) {
+		return false
+	}
+	oa, pa := ot.at, pt.at
+	if oa < 0 || pa < 0 || oa >= int64(len(ot.sec.Data)) || pa >= int64(len(pt.sec.Data)) {
+		return false
+	}
+	n := max(os.nextRef(ot.sec, oa)-oa, ps.nextRef(pt.sec, pa)-pa)
+	if oa+n > int64(len(ot.sec.Data)) || pa+n > int64(len(pt.sec.Data)) {
+		return false
+	}
+	return os.anonSpan(ot.sec, oa, oa+n) == ps.anonSpan(pt.sec, pa, pa+n)
 }
 
 // describe names a relocation target for a reason line.

@@ -225,6 +225,19 @@ var corpus = []corpusCase{
 		changed: []string{"__free_pages_ok", "free_pcp_prepare"},
 	},
 	{
+		// Debian's fix of tlv_data_is_valid and add_ext_adv_data
+		// (6.1.176), taken back out. The table exp_features points to an
+		// anonymous .rodata constant (ZERO_KEY: 17 zero bytes, not a
+		// mergeable string), whose extent ends at the next place anything
+		// refers to. The debug information of one side refers into those
+		// bytes (a variable's location); that reference delimits nothing
+		// the kernel reads, so the table is unchanged. (It was taken as
+		// changed data and the patch refused.)
+		name:    "anon-rodata-debug-ref-bluetooth",
+		changed: []string{"tlv_data_is_valid", "add_ext_adv_data"},
+		fresh:   []string{"__UNIQUE_ID_ddebug", "__func__"},
+	},
+	{
 		// The key is an exported vmlinux static key: a normal relocation.
 		name:    "jump-label-vmlinux",
 		changed: []string{"set_freezable"},

@@ -266,11 +266,17 @@ func (s *side) anonSpan(sec *elfobj.Section, off, end int64) string {
 }
 
 // nextRef returns the first offset after off in sec that a relocation
-// refers to (or the section's end).
+// of the loaded object refers to (or the section's end). References from
+// sections that are not loaded (debug information) delimit nothing the
+// kernel reads: the compiler's variable locations come and go with any
+// change of the code around them.
 func (s *side) nextRef(sec *elfobj.Section, off int64) int64 {
 	if s.refs == nil {
 		s.refs = map[*elfobj.Section][]int64{}
 		for from, rs := range s.relocs {
+			if from.Flags&elf.SHF_ALLOC == 0 {
+				continue
+			}
 			for _, r := range rs {
 				if r.Symbol == nil || r.Symbol.Section == nil || len(s.bySec[r.Symbol.Section]) > 0 {
 					continue

@@ -126,6 +126,9 @@ directory; nothing is written.
 			defer stop()
 			res, err := build.Build(ctx, opts)
 			if err != nil {
+				if res != nil && res.WorkDir != "" && !g.json {
+					fmt.Fprintf(g.stderr, "work directory kept: %s\n", res.WorkDir)
+				}
 				res = reportable(res)
 				return g.emit(cmd, buildReport{Result: res}, buildError(g, err))
 			}

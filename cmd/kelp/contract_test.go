@@ -716,3 +716,22 @@ func treeOf(t *testing.T, dir string) string {
 	sort.Strings(out)
 	return strings.Join(out, " ")
 }
+
+// TestBuildKeepWorkOnFailure: a failed build with --keep-work names the
+// directory it kept, before the reason on the last line.
+func TestBuildKeepWorkOnFailure(t *testing.T) {
+	h := newFakeHost(t, nil)
+	t.Setenv("TMPDIR", t.TempDir())
+	r := h.kelp(t, "build", "--keep-work", "-k", "6.1.0-56-amd64", "--config", "$DIR/none.config", "$DIR/none.patch")
+	if r.exit == 0 || !strings.Contains(r.lastLine(), "none.patch") {
+		t.Fatalf("exit %d, last line %q", r.exit, r.lastLine())
+	}
+	_, after, ok := strings.Cut(r.stderr, "work directory kept: ")
+	dir, _, _ := strings.Cut(after, "\n")
+	if !ok {
+		t.Fatalf("the kept directory is not named:\n%s", r.stderr)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		t.Errorf("kept directory %q: %v", dir, err)
+	}
+}

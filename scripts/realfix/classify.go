@@ -41,6 +41,9 @@ type Outcome struct {
 	Load       string   `json:"load,omitempty"` // loaded, failed (built ones, after the VM run)
 	LoadLog    string   `json:"load_log,omitempty"`
 	Seconds    float64  `json:"build_seconds"`
+	// Kelp is the kelp version that built it (empty in results of runs
+	// that did not record it).
+	Kelp string `json:"kelp,omitempty"`
 }
 
 // Build outcomes.

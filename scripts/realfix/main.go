@@ -39,7 +39,7 @@ import (
 type config struct {
 	oldVer, newVer, kernel string
 	every                  int
-	only                   string
+	only, rebuild          string
 	reuse, rejoin          bool
 	classes, table         string
 	work                   string
@@ -53,6 +53,7 @@ func main() {
 	flag.IntVar(&c.every, "every", 1, "build every Nth patch (sorted by path), a deterministic subset")
 	flag.StringVar(&c.only, "only", "", "build only patches of files matching this regular expression")
 	flag.BoolVar(&c.reuse, "reuse", false, "reuse the build results of an earlier run for unchanged patches (the VM load always runs)")
+	flag.StringVar(&c.rebuild, "rebuild", "", "with -reuse: build again the patches of files matching this regular expression (after a change of kelp that concerns them)")
 	flag.BoolVar(&c.rejoin, "rejoin", false, "only join the last run's results with the classification again and rewrite the table")
 	flag.StringVar(&c.classes, "classes", "scripts/realfix/classes.tsv", "hand classification of refusals")
 	flag.StringVar(&c.table, "table", "docs/corpus.md", "result table to write")
@@ -78,6 +79,13 @@ func run(ctx context.Context, c config) error {
 		var err error
 		if only, err = regexp.Compile(c.only); err != nil {
 			return fmt.Errorf("-only: %w", err)
+		}
+	}
+	var rebuild *regexp.Regexp
+	if c.rebuild != "" {
+		var err error
+		if rebuild, err = regexp.Compile(c.rebuild); err != nil {
+			return fmt.Errorf("-rebuild: %w", err)
 		}
 	}
 	f, err := os.Open(c.classes)
@@ -180,13 +188,15 @@ func run(ctx context.Context, c config) error {
 	t = time.Now()
 	for i := range chosen {
 		o := &chosen[i]
-		if e, ok := earlier[o.SHA256]; ok && e.Module == o.Module && (e.Build != BuildOK || fileExists(filepath.Join(outDir, o.Module+".ko"))) {
+		if e, ok := earlier[o.SHA256]; ok && e.Module == o.Module && (e.Build != BuildOK || fileExists(filepath.Join(outDir, o.Module+".ko"))) &&
+			(rebuild == nil || !rebuild.MatchString(o.File)) {
 			*o = e
 			o.Load, o.LoadLog = "", ""
 			progress("[%d/%d] %s: %s (earlier run)", i+1, len(chosen), o.File, o.Build)
 			continue
 		}
 		buildOne(ctx, k, syms, tars[0], outDir, o)
+		o.Kelp = kelp
 		progress("[%d/%d] %s: %s in %.1fs %s", i+1, len(chosen), o.File, o.Build, o.Seconds, o.Message)
 	}
 	progress("builds done (%s)", since(t))

@@ -186,6 +186,9 @@ func TestJoin(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", w, doc)
 		}
 	}
+	if strings.Contains(doc, "Reused builds") {
+		t.Errorf("a run whose builds are all its own says some are reused")
+	}
 	for _, bad := range []string{
 		"f.c\ttrue-reason\n",                         // no reason
 		"f.c\tmaybe\tsomething\n",                    // unknown class
@@ -227,5 +230,24 @@ func TestClassesFile(t *testing.T) {
 		if !strings.HasSuffix(file, ".c") || !amd64Code(file) {
 			t.Errorf("%s: not a .c file of amd64 kernel code", file)
 		}
+	}
+}
+
+// TestReused: the table says how many build results a -reuse run took
+// from an earlier run, and from which kelp.
+func TestReused(t *testing.T) {
+	rows := []Row{
+		{Outcome: Outcome{File: "a.c", Kelp: "new"}},
+		{Outcome: Outcome{File: "b.c"}},
+		{Outcome: Outcome{File: "c.c", Kelp: "old"}},
+		{Outcome: Outcome{File: "d.c", Kelp: "old"}},
+	}
+	n, from := reused(rows, "new")
+	if want := "a kelp that did not record its version: 1, kelp `old`: 2"; n != 3 || from != want {
+		t.Errorf("reused = %d, %q; want 3, %q", n, from, want)
+	}
+	doc := Table(rows, Summarize(rows), TableInfo{Kelp: "new"})
+	if !strings.Contains(doc, "**Reused builds:** the build results of 3 of the fixes are an earlier run's") {
+		t.Errorf("table does not say 3 builds are reused:\n%s", doc)
 	}
 }

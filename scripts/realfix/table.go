@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -36,6 +37,9 @@ func Table(rows []Row, s Summary, in TableInfo) string {
 	p("`modprobe`d first, the soft dependencies of the boot's modules at its start) and unloaded with `kelp unload`, one after\n")
 	p("another. Refusals are classified by hand in\n")
 	p("`scripts/realfix/classes.tsv`. kelp: `%s`.\n\n", in.Kelp)
+	if n, from := reused(rows, in.Kelp); n > 0 {
+		p("**Reused builds:** the build results of %d of the fixes are an earlier run's (`-reuse`; %s); the loads are this run's.\n\n", n, from)
+	}
 	p("Between the two versions %d `.c` files of amd64 kernel code changed by 1–%d lines, %d by more;\n", in.Patches, MaxChanged, in.TooLarge)
 	p("%d changed files are other architectures' or userspace (tools, scripts, samples); %d files were added, %d removed.\n\n", in.OtherArch, in.Added, in.Removed)
 	if in.Every > 1 || in.Only != "" {
@@ -103,4 +107,27 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// reused counts the outcomes built by another kelp than the run's, and
+// names those versions.
+func reused(rows []Row, kelp string) (int, string) {
+	n, by := 0, map[string]int{}
+	for _, r := range rows {
+		if r.Kelp != kelp {
+			n++
+			by[r.Kelp]++
+		}
+	}
+	var names []string
+	for v, c := range by {
+		if v == "" {
+			v = "a kelp that did not record its version"
+		} else {
+			v = "kelp `" + v + "`"
+		}
+		names = append(names, fmt.Sprintf("%s: %d", v, c))
+	}
+	sort.Strings(names)
+	return n, strings.Join(names, ", ")
 }
