@@ -6,6 +6,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/kelp-project/kelp/refusal"
 )
@@ -57,6 +58,18 @@ func (t *Tree) Objects(ctx context.Context, p *Patch) (objs []Object, ignored []
 	ignored, err = CheckPaths(p)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(ignored) < len(p.Files) {
+		// kbuild's dry run of the whole tree (on a fresh tree most of
+		// the time of a build) runs while the tree's include graph is
+		// read; its result is awaited where it is used.
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.kbuildObjects(ctx)
+		}()
+		defer wg.Wait()
 	}
 	for _, f := range p.Files {
 		if ignoredFile(f.Path) {
