@@ -90,9 +90,9 @@ func (r *Root) Bind(dirs ...string) {
 	}
 }
 
-// enter mounts the binds, /proc and /dev in a private mount namespace and
-// runs the rest of its arguments (environment, then the command) chrooted
-// in the root with a clean environment.
+// enter mounts the binds, /proc and a /dev of its own in a private mount
+// namespace and runs the rest of its arguments (environment, then the
+// command) chrooted in the root with a clean environment.
 const enter = `set -e
 root=$1 n=$2
 shift 2
@@ -102,9 +102,29 @@ while [ "$n" -gt 0 ]; do
 	shift; n=$((n-1))
 done
 mount -t proc proc "$root/proc"
-mount --bind /dev "$root/dev"
+` + PrivateDev + `
 exec chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 "$@"
 `
+
+// PrivateDev is shell that mounts, on "$root/dev", a /dev of the
+// root's own: a tmpfs with the device nodes programs expect (null, zero,
+// full, random, urandom, tty), a pseudo-terminal instance of its own
+// (apt logs through one) and the /dev/fd links. The host's /dev is
+// never visible in a root: a package script run there as root that
+// replaces /dev/null (or any node) would replace the host's.
+const PrivateDev = `mkdir -p "$root/dev"
+mount -t tmpfs -o mode=0755,nosuid,size=1m kelp-dev "$root/dev"
+for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+	name=${n%%:*} num=${n#*:}
+	mknod -m 0666 "$root/dev/$name" c "${num%:*}" "${num#*:}"
+done
+mkdir -p "$root/dev/pts" "$root/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 kelp-devpts "$root/dev/pts"
+ln -s pts/ptmx "$root/dev/ptmx"
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"`
 
 // inDir runs its arguments in the directory given first.
 const inDir = `cd "$1" && shift && exec "$@"`

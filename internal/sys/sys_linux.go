@@ -139,3 +139,12 @@ func Inode(fi os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
 	}
 	return uint64(st.Dev), st.Ino, time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
 }
+
+// CharDevice makes the character device node path (major, minor) with
+// permissions perm, whatever the umask.
+func CharDevice(path string, major, minor uint32, perm os.FileMode) error {
+	if err := unix.Mknod(path, unix.S_IFCHR|uint32(perm.Perm()), int(unix.Mkdev(major, minor))); err != nil {
+		return &os.PathError{Op: "mknod", Path: path, Err: err}
+	}
+	return os.Chmod(path, perm.Perm())
+}

@@ -74,3 +74,6 @@ func MaxRSS(ps *os.ProcessState) (int64, bool) { return 0, false }
 func Inode(os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
 	return 0, 0, time.Time{}, false
 }
+
+// CharDevice makes a device node: Linux only.
+func CharDevice(string, uint32, uint32, os.FileMode) error { return ErrUnsupported }

@@ -26,7 +26,7 @@ type SystemImage struct {
 
 // systemRecipe changes whenever the image contents below change, so the
 // cache key follows it (with the suite in front).
-const systemRecipe = "-minbase-systemd-v2"
+const systemRecipe = "-minbase-systemd-v3"
 
 var systemPackages = []string{
 	"systemd", "systemd-sysv", "udev", "kmod", "initramfs-tools", "linux-base",
@@ -194,31 +194,21 @@ func buildSystem(ctx context.Context, k *testenv.Kernel, suite, ver, dir string)
 	return os.RemoveAll(root)
 }
 
-// inChroot runs a command inside root with /proc, /sys and /dev mounted.
+// inChroot runs a command inside root with /proc, /sys and a /dev of its
+// own mounted, in a private mount namespace: nothing stays mounted when
+// it ends, and the package scripts it runs as root never see the host's
+// /dev (binding it, a script that replaced /dev/null there replaced the
+// host's).
 func inChroot(ctx context.Context, root string, args ...string) error {
-	mounts := []struct{ src, dst, typ string }{
-		{"proc", "proc", "proc"}, {"sysfs", "sys", "sysfs"}, {"/dev", "dev", ""},
-	}
-	var done []string
-	defer func() {
-		for i := len(done) - 1; i >= 0; i-- {
-			exec.Command("umount", "-l", done[i]).Run()
-		}
-	}()
-	for _, m := range mounts {
-		dst := filepath.Join(root, m.dst)
-		var err error
-		if m.typ == "" {
-			err = run(ctx, "/", "mount", "--bind", m.src, dst)
-		} else {
-			err = run(ctx, "/", "mount", "-t", m.typ, m.src, dst)
-		}
-		if err != nil {
-			return err
-		}
-		done = append(done, dst)
-	}
-	return run(ctx, "/", "chroot", append([]string{root}, args...)...)
+	script := `set -e
+root=$1
+shift
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
+` + buildroot.PrivateDev + `
+exec chroot "$root" "$@"
+`
+	return run(ctx, "/", "unshare", append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh", root}, args...)...)
 }
 
 // debianMirror returns the host's Debian archive address, from its apt
