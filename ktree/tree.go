@@ -122,6 +122,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		}
 		opts.Release = rel
 	}
+	if err := checkNull(nullDevice); err != nil {
+		return nil, err
+	}
 	step := opts.Step
 	if step == nil {
 		step = func(string) {}

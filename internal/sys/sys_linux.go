@@ -148,3 +148,13 @@ func CharDevice(path string, major, minor uint32, perm os.FileMode) error {
 	}
 	return os.Chmod(path, perm.Perm())
 }
+
+// IsCharDevice tells whether path is the character device (major,
+// minor), following no symbolic link.
+func IsCharDevice(path string, major, minor uint32) (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == major && unix.Minor(st.Rdev) == minor, nil
+}

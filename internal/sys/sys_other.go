@@ -77,3 +77,6 @@ func Inode(os.FileInfo) (dev, ino uint64, ctime time.Time, ok bool) {
 
 // CharDevice makes a device node: Linux only.
 func CharDevice(string, uint32, uint32, os.FileMode) error { return ErrUnsupported }
+
+// IsCharDevice tells whether path is a device node: Linux only.
+func IsCharDevice(string, uint32, uint32) (bool, error) { return false, ErrUnsupported }
