@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/kelp-project/kelp/internal/atomicfile"
@@ -20,7 +21,7 @@ import (
 
 // objectsVersion names the layout of the recorded configured objects
 // and their commands.
-const objectsVersion = "kbuild-objects-v3"
+const objectsVersion = "kbuild-objects-v4"
 
 // ConfiguredObjects returns every object kbuild compiles from C or
 // assembly for the tree's config, into vmlinux or a module: a dry run of
@@ -144,7 +145,7 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 func (t *Tree) dryRunObjects(ctx context.Context) ([]string, []byte, error) {
 	// -k: a directory whose non-C prerequisites are missing from a
 	// prepared tree does not end the run (see onlyCertsFailed).
-	stdout, stderr, err := t.makeDryRun(ctx, "-k")
+	stdout, stderr, err := t.wholeDryRun(ctx, t.Jobs)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -206,6 +207,57 @@ func (t *Tree) dryRunObjects(ctx context.Context) ([]string, []byte, error) {
 		}
 	}
 	return raws, rec.Bytes(), nil
+}
+
+// wholeDryRun runs kbuild's dry run of the whole tree (-k) on jobs cores
+// and returns what make and every make it descends into printed. With
+// more than one job, make's sub-makes run at once, and each writes its
+// output through its own buffer, cut at any byte, so that the command
+// lines of two of them could interleave in one pipe: each sub-make
+// therefore writes to files of its own (MAKE names a script that runs
+// make so). The lines that run under -n are the same ($(MAKE) lines);
+// only where their output goes differs.
+func (t *Tree) wholeDryRun(ctx context.Context, jobs int) (stdout, stderr string, err error) {
+	if jobs <= 1 {
+		return t.makeDryRun(ctx, "-k")
+	}
+	dir, err := os.MkdirTemp("", "kelp-dry-run-")
+	if err != nil {
+		return "", err.Error(), err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "make")
+	text := "#!/bin/sh\nout=$(mktemp '" + dir + "/out.XXXXXXXX') || exit 1\nexec make \"$@\" >\"$out\" 2>\"$out.err\"\n"
+	if strings.Contains(dir, "'") {
+		return "", "", fmt.Errorf("temporary directory %q: a quote in its name", dir)
+	}
+	if err := os.WriteFile(script, []byte(text), 0o755); err != nil {
+		return "", err.Error(), err
+	}
+	top, topErr, err := t.makeDryRun(ctx, "-k", "-j"+strconv.Itoa(jobs), "MAKE="+script)
+	outs, gerr := filepath.Glob(filepath.Join(dir, "out.*"))
+	if gerr != nil {
+		return "", gerr.Error(), gerr
+	}
+	slices.Sort(outs)
+	var o, e strings.Builder
+	o.WriteString(top)
+	e.WriteString(topErr)
+	for _, f := range outs {
+		data, rerr := os.ReadFile(f)
+		if rerr != nil {
+			return "", rerr.Error(), rerr
+		}
+		w := &o
+		if strings.HasSuffix(f, ".err") {
+			w = &e
+		}
+		w.Write(data)
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			w.WriteByte('\n')
+		}
+	}
+	return o.String(), e.String(), err
 }
 
 // objCmdsHeader starts the record of the whole tree's object commands:

@@ -156,3 +156,32 @@ func configuredObjects(t *testing.T) (*ktree.Tree, map[string]bool) {
 	}
 	return tree, objs
 }
+
+// TestParallelDryRun: kbuild's dry run of the whole tree on two cores (each
+// sub-make writing to its own files) prints exactly the object commands
+// of the dry run on one, and fails only where it does.
+func TestParallelDryRun(t *testing.T) {
+	ctx := context.Background()
+	tree, objs := configuredObjects(t)
+	one, errOne, err1 := tree.DryRunLines(ctx, 1)
+	two, errTwo, err2 := tree.DryRunLines(ctx, 2)
+	if (err1 == nil) != (err2 == nil) {
+		t.Fatalf("one core: %v (%s); two: %v (%s)", err1, lastLine(errOne), err2, lastLine(errTwo))
+	}
+	if len(one) < len(objs) {
+		t.Fatalf("the dry run on one core printed %d object commands, fewer than the %d objects recorded", len(one), len(objs))
+	}
+	if !slices.Equal(one, two) {
+		for i := range min(len(one), len(two)) {
+			if one[i] != two[i] {
+				t.Fatalf("%d and %d command lines; first difference:\n%s\n%s", len(one), len(two), one[i], two[i])
+			}
+		}
+		t.Fatalf("%d and %d command lines", len(one), len(two))
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,4 +55,19 @@ func (t *Tree) CompileUnchanged(ctx context.Context, obj, dir string) (string, e
 	}
 	out := filepath.Join(dir, obj)
 	return out, t.compileCopy(ctx, cmd, obj, src, copyPath, out, "", "", patchedFlags(dir))
+}
+
+// DryRunLines is what kbuild's dry run of the whole tree prints on jobs
+// cores: its fixdep lines (one per object command), sorted, and make's
+// errors.
+func (t *Tree) DryRunLines(ctx context.Context, jobs int) ([]string, string, error) {
+	out, errs, err := t.wholeDryRun(ctx, jobs)
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "scripts/basic/fixdep ") {
+			lines = append(lines, l)
+		}
+	}
+	slices.Sort(lines)
+	return lines, errs, err
 }
