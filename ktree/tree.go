@@ -223,6 +223,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		if t.Dir, err = preparedCopy(ctx, t.Exec, opts.SourceDir, cache, opts.Release, cfg, t.Jobs, step); err != nil {
 			return nil, err
 		}
+		if err := checkPrepared(t.Dir, cfg); err != nil {
+			return nil, err
+		}
 		return t, nil
 	case opts.SourceTar == "":
 		tar, err := debianSource(ctx, opts.Root, opts.Release, fetchedVersion, filepath.Join(filepath.Dir(cache), "sources"), step)
@@ -248,6 +251,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		return prepare(ctx, t.Exec, dir, cfg, t.Jobs)
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPrepared(t.Dir, cfg); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -1,0 +1,93 @@
+package ktree
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/kelp-project/kelp/internal/sys"
+)
+
+// nullDevice is the host's null device.
+const nullDevice = "/dev/null"
+
+// checkNull refuses to work with a null device (path, /dev/null) that is
+// not one. kbuild probes the compiler for every optional flag by
+// compiling /dev/null and keeps a flag only when that succeeds; were
+// /dev/null a file with something in it (a script run as root can leave
+// one there), each probe would fail, the flags would silently go missing
+// from every command, and kelp would compile code unlike the running
+// kernel's.
+func checkNull(path string) error {
+	ok, err := sys.IsCharDevice(path, 1, 3)
+	if err != nil {
+		return fmt.Errorf("%s: %w: kbuild's compiler probes need the null device", path, err)
+	}
+	if !ok {
+		return fmt.Errorf("%s is not the null device (character device 1,3): kbuild's compiler probes compile it and would drop flags the kernel was built with; restore it (as root: rm %s; mknod -m 666 %s c 1 3)", path, path, path)
+	}
+	return nil
+}
+
+// preparedExempt are the options whose value in a prepared tree may
+// differ from the kernel's config: the certificate files kelp empties
+// (they exist only in Debian's packaging tree) and the compiler's
+// version text (the same compiler under another name; checkCompiler
+// compares the compilers).
+var preparedExempt = map[string]bool{
+	"CONFIG_SYSTEM_TRUSTED_KEYS":    true,
+	"CONFIG_SYSTEM_REVOCATION_KEYS": true,
+	"CONFIG_CC_VERSION_TEXT":        true,
+}
+
+// checkPrepared refuses a prepared tree whose configuration lost or
+// changed an option the kernel's config sets: the configuration step
+// probes the compiler (CONFIG_CC_HAS_*, CONFIG_AS_*, ...) and a failed
+// probe silently turns an option off, so the tree would compile unlike
+// the running kernel. Options the kernel's config does not mention may be
+// added (olddefconfig writes defaults for them).
+func checkPrepared(dir string, cfg []byte) error {
+	got, err := os.ReadFile(filepath.Join(dir, ".config"))
+	if err != nil {
+		return fmt.Errorf("prepared tree %s: %w", dir, err)
+	}
+	want, have := configValues(cfg), configValues(got)
+	var diffs []string
+	for k, v := range want {
+		if preparedExempt[k] || have[k] == v {
+			continue
+		}
+		h, ok := have[k]
+		if !ok {
+			h = "not set"
+		}
+		diffs = append(diffs, k+"="+v+" became "+h)
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	slices.Sort(diffs)
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], fmt.Sprintf("and %d more", len(diffs)-3))
+	}
+	return fmt.Errorf("prepared tree %s does not have the kernel's configuration: %s (a compiler probe failed while it was prepared, or the compiler differs); remove the tree to prepare it again", dir, strings.Join(diffs, ", "))
+}
+
+// configValues reads the options a kernel config sets (CONFIG_X=value
+// lines; "is not set" comments set nothing).
+func configValues(cfg []byte) map[string]string {
+	m := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(cfg))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if ok && strings.HasPrefix(k, "CONFIG_") {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -1,0 +1,59 @@
+package ktree
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckNull: the host's /dev/null passes; a regular file in its
+// place (what a script run as root can leave) and a missing one are
+// refused, naming the path and how to restore it.
+func TestCheckNull(t *testing.T) {
+	if err := checkNull(nullDevice); err != nil {
+		t.Fatalf("the host's %s: %v", nullDevice, err)
+	}
+	file := filepath.Join(t.TempDir(), "null")
+	if err := os.WriteFile(file, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := checkNull(file)
+	if err == nil || !strings.Contains(err.Error(), file+" is not the null device") || !strings.Contains(err.Error(), "mknod -m 666 "+file+" c 1 3") {
+		t.Errorf("a regular file: %v", err)
+	}
+	if err := checkNull(file + ".missing"); err == nil {
+		t.Error("a missing null device is accepted")
+	}
+	// /dev/zero is a character device, but not the null device.
+	if err := checkNull("/dev/zero"); err == nil {
+		t.Error("/dev/zero is accepted as the null device")
+	}
+}
+
+// TestCheckPrepared: a prepared tree whose configuration lost an option
+// the kernel's config sets (a compiler probe that failed turns
+// CONFIG_CC_HAS_* off) or changed one is refused, naming both values;
+// the options kelp sets itself or that name the compiler, and options the
+// kernel's config does not mention, are not differences.
+func TestCheckPrepared(t *testing.T) {
+	kernel := []byte("CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_HZ=250\n# CONFIG_KASAN is not set\nCONFIG_SYSTEM_TRUSTED_KEYS=\"debian/certs/debian-uefi-certs.pem\"\n")
+	dir := t.TempDir()
+	write := func(cfg string) {
+		if err := os.WriteFile(filepath.Join(dir, ".config"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_HZ=250\nCONFIG_MODULE_SIG_ALL=y\nCONFIG_SYSTEM_TRUSTED_KEYS=\"\"\n")
+	if err := checkPrepared(dir, kernel); err != nil {
+		t.Errorf("a tree with only allowed differences: %v", err)
+	}
+	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n# CONFIG_CC_HAS_RETURN_THUNK is not set\nCONFIG_HZ=1000\n")
+	err := checkPrepared(dir, kernel)
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_CC_HAS_RETURN_THUNK=y became not set") || !strings.Contains(err.Error(), "CONFIG_HZ=250 became 1000") {
+		t.Errorf("a tree that lost and changed options: %v", err)
+	}
+	if err := checkPrepared(filepath.Join(dir, "none"), kernel); err == nil {
+		t.Error("a tree without a .config is accepted")
+	}
+}
