@@ -31,26 +31,27 @@ func TestCheckNull(t *testing.T) {
 	}
 }
 
-// TestCheckPrepared: a prepared tree whose configuration lost an option
-// the kernel's config sets (a compiler probe that failed turns
-// CONFIG_CC_HAS_* off) or changed one is refused, naming both values;
-// the options kelp sets itself or that name the compiler, and options the
-// kernel's config does not mention, are not differences.
+// TestCheckPrepared: a prepared tree in which an option the kernel's
+// config turns on is off (a compiler probe that failed turns
+// CONFIG_CC_HAS_* off) or changed from m to y is refused, naming both
+// values; strings and numbers (the compiler's name, the build salt, the
+// certificate files kelp empties) and options the kernel's config does
+// not turn on are not differences.
 func TestCheckPrepared(t *testing.T) {
-	kernel := []byte("CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_HZ=250\n# CONFIG_KASAN is not set\nCONFIG_SYSTEM_TRUSTED_KEYS=\"debian/certs/debian-uefi-certs.pem\"\n")
+	kernel := []byte("CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m\nCONFIG_BUILD_SALT=\"6.1.0-57-cloud-amd64\"\nCONFIG_HZ=250\n# CONFIG_KASAN is not set\nCONFIG_SYSTEM_TRUSTED_KEYS=\"debian/certs/debian-uefi-certs.pem\"\n")
 	dir := t.TempDir()
 	write := func(cfg string) {
 		if err := os.WriteFile(filepath.Join(dir, ".config"), []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_HZ=250\nCONFIG_MODULE_SIG_ALL=y\nCONFIG_SYSTEM_TRUSTED_KEYS=\"\"\n")
+	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m\nCONFIG_BUILD_SALT=\"\"\nCONFIG_HZ=250\nCONFIG_MODULE_SIG_ALL=y\nCONFIG_SYSTEM_TRUSTED_KEYS=\"\"\n")
 	if err := checkPrepared(dir, kernel); err != nil {
 		t.Errorf("a tree with only allowed differences: %v", err)
 	}
-	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n# CONFIG_CC_HAS_RETURN_THUNK is not set\nCONFIG_HZ=1000\n")
+	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n# CONFIG_CC_HAS_RETURN_THUNK is not set\nCONFIG_EXT4_FS=y\nCONFIG_HZ=250\n")
 	err := checkPrepared(dir, kernel)
-	if err == nil || !strings.Contains(err.Error(), "CONFIG_CC_HAS_RETURN_THUNK=y became not set") || !strings.Contains(err.Error(), "CONFIG_HZ=250 became 1000") {
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_CC_HAS_RETURN_THUNK=y became not set") || !strings.Contains(err.Error(), "CONFIG_EXT4_FS=m became y") {
 		t.Errorf("a tree that lost and changed options: %v", err)
 	}
 	if err := checkPrepared(filepath.Join(dir, "none"), kernel); err == nil {
