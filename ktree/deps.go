@@ -244,7 +244,8 @@ func scanIncludes(dir, file string, exists map[string]bool) []string {
 	return out
 }
 
-// parseConfig reads the options set to y or m.
+// parseConfig reads the options a config sets (CONFIG_X=value lines;
+// "is not set" comments set nothing).
 func parseConfig(cfg []byte) map[string]string {
 	out := map[string]string{}
 	for _, l := range strings.Split(string(cfg), "\n") {

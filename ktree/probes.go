@@ -1,8 +1,6 @@
 package ktree
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,7 +46,7 @@ func checkPrepared(dir string, cfg []byte) error {
 	if err != nil {
 		return fmt.Errorf("prepared tree %s: %w", dir, err)
 	}
-	want, have := configValues(cfg), configValues(got)
+	want, have := parseConfig(cfg), parseConfig(got)
 	var diffs []string
 	for k, v := range want {
 		if (v != "y" && v != "m") || have[k] == v {
@@ -68,19 +66,4 @@ func checkPrepared(dir string, cfg []byte) error {
 		diffs = append(diffs[:3], fmt.Sprintf("and %d more", len(diffs)-3))
 	}
 	return fmt.Errorf("prepared tree %s does not have the kernel's configuration: %s (a compiler probe failed while it was prepared, or the compiler differs); remove the tree to prepare it again", dir, strings.Join(diffs, ", "))
-}
-
-// configValues reads the options a kernel config sets (CONFIG_X=value
-// lines; "is not set" comments set nothing).
-func configValues(cfg []byte) map[string]string {
-	m := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(cfg))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if ok && strings.HasPrefix(k, "CONFIG_") {
-			m[k] = v
-		}
-	}
-	return m
 }
