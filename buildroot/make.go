@@ -98,13 +98,13 @@ func Open(ctx context.Context, opts Options) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(r.Dir); err != nil {
+	if err := sys.RemoveAll(r.Dir); err != nil {
 		return nil, err
 	}
 	step(fmt.Sprintf("making the Debian %s build root %s (debootstrap from %s)", opts.Suite, r.Dir, mirror))
 	args := []string{"--variant=minbase", "--components=main", "--include=" + strings.Join(Packages, ","), opts.Suite, r.Dir, mirror}
 	if out, err := exec.CommandContext(ctx, "debootstrap", args...).CombinedOutput(); err != nil {
-		os.RemoveAll(r.Dir)
+		sys.RemoveAll(r.Dir)
 		return nil, fmt.Errorf("debootstrap %s: %w\n%s", opts.Suite, err, lastLines(string(out), 15))
 	}
 	sources := fmt.Sprintf("deb %s %s main\ndeb %s %s-updates main\n", mirror, opts.Suite, mirror, opts.Suite)

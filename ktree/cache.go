@@ -53,14 +53,19 @@ func Cached(dir string, build func(dir string) error) (string, error) {
 	if _, err := os.Stat(done); err == nil {
 		return dir, nil
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	// An attempt that did not complete is removed, never through a
+	// mount a killed process left in it (a chroot's /dev, a bound
+	// directory).
+	if err := sys.RemoveAll(dir); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	if err := build(dir); err != nil {
-		os.RemoveAll(dir)
+		if rerr := sys.RemoveAll(dir); rerr != nil {
+			return "", fmt.Errorf("%w; %v", err, rerr)
+		}
 		return "", err
 	}
 	if err := os.WriteFile(done, nil, 0o644); err != nil {

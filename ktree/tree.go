@@ -356,7 +356,7 @@ func preparedCopy(ctx context.Context, r *buildroot.Root, src, cache, release st
 	old, _ := filepath.Glob(prefix + "-*")
 	for _, o := range old {
 		if o != dir && o != dir+".lock" {
-			os.RemoveAll(o)
+			sys.RemoveAll(o)
 		}
 	}
 	return dir, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kelp-project/kelp/buildroot"
+	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/internal/testenv"
 )
 
@@ -97,7 +98,7 @@ func System(ctx context.Context, k *testenv.Kernel) (*SystemImage, error) {
 	stale, _ := filepath.Glob(filepath.Join(cache, "system", k.Release+"-*"))
 	for _, p := range stale {
 		if p != dir && p != dir+".lock" {
-			os.RemoveAll(p)
+			sys.RemoveAll(p)
 		}
 	}
 	return img, nil
@@ -191,7 +192,7 @@ func buildSystem(ctx context.Context, k *testenv.Kernel, suite, ver, dir string)
 	if err := run(ctx, dir, "mkfs.ext4", "-q", "-F", "-L", "kelproot", "-d", root, img, fmt.Sprintf("%dM", size+768)); err != nil {
 		return err
 	}
-	return os.RemoveAll(root)
+	return sys.RemoveAll(root)
 }
 
 // inChroot runs a command inside root with /proc, /sys and a /dev of its
