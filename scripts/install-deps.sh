@@ -160,8 +160,9 @@ abi=${t% *}; ver=${t#* }
 log "kernel triple: $abi (Debian $ver)"
 
 # The kernel image's postinst hooks (initramfs, bootloader) are irrelevant
-# here; the test kernel is booted from QEMU with kelp's own initramfs.
-apt-get install -y -qq --no-install-recommends \
+# here; the test kernel is booted from QEMU with kelp's own initramfs. A
+# pinned older triple replaces a newer linux-source-6.1 (a downgrade).
+apt-get install -y -qq --no-install-recommends --allow-downgrades \
   "${tools[@]}" \
   "linux-image-$abi=$ver" "linux-headers-$abi=$ver" "linux-source-6.1=$ver" >&2
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -43,7 +44,8 @@ func (e *ErrMissing) Error() string {
 }
 
 // EnvKernel names the environment variable that selects the test kernel
-// release; the default is the newest installed 6.1 amd64 kernel with headers.
+// release; the default is the installed 6.1 amd64 kernel of the installed
+// linux-source-6.1's version, else the newest with headers.
 const EnvKernel = "KELP_TEST_KERNEL"
 
 // root lets unit tests point discovery at a fake tree.
@@ -63,6 +65,16 @@ func DefaultKernel() (*Kernel, error) {
 		rels = append(rels, strings.TrimPrefix(filepath.Base(img), "vmlinuz-"))
 	}
 	sort.Slice(rels, func(i, j int) bool { return abiNumber(rels[i]) > abiNumber(rels[j]) })
+	// The triple make deps installed comes first: the kernel whose image
+	// package has the installed source's version. KELP_KERNEL_VERSION
+	// pins an older triple beside a newer image, whose source is gone.
+	if src := packageVersion("linux-source-6.1"); src != "" {
+		ofSource := map[string]bool{}
+		for _, rel := range rels {
+			ofSource[rel] = packageVersion("linux-image-"+rel) == src
+		}
+		sort.SliceStable(rels, func(i, j int) bool { return ofSource[rels[i]] && !ofSource[rels[j]] })
+	}
 	var firstErr error
 	for _, rel := range rels {
 		k, err := kernelFor(rel)
@@ -87,6 +99,17 @@ func abiNumber(rel string) int {
 		return -1
 	}
 	return n
+}
+
+// packageVersion returns the installed version of a Debian package in
+// root's package database, "" when it is not installed or unknown.
+var packageVersion = func(pkg string) string {
+	out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var", "lib", "dpkg"),
+		"-W", "-f=${Version}", pkg).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func kernelFor(rel string) (*Kernel, error) {
