@@ -311,7 +311,10 @@ func runCorpus(t *testing.T, k *testenv.Kernel, only []string) {
 		built = append(built, c)
 		// Every buildable patch goes into the combined module, so no two
 		// may change the same lines.
-		data, _ := os.ReadFile(c.path)
+		data, err := os.ReadFile(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p, err := ktree.ParsePatch(data)
 		if err != nil {
 			t.Fatal(err)

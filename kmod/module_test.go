@@ -39,12 +39,21 @@ func TestBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := os.ReadFile(self)
-	os.WriteFile(elfObj, exe, 0o644)
+	exe, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(elfObj, exe, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	random := filepath.Join(dir, "random.ko")
-	os.WriteFile(random, []byte("\x7fELF\x02\x01\x01 this is not really an ELF file at all"), 0o644)
+	if err := os.WriteFile(random, []byte("\x7fELF\x02\x01\x01 this is not really an ELF file at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	trailer := filepath.Join(dir, "trailer.ko")
-	os.WriteFile(trailer, []byte("xx"+SignatureMagic), 0o644)
+	if err := os.WriteFile(trailer, []byte("xx"+SignatureMagic), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for name, path := range map[string]string{
 		"executable": elfObj, "random": random, "trailer": trailer,
 		"directory": dir, "missing": filepath.Join(dir, "none.ko"),

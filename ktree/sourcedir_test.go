@@ -94,8 +94,8 @@ func TestSourceDirNotWritten(t *testing.T) {
 	if edited.Dir == tr.Dir {
 		t.Fatal("an edited tree reused the copy of the old one")
 	}
-	if c, _ := os.ReadFile(filepath.Join(edited.Dir, "fs/proc/cmdline.c")); !strings.Contains(string(c), "return 1") {
-		t.Errorf("the new copy lacks the edit: %q", c)
+	if c, err := os.ReadFile(filepath.Join(edited.Dir, "fs/proc/cmdline.c")); err != nil || !strings.Contains(string(c), "return 1") {
+		t.Errorf("the new copy lacks the edit: %q (%v)", c, err)
 	}
 	if _, err := os.Stat(tr.Dir); !os.IsNotExist(err) {
 		t.Errorf("the old copy %s is still there: %v", tr.Dir, err)

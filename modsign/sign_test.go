@@ -90,10 +90,15 @@ func TestSignMatchesKernelTool(t *testing.T) {
 	}
 	unsigned := orig[:m.ELFSize]
 	in := filepath.Join(dir, "ext4.ko")
-	os.WriteFile(in, unsigned, 0o644)
+	if err := os.WriteFile(in, unsigned, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ref := filepath.Join(dir, "ref.ko")
 	run(t, signFile, "sha256", key, certDER, in, ref)
-	refBytes, _ := os.ReadFile(ref)
+	refBytes, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	signer, cert, err := LoadKeyPair(key, certPEM)
 	if err != nil {
@@ -136,9 +141,15 @@ func TestSignRefusals(t *testing.T) {
 	if _, err := Sign([]byte("not a module"), signer, cert, 0); err == nil {
 		t.Error("signed random bytes")
 	}
-	_, wrong, _ := LoadKeyPair(key, otherCert)
+	_, wrong, err := LoadKeyPair(key, otherCert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := testenv.RequireKernel(t)
-	mod, _ := os.ReadFile(filepath.Join(k.ModulesDir, "kernel/fs/ext4/ext4.ko"))
+	mod, err := os.ReadFile(filepath.Join(k.ModulesDir, "kernel/fs/ext4/ext4.ko"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Sign(mod, signer, wrong, 0); err == nil {
 		t.Error("signed with a key that does not match the certificate")
 	}

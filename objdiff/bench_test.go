@@ -29,8 +29,14 @@ func BenchmarkDiffSchedCore(b *testing.B) {
 		testenv.MissingOr(b, err)
 	}
 	u := units[0]
-	origData, _ := os.ReadFile(u.Orig)
-	patchedData, _ := os.ReadFile(u.Patched)
+	origData, err := os.ReadFile(u.Orig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	patchedData, err := os.ReadFile(u.Patched)
+	if err != nil {
+		b.Fatal(err)
+	}
 	lay := testLayouts(b, k)
 	kern := ksymtest.Kernel(b, k)
 	var before, after runtime.MemStats

@@ -11,7 +11,7 @@ import (
 func TestDeterministic(t *testing.T) {
 	var reports, objects [2][]byte
 	for i := range reports {
-		res := diffPatch(t, "clone-part-cold")[0]
+		res := diffPatch(t, "clone-part-cold", false)[0]
 		if res.err != nil {
 			t.Fatal(res.err)
 		}

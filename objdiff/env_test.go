@@ -49,12 +49,17 @@ type unitResult struct {
 
 // diffPatch compiles the corpus patch testdata/corpus/<name>.patch and
 // diffs every unit it touches against the test kernel's symbols.
-func diffPatch(t *testing.T, name string) []unitResult {
+func diffPatch(t *testing.T, name string, either bool) []unitResult {
 	t.Helper()
 	k := testenv.RequireKernel(t)
 	patch, err := os.ReadFile(filepath.Join("testdata", "corpus", name+".patch"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if either {
+		if patch, err = k.PatchOrReverse(context.Background(), patch); err != nil {
+			t.Fatal(err)
+		}
 	}
 	units, err := k.CompilePatch(context.Background(), patch)
 	if err != nil {

@@ -60,8 +60,14 @@ func TestPatchDeb(t *testing.T) {
 	}
 	dir := t.TempDir()
 	out(t, "dpkg-deb", "-e", p.File, dir)
-	postinst, _ := os.ReadFile(filepath.Join(dir, "postinst"))
-	prerm, _ := os.ReadFile(filepath.Join(dir, "prerm"))
+	postinst, err := os.ReadFile(filepath.Join(dir, "postinst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prerm, err := os.ReadFile(filepath.Join(dir, "prerm"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"kelp install --force --keep-quarantine -k " + rel + " /usr/lib/kelp/patches/" + rel + "/fix_cve.ko", "kelp load --skip-quarantined fix_cve"} {
 		if !strings.Contains(string(postinst), want) {
 			t.Errorf("postinst lacks %q:\n%s", want, postinst)
@@ -89,8 +95,14 @@ func TestReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		da, _ := os.ReadFile(a.File)
-		db, _ := os.ReadFile(b.File)
+		da, err := os.ReadFile(a.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := os.ReadFile(b.File)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !bytes.Equal(da, db) {
 			t.Errorf("%s: two builds differ", f)
 		}

@@ -2,7 +2,11 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/kelp-project/kelp/ktree"
 )
@@ -109,4 +113,109 @@ func (k *Kernel) CompileProbe(ctx context.Context, name string, src []byte, like
 		return "", err
 	}
 	return filepath.Join(dir, filepath.Dir(like), name+".o"), nil
+}
+
+// ReversePatch returns the unified diff that undoes patch: the two file
+// names and each hunk's two ranges swapped, removed lines added and added
+// lines removed. Text before and between the files (a description) is
+// kept. A case whose patch takes a fix out of the newest kernel puts the
+// fix in, reversed, on an older kernel that does not have it yet.
+func ReversePatch(patch []byte) []byte {
+	var out strings.Builder
+	oldLeft, newLeft := 0, 0
+	var minus string
+	for line := range strings.Lines(string(patch)) {
+		inHunk := oldLeft > 0 || newLeft > 0
+		switch {
+		case inHunk && strings.HasPrefix(line, " "):
+			oldLeft, newLeft = oldLeft-1, newLeft-1
+			out.WriteString(line)
+		case inHunk && strings.HasPrefix(line, "-"):
+			oldLeft--
+			out.WriteString("+" + line[1:])
+		case inHunk && strings.HasPrefix(line, "+"):
+			newLeft--
+			out.WriteString("-" + line[1:])
+		case strings.HasPrefix(line, `\`):
+			out.WriteString(line)
+		case !inHunk && strings.HasPrefix(line, "--- "):
+			minus = line[4:]
+		case !inHunk && strings.HasPrefix(line, "+++ ") && minus != "":
+			out.WriteString("--- " + swapSide(line[4:]) + "+++ " + swapSide(minus))
+			minus = ""
+		case !inHunk && strings.HasPrefix(line, "@@ -"):
+			fields := strings.SplitN(line, " ", 4)
+			if len(fields) < 4 || !strings.HasPrefix(fields[2], "+") {
+				out.WriteString(line)
+				continue
+			}
+			oldLeft, newLeft = rangeLen(fields[1][1:]), rangeLen(fields[2][1:])
+			out.WriteString("@@ -" + fields[2][1:] + " +" + fields[1][1:] + " " + fields[3])
+		default:
+			out.WriteString(line)
+		}
+	}
+	return []byte(out.String())
+}
+
+// swapSide turns a diff file name of one side into the other's ("a/x"
+// and "b/x"), keeping /dev/null.
+func swapSide(name string) string {
+	switch {
+	case strings.HasPrefix(name, "a/"):
+		return "b/" + name[2:]
+	case strings.HasPrefix(name, "b/"):
+		return "a/" + name[2:]
+	}
+	return name
+}
+
+// rangeLen is the line count of a hunk range "start,count" ("start"
+// alone is one line).
+func rangeLen(r string) int {
+	_, n, ok := strings.Cut(r, ",")
+	if !ok {
+		return 1
+	}
+	v, err := strconv.Atoi(n)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// PatchOrReverse returns patch when it applies to the test kernel's
+// tree, else its reverse when that applies (the tree predates the fix
+// the patch takes out), else an error naming the file.
+func (k *Kernel) PatchOrReverse(ctx context.Context, patch []byte) ([]byte, error) {
+	t, err := k.Tree(ctx)
+	if err != nil {
+		return nil, err
+	}
+	applies := func(p []byte) (bool, error) {
+		pp, err := ktree.ParsePatch(p)
+		if err != nil {
+			return false, err
+		}
+		for _, path := range pp.Paths() {
+			src, err := os.ReadFile(filepath.Join(t.Dir, path))
+			if err != nil {
+				return false, err
+			}
+			if _, err := pp.File(path).Apply(string(src), false); err != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	for _, p := range [][]byte{patch, ReversePatch(patch)} {
+		ok, err := applies(p)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("the patch applies to %s in neither direction", t.Dir)
 }

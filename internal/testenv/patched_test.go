@@ -33,8 +33,14 @@ func TestCompilePatch(t *testing.T) {
 	if len(units) != 1 || units[0].Object != "fs/proc/loadavg.o" || units[0].Module {
 		t.Fatalf("units = %+v", units)
 	}
-	orig, _ := os.ReadFile(units[0].Orig)
-	patched, _ := os.ReadFile(units[0].Patched)
+	orig, err := os.ReadFile(units[0].Orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := os.ReadFile(units[0].Patched)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Contains(orig, []byte(" patched\n")) || !bytes.Contains(patched, []byte(" patched\n")) {
 		t.Errorf("the new string is not (only) in the patched object")
 	}

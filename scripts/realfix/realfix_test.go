@@ -111,7 +111,10 @@ func TestSelect(t *testing.T) {
 	if err := applyPatch(dir, a); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(filepath.Join(dir, "net/core/a.c"))
+	data, err := os.ReadFile(filepath.Join(dir, "net/core/a.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(data) != strings.Replace(base, "int a 3;", "long a 3;", 1) {
 		t.Errorf("patched file:\n%s", data)
 	}
