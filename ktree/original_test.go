@@ -22,12 +22,18 @@ import (
 )
 
 // originalObjects span a built-in object, a single-object module (objtool
-// --module), objects of a multi-object module and of another subsystem,
-// and module objects whose parent directories' Makefiles would compile
-// them as built-in code on the way down (kbuild's command is the one of
-// their own directory).
+// --module), objects of a multi-object module and of another subsystem.
 var originalObjects = []string{"fs/proc/cmdline.o", "drivers/block/brd.o", "fs/ext4/hash.o", "kernel/livepatch/shadow.o",
-	"drivers/char/ipmi/ipmi_msghandler.o", "drivers/usb/core/hcd.o"}
+	"drivers/usb/core/hcd.o"}
+
+// leakedObject is a module object that a Makefile other than its own
+// directory's would also compile, as built-in code, when make is asked
+// for it alone: drivers/Makefile lists both char/ipmi/ and char/, and
+// kbuild hands the single target to both. Such a make races two
+// compiles of one file (with -j) or ends with the built-in one, so it
+// is no reference; kelp's command must be the one of the object's own
+// directory, the one a whole build runs.
+const leakedObject, leakedModule = "drivers/char/ipmi/ipmi_msghandler.o", "ipmi_msghandler"
 
 // TestOriginalIsKbuilds: kelp's command for an object, known without
 // building anything, is the command kbuild records when make builds it,
@@ -53,6 +59,13 @@ func TestOriginalIsKbuilds(t *testing.T) {
 		if owner := ktree.OwnerOf(cmd); (owner != ktree.Vmlinux) != b.Module {
 			t.Errorf("%s: owner %s from kelp's command; kbuild built it as a module: %v", b.Name, owner, b.Module)
 		}
+	}
+	cmd, err := tree.Command(leakedObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner := ktree.OwnerOf(cmd); owner != leakedModule || !strings.Contains(cmd, " -DMODULE ") {
+		t.Errorf("%s: owner %s, want the module %s of its own directory: %s", leakedObject, owner, leakedModule, cmd)
 	}
 	// Its exports' CRCs come with the cached object.
 	_, crcs, hit, err := tree.Original(ctx, "kernel/livepatch/shadow.o")
