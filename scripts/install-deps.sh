@@ -39,7 +39,9 @@ cloud61() {
   dir=$cache/images/$rel
   if [ "$(installed_version "linux-headers-$rel")" != "$ver" ]; then
     log "installing linux-headers-$rel=$ver"
-    apt-get install -y -qq --no-install-recommends "linux-headers-$rel=$ver" >&2
+    # linux-source-6.1 named with its version: apt otherwise upgrades a
+    # pinned older one (KELP_KERNEL_VERSION) while installing the headers.
+    apt-get install -y -qq --no-install-recommends --allow-downgrades "linux-headers-$rel=$ver" "linux-source-6.1=$ver" >&2
   fi
   [ -f "$dir/lib/modules/$rel/modules.dep" ] && [ -f "$dir/.version" ] && [ "$(cat "$dir/.version")" = "$ver" ] && return 0
   log "unpacking linux-image-$rel=$ver into $dir"
