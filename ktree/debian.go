@@ -157,7 +157,7 @@ func kernelPackage(ctx context.Context, release string) (pkg, version string, er
 		return pkg, version, nil
 	}
 	headers := "linux-headers-" + release
-	if version, herr := dpkgVersion(ctx, headers); herr == nil {
+	if version, herr := DpkgVersion(ctx, headers); herr == nil {
 		return headers, version, nil
 	}
 	return "", "", fmt.Errorf("kernel %s: neither its image (%s) nor %s is installed; install %s, or give --sourcedir", release, image, headers, headers)
@@ -176,7 +176,7 @@ var packageListing = func(ctx context.Context, pkg string) (string, []string, er
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		version, verErr = dpkgVersion(ctx, pkg)
+		version, verErr = DpkgVersion(ctx, pkg)
 	}()
 	out, err := dpkgQuery(ctx, "-L", pkg)
 	wg.Wait()
@@ -213,11 +213,14 @@ func dpkgOwner(ctx context.Context, path string) (pkg, version string, err error
 		return "", "", fmt.Errorf("no package owns %s", path)
 	}
 	pkg, _, _ = strings.Cut(strings.TrimSpace(string(out)), ":")
-	version, _ = dpkgVersion(ctx, pkg)
+	version, _ = DpkgVersion(ctx, pkg)
 	return pkg, version, nil
 }
 
-func dpkgVersion(ctx context.Context, pkg string) (string, error) {
+// DpkgVersion returns the installed version of a Debian package (an
+// error when it is not installed), answered from the record of an
+// earlier dpkg-query while dpkg's database is unchanged.
+func DpkgVersion(ctx context.Context, pkg string) (string, error) {
 	out, err := dpkgQuery(ctx, "-W", "-f", "${Version}", pkg)
 	if err != nil || len(out) == 0 {
 		return "", fmt.Errorf("package %s is not installed", pkg)

@@ -163,7 +163,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		installed := fileExists(t.Headers)
 		var other string // the installed headers' version, when not the one wanted
 		if installed && opts.Version != "" && opts.Root == "" {
-			if v, err := dpkgVersion(ctx, "linux-headers-"+opts.Release); err == nil && v != opts.Version {
+			if v, err := DpkgVersion(ctx, "linux-headers-"+opts.Release); err == nil && v != opts.Version {
 				other = v
 			}
 		}

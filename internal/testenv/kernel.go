@@ -8,14 +8,16 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kelp-project/kelp/ktree"
 )
 
 // Kernel is one installed Debian kernel: image, modules, headers, config and
@@ -101,15 +103,12 @@ func abiNumber(rel string) int {
 	return n
 }
 
-// packageVersion returns the installed version of a Debian package in
-// root's package database, "" when it is not installed or unknown.
+// packageVersion returns the installed version of a Debian package, ""
+// when it is not installed or unknown (unit tests with a fake root
+// replace it).
 var packageVersion = func(pkg string) string {
-	out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var", "lib", "dpkg"),
-		"-W", "-f=${Version}", pkg).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
+	v, _ := ktree.DpkgVersion(context.Background(), pkg)
+	return v
 }
 
 func kernelFor(rel string) (*Kernel, error) {
