@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,7 +31,9 @@ import (
 // corpusDir is the integration corpus: X.patch must build, X-FAIL.patch
 // must be refused with the reason its "Expect:" header line gives, and
 // X-LOADED.test (a guest shell script) must fail before kelp load, pass
-// after, and fail again after kelp unload. A "Modules:" header line names
+// after, and fail again after kelp unload. X-LOADED.c, when there is one,
+// is a C program the check runs: it is built statically for the guest as
+// /root/X-helper. A "Modules:" header line names
 // kernel modules the guest gets under /lib/modules, with their
 // dependencies, not loaded: the check modprobes them itself.
 const corpusDir = "../testdata/patches"
@@ -41,6 +44,7 @@ type corpusPatch struct {
 	fail   bool
 	expect string   // for -FAIL: a substring of the refusal
 	loaded string   // X-LOADED.test contents, if any
+	helper string   // X-LOADED.c contents, if any
 	setup  string   // X-SETUP.sh contents, run in the guest before the checks
 	mods   []string // "Modules:" header: modules the guest can modprobe
 	module string   // the name kelp build gave the module
@@ -50,6 +54,17 @@ type corpusPatch struct {
 // wantName pins the module name kelp build derives from a patch file
 // whose own name is one the kernel uses.
 var wantName = map[string]string{"syscall": "kelp_syscall", "module": "kelp_module"}
+
+// unchecked names the buildable patches without a behaviour check in the
+// VM, and why none can tell their patched code from the original in a
+// test guest. Every other buildable patch has one (readCorpus checks).
+var unchecked = map[string]string{
+	"bug-table":             "stack_trace_print runs only in error and debugging reports (KFENCE, lockdep, DMA-API debugging, stack depot dumps, dm-bufio leaks)",
+	"jump-label-vmlinux":    "set_freezable runs once as a freezable kernel thread starts (kauditd, jbd2), and changes only a flag of that thread",
+	"paravirt":              "kthread_use_mm runs only in the worker threads of vhost, VFIO and KVM's Xen emulation",
+	"static-inline-callers": "the changed kthread lookups feed scheduler and workqueue decisions, never output",
+	"static-local-kept":     "the changed warning prints only with workqueue.debug_force_rr_cpu set, once per boot: once the original printed, the kept static local keeps the patched copy silent (what the case proves)",
+}
 
 // wantFunctions pins the exact functions a patch changes, as
 // "owner:name,sympos", where that set is what the case proves.
@@ -62,6 +77,13 @@ var wantFunctions = map[string][]string{
 	// does (__FILE__), so they are no change.
 	"included-c-sched-rt":    {"vmlinux:sched_rr_handler,0"},
 	"included-c-sched-debug": {"vmlinux:proc_sched_show_task,0"},
+	// One function each, whatever else of its object carries special
+	// section entries (other static_cpu_has sites, user accesses).
+	"alternatives":            {"vmlinux:proc_pid_arch_status,0"},
+	"exception-table":         {"vmlinux:filldir64,0"},
+	"new-global-cross-object": {"vmlinux:int_seq_start,0"},
+	"smp-locks":               {"vmlinux:put_task_struct_rcu_user,0"},
+	"tracepoint":              {"vmlinux:delayed_put_task_struct,0"},
 }
 
 // wantUnits pins the objects compiled for a patch whose changed .c file
@@ -92,6 +114,15 @@ var wantSpecial = map[string]map[string]int{
 	// static_call(pv_steal_clock): one call site whose key, in vmlinux,
 	// is reached through a livepatch relocation.
 	"static-call": {".static_call_sites": 1},
+	// cpu_feature_enabled: a static_cpu_has site, two entries.
+	"alternatives": {".altinstructions": 2},
+	// filldir64's user accesses: STAC/CLAC alternatives and exception
+	// table entries.
+	"exception-table": {"__ex_table": 9, ".altinstructions": 5},
+	// refcount_dec_and_test's LOCK prefix and the added WARN_ON_ONCE.
+	"smp-locks": {".smp_locks": 1, "__bug_table": 1},
+	// trace_sched_process_free: its jump label and static call sites.
+	"tracepoint": {"__jump_table": 1, ".static_call_sites": 2},
 }
 
 // wantIgnored lists, per patch, differences the report (NAME.json) must
@@ -137,15 +168,35 @@ func readCorpus(t *testing.T, only []string) []corpusPatch {
 			t.Fatal(err)
 		}
 		c.cves = build.ParseHeader(data).CVEs
-		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-LOADED.test")); err == nil {
-			c.loaded = string(b)
+		c.loaded = optionalFile(t, c.name+"-LOADED.test")
+		c.helper = optionalFile(t, c.name+"-LOADED.c")
+		c.setup = optionalFile(t, c.name+"-SETUP.sh")
+		if c.helper != "" && c.loaded == "" {
+			t.Fatalf("%s-LOADED.c: no %s-LOADED.test runs it", c.name, c.name)
 		}
-		if b, err := os.ReadFile(filepath.Join(corpusDir, c.name+"-SETUP.sh")); err == nil {
-			c.setup = string(b)
+		if !c.fail && c.loaded == "" && unchecked[c.name] == "" {
+			t.Errorf("%s: a buildable patch without a behaviour check (%s-LOADED.test)", base, c.name)
+		}
+		if c.loaded != "" && unchecked[c.name] != "" {
+			t.Errorf("%s: has a behaviour check but is listed as unchecked", base)
 		}
 		out = append(out, c)
 	}
 	return out
+}
+
+// optionalFile returns the contents of the corpus file name, "" when
+// there is none.
+func optionalFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(corpusDir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // header returns the value of the first "key value" line before the diff.
@@ -471,6 +522,7 @@ func moduleFiles(t *testing.T, k *testenv.Kernel, names []string) []vmtest.File 
 }
 
 func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpusPatch) {
+	ctx := context.Background()
 	var files []vmtest.File
 	var mods []string
 	var steps []vmtest.Step
@@ -487,6 +539,13 @@ func runLoadedChecks(t *testing.T, k *testenv.Kernel, out string, built []corpus
 		}
 		checked = append(checked, c)
 		files = append(files, vmtest.File{Path: "/root/" + c.name + "-LOADED.test", Data: []byte(c.loaded)})
+		if c.helper != "" {
+			bin, err := k.BuildProgram(ctx, c.name+"-helper", []byte(c.helper))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, vmtest.File{Path: "/root/" + c.name + "-helper", Host: bin, Mode: 0o755})
+		}
 		if c.setup != "" {
 			files = append(files, vmtest.File{Path: "/root/" + c.name + "-SETUP.sh", Data: []byte(c.setup)})
 		}
