@@ -631,12 +631,36 @@ func checkOutput(t *testing.T, res *Result) []string {
 		t.Errorf("%d livepatch relocations in the object, %d in the report", n, len(res.Report.KlpRelocs))
 	}
 	checkReplacementRelocs(t, f)
+	checkAuxRelocs(t, f)
 	for _, fn := range res.Report.Changed {
 		if s := f.Symbol(fn.Symbol); s == nil || s.Section == nil || s.Section.Name != fn.Section {
 			t.Errorf("changed function %s: symbol %s not defined in %s", fn.Name, fn.Symbol, fn.Section)
 		}
 	}
 	return at
+}
+
+// checkAuxRelocs: the output's out-of-line static_cpu_has() code
+// (.altinstr_aux) references only what the output defines and exports
+// of the kernel. The pieces of the object's other functions jump back
+// into those functions; they never run from the patch, and the patch
+// must neither resolve nor refuse what they reference.
+func checkAuxRelocs(t *testing.T, f *elfobj.File) {
+	t.Helper()
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_RELA || s.Info == nil || s.Info.Name != ".altinstr_aux" {
+			continue
+		}
+		if strings.HasPrefix(s.Name, ".klp.rela.") {
+			t.Errorf("%s: %d livepatch relocations from out-of-line static_cpu_has code", s.Name, len(s.Relocs))
+			continue
+		}
+		for _, r := range s.Relocs {
+			if r.Symbol == nil || r.Symbol.Section == nil && !r.Symbol.IsUndefined() {
+				t.Errorf("%s: relocation at %#x against %s", s.Name, r.Offset, symName(r.Symbol))
+			}
+		}
+	}
 }
 
 // checkReplacementRelocs: every relocation of the output's replacement

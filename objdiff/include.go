@@ -48,6 +48,9 @@ func (d *differ) include() {
 						anonQueue = append(anonQueue, t.sec)
 					}
 				}
+				if auxPool(t.sec) && from != t.sec && from.Flags&elf.SHF_EXECINSTR != 0 {
+					d.markAux(t.sec, t.at)
+				}
 			}
 		}
 	}
@@ -68,13 +71,43 @@ func (d *differ) include() {
 	d.drain()
 }
 
-// replacementPool reports whether s holds the replacement code of
-// alternatives: pieces that the kernel copies over an alternative's
-// original instructions when the patch loads, each used only by its
-// .altinstructions entry. Its relocations are followed piece by piece, as
-// entries are kept (keepEntries), not for the whole section.
+// replacementPool reports whether s holds pieces of code each used by
+// one alternative: replacement code, which the kernel copies over an
+// alternative's original instructions when the patch loads, used only
+// by its .altinstructions entry (markLive), and out-of-line code that an
+// original instruction jumps to (auxPool, markAux). Its relocations are
+// followed piece by piece, as the code using a piece is carried, not for
+// the whole section.
 func replacementPool(s *elfobj.Section) bool {
-	return s.Name == ".altinstr_replacement"
+	return s.Name == ".altinstr_replacement" || auxPool(s)
+}
+
+// auxPool reports whether s holds static_cpu_has()'s run-time tests:
+// pieces of code in .altinstr_aux, each reached only by a jump from the
+// function using it (until alternatives replace that jump).
+func auxPool(s *elfobj.Section) bool {
+	return s.Name == ".altinstr_aux"
+}
+
+// markAux records that carried code jumps to the piece of out-of-line
+// code at off of sec (auxPool), and follows that piece's relocations:
+// back into the function that uses it, and to the CPU's feature bits.
+// The other pieces are copied but never run.
+func (d *differ) markAux(sec *elfobj.Section, off int64) {
+	if off < 0 || off >= int64(len(sec.Data)) {
+		return
+	}
+	for _, r := range d.live[sec] {
+		if r[0] == uint64(off) {
+			return
+		}
+	}
+	end := d.p.auxEnd(sec, off)
+	if d.live == nil {
+		d.live = map[*elfobj.Section][][2]uint64{}
+	}
+	d.live[sec] = append(d.live[sec], [2]uint64{uint64(off), uint64(end)})
+	d.follow(sec, d.p.relocsIn(sec, uint64(off), uint64(end-off)))
 }
 
 // markLive records that the kept .altinstructions entry en uses its

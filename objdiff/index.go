@@ -62,6 +62,7 @@ type side struct {
 	referrers map[*elem]map[string]bool
 	entries   map[*elem][]entry // special-section entries anchored in an elem
 	refs      map[*elfobj.Section][]int64
+	codeRefs  map[*elfobj.Section][]int64 // places other code jumps to (auxEnd)
 }
 
 // entry is one entry of a special section.
@@ -302,6 +303,42 @@ func (s *side) nextRef(sec *elfobj.Section, off int64) int64 {
 		end = off + 256
 	}
 	return end
+}
+
+// auxEnd returns the end of the piece of out-of-line code in sec that
+// starts at off: the next place in sec that code of another section
+// refers to, or the section's end. static_cpu_has() puts one such piece
+// (its run-time test) in .altinstr_aux for each use, reached only from
+// the code of the function using it.
+func (s *side) auxEnd(sec *elfobj.Section, off int64) int64 {
+	if s.codeRefs == nil {
+		s.codeRefs = map[*elfobj.Section][]int64{}
+		for from, rs := range s.relocs {
+			if from.Flags&elf.SHF_EXECINSTR == 0 {
+				continue
+			}
+			for _, r := range rs {
+				to := r.Symbol
+				if to == nil || to.Section == nil || to.Section == from {
+					continue
+				}
+				o := int64(to.Value) + r.Addend
+				if s.pcrel(r) {
+					o += 4
+				}
+				s.codeRefs[to.Section] = append(s.codeRefs[to.Section], o)
+			}
+		}
+		for _, v := range s.codeRefs {
+			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		}
+	}
+	v := s.codeRefs[sec]
+	i := sort.Search(len(v), func(i int) bool { return v[i] > off })
+	if i < len(v) && v[i] < int64(len(sec.Data)) {
+		return v[i]
+	}
+	return int64(len(sec.Data))
 }
 
 // anonIdent names a place in a section without symbols by its contents.
