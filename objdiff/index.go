@@ -273,32 +273,11 @@ func (s *side) anonSpan(sec *elfobj.Section, off, end int64) string {
 // change of the code around them.
 func (s *side) nextRef(sec *elfobj.Section, off int64) int64 {
 	if s.refs == nil {
-		s.refs = map[*elfobj.Section][]int64{}
-		for from, rs := range s.relocs {
-			if from.Flags&elf.SHF_ALLOC == 0 {
-				continue
-			}
-			for _, r := range rs {
-				if r.Symbol == nil || r.Symbol.Section == nil || len(s.bySec[r.Symbol.Section]) > 0 {
-					continue
-				}
-				o := int64(r.Symbol.Value) + r.Addend
-				if s.pcrel(r) && from.Flags&elf.SHF_EXECINSTR != 0 {
-					o += 4
-				}
-				s.refs[r.Symbol.Section] = append(s.refs[r.Symbol.Section], o)
-			}
-		}
-		for _, v := range s.refs {
-			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
-		}
+		s.refs = s.refPlaces(func(from *elfobj.Section, to *elfobj.Symbol) bool {
+			return from.Flags&elf.SHF_ALLOC != 0 && len(s.bySec[to.Section]) == 0
+		})
 	}
-	v := s.refs[sec]
-	i := sort.Search(len(v), func(i int) bool { return v[i] > off })
-	end := int64(len(sec.Data))
-	if i < len(v) && v[i] < end {
-		end = v[i]
-	}
+	end := placeAfter(s.refs[sec], off, int64(len(sec.Data)))
 	if end-off > 256 {
 		end = off + 256
 	}
@@ -312,33 +291,45 @@ func (s *side) nextRef(sec *elfobj.Section, off int64) int64 {
 // the code of the function using it.
 func (s *side) auxEnd(sec *elfobj.Section, off int64) int64 {
 	if s.codeRefs == nil {
-		s.codeRefs = map[*elfobj.Section][]int64{}
-		for from, rs := range s.relocs {
-			if from.Flags&elf.SHF_EXECINSTR == 0 {
+		s.codeRefs = s.refPlaces(func(from *elfobj.Section, to *elfobj.Symbol) bool {
+			return from.Flags&elf.SHF_EXECINSTR != 0 && to.Section != from
+		})
+	}
+	return placeAfter(s.codeRefs[sec], off, int64(len(sec.Data)))
+}
+
+// refPlaces returns, per section, the sorted places that the relocations
+// keep selects refer to: S+A, 4 bytes on for a PC-relative field in
+// code (its addend counts from the field's end).
+func (s *side) refPlaces(keep func(from *elfobj.Section, to *elfobj.Symbol) bool) map[*elfobj.Section][]int64 {
+	places := map[*elfobj.Section][]int64{}
+	for from, rs := range s.relocs {
+		for _, r := range rs {
+			to := r.Symbol
+			if to == nil || to.Section == nil || !keep(from, to) {
 				continue
 			}
-			for _, r := range rs {
-				to := r.Symbol
-				if to == nil || to.Section == nil || to.Section == from {
-					continue
-				}
-				o := int64(to.Value) + r.Addend
-				if s.pcrel(r) {
-					o += 4
-				}
-				s.codeRefs[to.Section] = append(s.codeRefs[to.Section], o)
+			o := int64(to.Value) + r.Addend
+			if s.pcrel(r) && from.Flags&elf.SHF_EXECINSTR != 0 {
+				o += 4
 			}
-		}
-		for _, v := range s.codeRefs {
-			sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+			places[to.Section] = append(places[to.Section], o)
 		}
 	}
-	v := s.codeRefs[sec]
-	i := sort.Search(len(v), func(i int) bool { return v[i] > off })
-	if i < len(v) && v[i] < int64(len(sec.Data)) {
-		return v[i]
+	for _, v := range places {
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
 	}
-	return int64(len(sec.Data))
+	return places
+}
+
+// placeAfter returns the first of the sorted places after off, or end
+// when none is before it.
+func placeAfter(places []int64, off, end int64) int64 {
+	i := sort.Search(len(places), func(i int) bool { return places[i] > off })
+	if i < len(places) && places[i] < end {
+		return places[i]
+	}
+	return end
 }
 
 // anonIdent names a place in a section without symbols by its contents.
