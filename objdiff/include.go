@@ -102,12 +102,7 @@ func (d *differ) markAux(sec *elfobj.Section, off int64) {
 			return
 		}
 	}
-	end := d.p.auxEnd(sec, off)
-	if d.live == nil {
-		d.live = map[*elfobj.Section][][2]uint64{}
-	}
-	d.live[sec] = append(d.live[sec], [2]uint64{uint64(off), uint64(end)})
-	d.follow(sec, d.p.relocsIn(sec, uint64(off), uint64(end-off)))
+	d.addLive(sec, uint64(off), uint64(d.p.auxEnd(sec, off)))
 }
 
 // markLive records that the kept .altinstructions entry en uses its
@@ -118,11 +113,17 @@ func (d *differ) markLive(sec *elfobj.Section, en entry) {
 	if !ok || !replacementPool(repl) {
 		return
 	}
+	d.addLive(repl, uint64(start), uint64(end))
+}
+
+// addLive records [start, end) of the pool sec as code the patch uses,
+// and follows its relocations.
+func (d *differ) addLive(sec *elfobj.Section, start, end uint64) {
 	if d.live == nil {
 		d.live = map[*elfobj.Section][][2]uint64{}
 	}
-	d.live[repl] = append(d.live[repl], [2]uint64{uint64(start), uint64(end)})
-	d.follow(repl, d.p.relocsIn(repl, uint64(start), uint64(end-start)))
+	d.live[sec] = append(d.live[sec], [2]uint64{start, end})
+	d.follow(sec, d.p.relocsIn(sec, start, end-start))
 }
 
 // isLive reports whether off of a replacement pool is in code a kept
