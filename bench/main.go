@@ -38,7 +38,7 @@ import (
 
 var patches = []struct{ what, file string }{
 	{"one function", "testdata/patches/cmdline-string.patch"},
-	{"one object, 3 functions", "testdata/patches/static-inline-callers.patch"},
+	{"one object, 2 functions", "testdata/patches/static-inline-callers.patch"},
 	{"two objects", "testdata/patches/new-global-cross-object.patch"},
 	{"header, three objects", "testdata/patches/header-three-objects.patch"},
 }
