@@ -3,11 +3,13 @@ package ktree
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -20,8 +22,9 @@ type FetchedHeaders struct {
 
 // FetchHeaders downloads linux-headers-<release> of version (empty: the
 // candidate the machine's apt sources offer), the common headers package
-// it depends on and linux-kbuild of the same version, and unpacks the
-// three into one directory under cache (once per release and version),
+// it depends on and linux-kbuild at the version its dependency allows
+// (see depVersion), and unpacks the three into one directory under cache
+// (once per release and version),
 // so that kelp builds for a kernel the build machine neither runs nor has
 // installed. The flavour's Makefile, which includes the common headers'
 // by their installed path, is pointed at the unpacked copy.
@@ -41,13 +44,20 @@ func FetchHeaders(ctx context.Context, release, version, cache string, step func
 		if err != nil {
 			return err
 		}
-		common, kbuild, err := headerDeps(ctx, deb, version)
+		common, kbuild, err := headerDeps(ctx, deb)
 		if err != nil {
 			return err
 		}
 		debs := []string{deb}
-		for _, p := range []string{common, kbuild} {
-			d, err := download(ctx, root, p, version)
+		for _, dep := range []debDep{common, kbuild} {
+			v, err := depVersion(ctx, dep, version)
+			if err != nil {
+				return err
+			}
+			if v != version {
+				step(fmt.Sprintf("%s=%s is not in this machine's apt sources; taking %s, which %s's dependency (%s) allows", dep.name, version, v, pkg, dep))
+			}
+			d, err := download(ctx, root, dep.name, v)
 			if err != nil {
 				return err
 			}
@@ -100,27 +110,130 @@ func download(ctx context.Context, dir, pkg, version string) (string, error) {
 	return debs[0], nil
 }
 
+// debDep is one dependency of a package: a name and, when the
+// dependency has one, a version relation (op one of =, >=, <=, >>, <<).
+type debDep struct{ name, op, version string }
+
+func (d debDep) String() string {
+	if d.op == "" {
+		return d.name
+	}
+	return d.name + " (" + d.op + " " + d.version + ")"
+}
+
+// parseDep reads one entry of a Depends field, e.g.
+// "linux-kbuild-6.1 (>= 6.1.170-3)"; alternatives ("a | b") keep the first.
+func parseDep(s string) (debDep, error) {
+	s, _, _ = strings.Cut(s, "|")
+	s = strings.TrimSpace(s)
+	name, rel, hasRel := strings.Cut(s, "(")
+	d := debDep{name: strings.TrimSpace(name)}
+	if name, _, ok := strings.Cut(d.name, ":"); ok { // an architecture qualifier
+		d.name = name
+	}
+	if !hasRel {
+		return d, nil
+	}
+	rel, ok := strings.CutSuffix(strings.TrimSpace(rel), ")")
+	f := strings.Fields(rel)
+	if !ok || len(f) != 2 || !slices.Contains([]string{"=", ">=", "<=", ">>", "<<"}, f[0]) {
+		return debDep{}, fmt.Errorf("dependency %q: not NAME (OP VERSION)", s)
+	}
+	d.op, d.version = f[0], f[1]
+	return d, nil
+}
+
 // headerDeps names, from a flavour's headers package, the common headers
-// package and the kbuild package it builds with; both are taken at the
-// headers' own version.
-func headerDeps(ctx context.Context, deb, version string) (common, kbuild string, err error) {
+// package and the kbuild package it builds with, with their relations.
+func headerDeps(ctx context.Context, deb string) (common, kbuild debDep, err error) {
 	out, err := exec.CommandContext(ctx, "dpkg-deb", "-f", deb, "Depends").Output()
 	if err != nil {
-		return "", "", fmt.Errorf("%s: no Depends field: %v", filepath.Base(deb), err)
+		return common, kbuild, fmt.Errorf("%s: no Depends field: %v", filepath.Base(deb), err)
 	}
-	for _, dep := range strings.Split(string(bytes.TrimSpace(out)), ",") {
-		name, _, _ := strings.Cut(strings.TrimSpace(dep), " ")
+	for _, entry := range strings.Split(string(bytes.TrimSpace(out)), ",") {
+		dep, err := parseDep(entry)
+		if err != nil {
+			return common, kbuild, fmt.Errorf("%s: %w", filepath.Base(deb), err)
+		}
 		switch {
-		case strings.HasPrefix(name, "linux-headers-") && strings.HasSuffix(name, "-common"):
-			common = name
-		case strings.HasPrefix(name, "linux-kbuild-"):
-			kbuild = name
+		case strings.HasPrefix(dep.name, "linux-headers-") && strings.HasSuffix(dep.name, "-common"):
+			common = dep
+		case strings.HasPrefix(dep.name, "linux-kbuild-"):
+			kbuild = dep
 		}
 	}
-	if common == "" || kbuild == "" {
-		return "", "", fmt.Errorf("%s: its Depends (%s) name no linux-headers-*-common and linux-kbuild-* package", filepath.Base(deb), bytes.TrimSpace(out))
+	if common.name == "" || kbuild.name == "" {
+		return common, kbuild, fmt.Errorf("%s: its Depends (%s) name no linux-headers-*-common and linux-kbuild-* package", filepath.Base(deb), bytes.TrimSpace(out))
 	}
 	return common, kbuild, nil
+}
+
+// depVersion is the version of dep to fetch beside headers of version:
+// that same version when the apt sources have it (the packages the kernel
+// was built with), else the candidate apt would install, provided the
+// dependency's relation allows it. Debian's headers depend on their
+// common headers at their own version (=) but on linux-kbuild at that
+// version or later (>=), and the archive keeps only the newest kbuild, so
+// a headers package of an older point release is installed, by apt,
+// beside a newer kbuild.
+func depVersion(ctx context.Context, dep debDep, version string) (string, error) {
+	if dep.op == "=" && dep.version != version {
+		return dep.version, nil
+	}
+	if hasVersion(ctx, dep.name, version) {
+		return version, nil
+	}
+	if dep.op == "=" {
+		return "", fmt.Errorf("%s=%s is not in this machine's apt sources", dep.name, version)
+	}
+	cand, err := candidateVersion(ctx, dep.name)
+	if err != nil {
+		return "", err
+	}
+	if dep.op != "" {
+		ok, err := versionRelation(ctx, cand, dep.op, dep.version)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("%s: neither %s nor a version %s allows is in this machine's apt sources (apt offers %s)", dep.name, version, dep, cand)
+		}
+	}
+	return cand, nil
+}
+
+// hasVersion reports whether the machine's apt sources offer pkg=version.
+func hasVersion(ctx context.Context, pkg, version string) bool {
+	out, err := exec.CommandContext(ctx, "apt-cache", "madison", pkg).Output()
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) >= 2 && strings.TrimSpace(f[0]) == pkg && strings.TrimSpace(f[1]) == version {
+			return true
+		}
+	}
+	return false
+}
+
+// versionRelation reports whether Debian version a stands in relation op
+// (=, >=, <=, >>, <<) to b, as dpkg orders versions.
+func versionRelation(ctx context.Context, a, op, b string) (bool, error) {
+	word := map[string]string{"=": "eq", ">=": "ge", "<=": "le", ">>": "gt", "<<": "lt"}[op]
+	if word == "" {
+		return false, fmt.Errorf("version relation %q", op)
+	}
+	err := exec.CommandContext(ctx, "dpkg", "--compare-versions", a, word, b).Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return false, nil
+	default:
+		return false, fmt.Errorf("dpkg --compare-versions %s %s %s: %v", a, word, b, err)
+	}
 }
 
 // relocateMakefile points the flavour Makefile's include of the common
