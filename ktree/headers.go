@@ -50,11 +50,11 @@ func FetchHeaders(ctx context.Context, release, version, cache string, step func
 		}
 		debs := []string{deb}
 		for _, dep := range []debDep{common, kbuild} {
-			v, err := depVersion(ctx, dep, version)
+			v, newer, err := depVersion(ctx, dep, version)
 			if err != nil {
 				return err
 			}
-			if v != version {
+			if newer {
 				step(fmt.Sprintf("%s=%s is not in this machine's apt sources; taking %s, which %s's dependency (%s) allows", dep.name, version, v, pkg, dep))
 			}
 			d, err := download(ctx, root, dep.name, v)
@@ -169,37 +169,34 @@ func headerDeps(ctx context.Context, deb string) (common, kbuild debDep, err err
 }
 
 // depVersion is the version of dep to fetch beside headers of version:
-// that same version when the apt sources have it (the packages the kernel
-// was built with), else the candidate apt would install, provided the
-// dependency's relation allows it. Debian's headers depend on their
-// common headers at their own version (=) but on linux-kbuild at that
-// version or later (>=), and the archive keeps only the newest kbuild, so
-// a headers package of an older point release is installed, by apt,
-// beside a newer kbuild.
-func depVersion(ctx context.Context, dep debDep, version string) (string, error) {
-	if dep.op == "=" && dep.version != version {
-		return dep.version, nil
+// an exact dependency's own; else that same version when the apt sources
+// have it (the packages the kernel was built with), else the candidate
+// apt would install, provided the dependency's relation allows it
+// (newer). Debian's headers depend on their common headers at their own
+// version (=) but on linux-kbuild at that version or later (>=), and the
+// archive keeps only the newest kbuild, so a headers package of an older
+// point release is installed, by apt, beside a newer kbuild.
+func depVersion(ctx context.Context, dep debDep, version string) (v string, newer bool, err error) {
+	if dep.op == "=" {
+		return dep.version, false, nil
 	}
 	if hasVersion(ctx, dep.name, version) {
-		return version, nil
-	}
-	if dep.op == "=" {
-		return "", fmt.Errorf("%s=%s is not in this machine's apt sources", dep.name, version)
+		return version, false, nil
 	}
 	cand, err := candidateVersion(ctx, dep.name)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if dep.op != "" {
 		ok, err := versionRelation(ctx, cand, dep.op, dep.version)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if !ok {
-			return "", fmt.Errorf("%s: neither %s nor a version %s allows is in this machine's apt sources (apt offers %s)", dep.name, version, dep, cand)
+			return "", false, fmt.Errorf("%s: neither %s nor a version %s allows is in this machine's apt sources (apt offers %s)", dep.name, version, dep, cand)
 		}
 	}
-	return cand, nil
+	return cand, true, nil
 }
 
 // hasVersion reports whether the machine's apt sources offer pkg=version.
