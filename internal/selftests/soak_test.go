@@ -95,14 +95,6 @@ var (
 	soakVmalloc       = regexp.MustCompile(`(?m)^vmalloc_kb_before=(\d+) vmalloc_kb_after=(\d+)$`)
 )
 
-// TestSoakAndRace loads and unloads one livepatch many times in one boot
-// (-soak.cycles) while three loops call the patched function and another
-// forks, every cycle checked, with no kernel warning, nothing left behind
-// and vmalloc use steady; then runs kelp commands against each other: two loads of
-// the same patch at once end with that patch loaded once, two unloads at
-// once with it gone, the loser of each refused in one line or told it
-// has nothing to do; and kelp install of one patch while kelp load --all
-// loads another, with both loaded and installed after.
 // soakCPUs is the soak guest's vCPU count. With two vCPUs under QEMU's
 // TCG, both vCPUs once looped for 11 minutes on an int3 at the entry of
 // the patched cmdline_proc_show while guest memory already held the call
@@ -115,6 +107,14 @@ var (
 // (time-sliced), so the transitions still meet tasks in the function.
 const soakCPUs = 1
 
+// TestSoakAndRace loads and unloads one livepatch many times in one boot
+// (-soak.cycles) while three loops call the patched function and another
+// forks, every cycle checked, with no kernel warning, nothing left behind
+// and vmalloc use steady; then runs kelp commands against each other: two loads of
+// the same patch at once end with that patch loaded once, two unloads at
+// once with it gone, the loser of each refused in one line or told it
+// has nothing to do; and kelp install of one patch while kelp load --all
+// loads another, with both loaded and installed after.
 func TestSoakAndRace(t *testing.T) {
 	b := modules(t)
 	ko := guestKO + "/" + lp + ".ko"
