@@ -1,7 +1,6 @@
 package ktree
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/gob"
@@ -210,20 +209,28 @@ func readGraph(file string) (g includeGraph, ok bool) {
 
 // scanIncludes returns the files of the tree that file includes.
 func scanIncludes(dir, file string, exists map[string]bool) []string {
-	f, err := os.Open(filepath.Join(dir, file))
+	data, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.Contains(line, []byte("include")) {
-			continue
+	// Only the lines that say "include" can be #include lines: the
+	// search jumps from one to the next.
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("include"))
+		if j < 0 {
+			break
 		}
-		m := includeRE.FindSubmatch(line)
+		j += i
+		start := bytes.LastIndexByte(data[:j], '\n') + 1
+		end := bytes.IndexByte(data[j:], '\n')
+		if end < 0 {
+			end = len(data)
+		} else {
+			end += j
+		}
+		i = end
+		m := includeRE.FindSubmatch(data[start:end])
 		if m == nil {
 			continue
 		}

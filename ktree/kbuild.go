@@ -233,42 +233,86 @@ func singleQuoted(s string) (word, rest string, ok bool) {
 // derived from: its environment and the makefiles read on the way from
 // the root to obj's directory.
 func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
-	return t.commandKeyWith(ctx, obj, os.ReadFile)
+	return t.commandKeyWith(ctx, obj, newKeyDigests(os.ReadFile))
 }
 
-// commandKeyWith is commandKey reading the tree's files with read.
-func (t *Tree) commandKeyWith(ctx context.Context, obj string, read func(string) ([]byte, error)) (string, error) {
-	env, err := t.kbuildEnv(ctx)
+// keyDigests memoises, for the command keys of many objects, the digest
+// of kbuild's environment and top-level makefiles and of each directory
+// on the way down, so that a whole tree's objects hash each makefile
+// once, not once per object.
+type keyDigests struct {
+	read func(string) ([]byte, error)
+	dirs map[string][]byte // a directory as obj's name spells it (path.Join of its parts so far) -> digest
+}
+
+func newKeyDigests(read func(string) ([]byte, error)) *keyDigests {
+	return &keyDigests{read: read, dirs: map[string][]byte{}}
+}
+
+// file writes f's name and content (or its absence) to h.
+func (k *keyDigests) file(h io.Writer, dir, f string) error {
+	data, err := k.read(filepath.Join(dir, f))
+	if os.IsNotExist(err) {
+		io.WriteString(h, f+"\x00-\x00")
+		return nil
+	}
 	if err != nil {
-		return "", err
+		return err
 	}
-	h := sha256.New()
-	io.WriteString(h, "command-v2\x00"+obj+"\x00")
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); k == "MAKEFLAGS" || strings.HasPrefix(k, "KBUILD") || strings.HasPrefix(k, "CC") || k == "LINUXINCLUDE" {
-			io.WriteString(h, kv+"\x00")
-		}
-	}
-	files := []string{"include/config/auto.conf", "scripts/Makefile.build", "scripts/Makefile.lib",
-		"scripts/Kbuild.include", "scripts/Makefile.compiler", "Kbuild", "Makefile"}
-	dir := ""
-	for _, part := range strings.Split(path.Dir(obj), "/") {
-		dir = path.Join(dir, part)
-		files = append(files, dir+"/Kbuild", dir+"/Makefile")
-	}
-	for _, f := range files {
-		data, err := read(filepath.Join(t.Dir, f))
-		if os.IsNotExist(err) {
-			io.WriteString(h, f+"\x00-\x00")
-			continue
-		}
+	io.WriteString(h, f+"\x00")
+	h.Write(data)
+	h.Write([]byte{0})
+	return nil
+}
+
+// commandKeyWith is commandKey with the digests of k.
+func (t *Tree) commandKeyWith(ctx context.Context, obj string, k *keyDigests) (string, error) {
+	top, ok := k.dirs[""]
+	if !ok {
+		env, err := t.kbuildEnv(ctx)
 		if err != nil {
 			return "", err
 		}
-		io.WriteString(h, f+"\x00")
-		h.Write(data)
-		h.Write([]byte{0})
+		h := sha256.New()
+		io.WriteString(h, "command-v3\x00")
+		for _, kv := range env {
+			if k, _, _ := strings.Cut(kv, "="); k == "MAKEFLAGS" || strings.HasPrefix(k, "KBUILD") || strings.HasPrefix(k, "CC") || k == "LINUXINCLUDE" {
+				io.WriteString(h, kv+"\x00")
+			}
+		}
+		for _, f := range []string{"include/config/auto.conf", "scripts/Makefile.build", "scripts/Makefile.lib",
+			"scripts/Kbuild.include", "scripts/Makefile.compiler", "Kbuild", "Makefile"} {
+			if err := k.file(h, t.Dir, f); err != nil {
+				return "", err
+			}
+		}
+		top = h.Sum(nil)
+		k.dirs[""] = top
 	}
+	// Each directory on the way, as obj's name spells it (a ../ in it
+	// goes back up, and its makefiles are read again), chained to the
+	// digest of the way before it.
+	sum, name := top, ""
+	for _, part := range strings.Split(path.Dir(obj), "/") {
+		name += "/" + part
+		if d, ok := k.dirs[name]; ok {
+			sum = d
+			continue
+		}
+		dir := path.Join(strings.Split(name[1:], "/")...)
+		h := sha256.New()
+		h.Write(sum)
+		for _, f := range []string{dir + "/Kbuild", dir + "/Makefile"} {
+			if err := k.file(h, t.Dir, f); err != nil {
+				return "", err
+			}
+		}
+		sum = h.Sum(nil)
+		k.dirs[name] = sum
+	}
+	h := sha256.New()
+	io.WriteString(h, obj+"\x00")
+	h.Write(sum)
 	return hex.EncodeToString(h.Sum(nil))[:24], nil
 }
 
