@@ -318,7 +318,18 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 			return err
 		}
 	}
-	if err := run(ctx, r, dir, "make", "-s", "-j"+strconv.Itoa(jobs), "olddefconfig", "modules_prepare"); err != nil {
+	if err := run(ctx, r, dir, "make", "-s", "olddefconfig"); err != nil {
+		return fmt.Errorf("prepare kernel tree: %w", err)
+	}
+	// modules_prepare builds resolve_btfids (and libbpf for it) when
+	// the config has BTF: about half of its work, for a tool that only
+	// adds BTF to a vmlinux or to modules linked beside one, which a
+	// source tree never is (modules link in the kernel's kbuild
+	// directory). -o skips it; -o is not passed to sub-makes, so the
+	// goal is alone (no mixed-target recursion) and
+	// --no-print-directory keeps Linux 6.12's Makefile from running
+	// itself again.
+	if err := run(ctx, r, dir, "make", "-s", "--no-print-directory", "-j"+strconv.Itoa(jobs), "-o", "tools/bpf/resolve_btfids", "modules_prepare"); err != nil {
 		return fmt.Errorf("prepare kernel tree: %w", err)
 	}
 	return nil
