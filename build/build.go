@@ -15,8 +15,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/kelp-project/kelp/buildroot"
 	"github.com/kelp-project/kelp/elfobj"
 	"github.com/kelp-project/kelp/internal/sys"
 	"github.com/kelp-project/kelp/klpmod"
@@ -192,9 +194,21 @@ func (b *builder) run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The module stage's link template (the kernel's kbuild directory
+	// alone says it) is made ready while the source tree is prepared
+	// and the objects compile.
+	pctx, cancel := context.WithCancel(ctx)
+	var prefetch sync.WaitGroup
+	defer func() {
+		cancel()
+		prefetch.Wait()
+	}()
 	err = b.stage("tree", "locating the kernel source tree", func() (string, error) {
 		topts := b.opts.Tree
 		topts.Step = b.step("tree")
+		topts.HeadersReady = func(headers string, exec *buildroot.Root) {
+			prefetch.Go(func() { klpmod.Prefetch(pctx, klpmod.Options{Headers: headers, Exec: exec}) })
+		}
 		t, err := ktree.Open(ctx, topts)
 		if err != nil {
 			return "", err
@@ -230,11 +244,6 @@ func (b *builder) run(ctx context.Context) error {
 	if err := b.stage("symbols", "checking the target's symbols", func() (string, error) { return b.checkSymbols(ctx) }); err != nil {
 		return err
 	}
-	// The module stage's link template is checked while the objects
-	// compile.
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go klpmod.Prefetch(pctx, klpmod.Options{Headers: b.tree.Headers, Exec: b.tree.Exec})
 	err = b.stage("objects", "finding the objects the patch reaches", func() (string, error) {
 		objs, ignored, err := b.tree.Objects(ctx, b.patch)
 		if err != nil {

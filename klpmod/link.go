@@ -83,12 +83,35 @@ func directLink(opts Options) bool {
 }
 
 // templateFor returns the recorded template of opts.Headers, recording it
-// (one kbuild run) the first time.
+// (one kbuild run) the first time. Callers at once (Prefetch's and
+// Build's) share one reading or recording.
 func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 	cache, file, err := templateFile(opts)
 	if err != nil {
 		return nil, err
 	}
+	v, _ := templatesInFlight.LoadOrStore(file, &templateOnce{})
+	o := v.(*templateOnce)
+	o.once.Do(func() {
+		o.t, o.err = loadTemplate(ctx, cache, file, opts)
+		// A later caller reads the file again.
+		templatesInFlight.CompareAndDelete(file, o)
+	})
+	return o.t, o.err
+}
+
+// templatesInFlight holds, per template file, the reading or recording
+// under way in this process.
+var templatesInFlight sync.Map
+
+type templateOnce struct {
+	once sync.Once
+	t    *linkTemplate
+	err  error
+}
+
+// loadTemplate reads the template recorded in file, or records it.
+func loadTemplate(ctx context.Context, cache, file string, opts Options) (*linkTemplate, error) {
 	t, err := readTemplate(ctx, file, opts)
 	if err != nil {
 		if t, err = recordTemplate(ctx, opts); err != nil {
@@ -107,17 +130,17 @@ func templateFor(ctx context.Context, opts Options) (*linkTemplate, error) {
 	return t, nil
 }
 
-// Prefetch checks, ahead of Build and while the patch compiles, that the
-// recorded link template of opts.Headers is still valid (the identity of
-// the compiler it runs, which Build then finds known). It records
-// nothing and reports nothing: Build does both.
+// Prefetch makes the link template of opts.Headers ready ahead of Build,
+// while the source tree is prepared and the objects compile: it checks
+// the recorded one (the identity of its compiler, which Build then finds
+// known) or records it. A Build meanwhile waits for it and takes its
+// result. It reports nothing: Build does. The caller waits for it to
+// return before it ends (cancelling ctx ends a recording).
 func Prefetch(ctx context.Context, opts Options) {
 	if !directLink(opts) {
 		return
 	}
-	if _, file, err := templateFile(opts); err == nil {
-		_, _ = readTemplate(ctx, file, opts) // Build reads it again and reports
-	}
+	_, _ = templateFor(ctx, opts) // Build reads it again and reports
 }
 
 // templateFile is the cache directory of recorded templates and the file

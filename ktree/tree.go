@@ -86,6 +86,11 @@ type Options struct {
 	ObjectCache string
 	// Step reports long steps (extracting, preparing) before they start.
 	Step func(msg string)
+	// HeadersReady, when set, is called once the kernel's kbuild
+	// directory (the Tree's Headers) and the build root are known and
+	// checked, before the source tree is extracted or prepared, so that
+	// work needing only those can run meanwhile.
+	HeadersReady func(headers string, exec *buildroot.Root)
 	// Root is prepended to the default system paths (tests).
 	Root string
 	// BuildRoot says where the compiler runs: "" (auto) in a Debian build
@@ -217,6 +222,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	}
 	if err := checkCompiler(ctx, t.Exec, cfg, opts.SkipCompilerCheck); err != nil {
 		return nil, err
+	}
+	if opts.HeadersReady != nil {
+		opts.HeadersReady(t.Headers, t.Exec)
 	}
 	switch {
 	case opts.SourceDir != "":
