@@ -177,7 +177,7 @@ func (t *Tree) dryRunObjects(ctx context.Context) ([]string, []byte, error) {
 	slices.Sort(raws)
 	// Each command is kept with the digest of what it derives from
 	// (commandKey), which its use checks.
-	keys := newKeyDigests(os.ReadFile)
+	keys := &keyDigests{}
 	var rec bytes.Buffer
 	rec.WriteString(objCmdsHeader)
 	for _, raw := range raws {

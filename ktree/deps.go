@@ -92,6 +92,9 @@ func (t *Tree) makefiles() (*makefiles, error) {
 	return &makefiles{dir: t.Dir, config: parseConfig(cfg), cache: map[string][]assign{}}, nil
 }
 
+// includeWord is what every #include line says.
+var includeWord = []byte("include")
+
 var includeRE = regexp.MustCompile(`^\s*#\s*include\s*([<"])([^>"]+)[>"]`)
 
 func (t *Tree) includes(ctx context.Context) (includeGraph, error) {
@@ -217,7 +220,7 @@ func scanIncludes(dir, file string, exists map[string]bool) []string {
 	// Only the lines that say "include" can be #include lines: the
 	// search jumps from one to the next.
 	for i := 0; ; {
-		j := bytes.Index(data[i:], []byte("include"))
+		j := bytes.Index(data[i:], includeWord)
 		if j < 0 {
 			break
 		}

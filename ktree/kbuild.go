@@ -233,7 +233,7 @@ func singleQuoted(s string) (word, rest string, ok bool) {
 // derived from: its environment and the makefiles read on the way from
 // the root to obj's directory.
 func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
-	return t.commandKeyWith(ctx, obj, newKeyDigests(os.ReadFile))
+	return t.commandKeyWith(ctx, obj, &keyDigests{})
 }
 
 // keyDigests memoises, for the command keys of many objects, the digest
@@ -241,17 +241,13 @@ func (t *Tree) commandKey(ctx context.Context, obj string) (string, error) {
 // on the way down, so that a whole tree's objects hash each makefile
 // once, not once per object.
 type keyDigests struct {
-	read func(string) ([]byte, error)
-	dirs map[string][]byte // a directory as obj's name spells it (path.Join of its parts so far) -> digest
+	top  []byte            // environment and top-level makefiles
+	dirs map[string][]byte // the way down as obj's name spells it ("/a/b/../c") -> digest
 }
 
-func newKeyDigests(read func(string) ([]byte, error)) *keyDigests {
-	return &keyDigests{read: read, dirs: map[string][]byte{}}
-}
-
-// file writes f's name and content (or its absence) to h.
-func (k *keyDigests) file(h io.Writer, dir, f string) error {
-	data, err := k.read(filepath.Join(dir, f))
+// hashFile writes f's name and content (or its absence) to h.
+func hashFile(h io.Writer, dir, f string) error {
+	data, err := os.ReadFile(filepath.Join(dir, f))
 	if os.IsNotExist(err) {
 		io.WriteString(h, f+"\x00-\x00")
 		return nil
@@ -267,8 +263,7 @@ func (k *keyDigests) file(h io.Writer, dir, f string) error {
 
 // commandKeyWith is commandKey with the digests of k.
 func (t *Tree) commandKeyWith(ctx context.Context, obj string, k *keyDigests) (string, error) {
-	top, ok := k.dirs[""]
-	if !ok {
+	if k.top == nil {
 		env, err := t.kbuildEnv(ctx)
 		if err != nil {
 			return "", err
@@ -282,33 +277,32 @@ func (t *Tree) commandKeyWith(ctx context.Context, obj string, k *keyDigests) (s
 		}
 		for _, f := range []string{"include/config/auto.conf", "scripts/Makefile.build", "scripts/Makefile.lib",
 			"scripts/Kbuild.include", "scripts/Makefile.compiler", "Kbuild", "Makefile"} {
-			if err := k.file(h, t.Dir, f); err != nil {
+			if err := hashFile(h, t.Dir, f); err != nil {
 				return "", err
 			}
 		}
-		top = h.Sum(nil)
-		k.dirs[""] = top
+		k.top, k.dirs = h.Sum(nil), map[string][]byte{}
 	}
 	// Each directory on the way, as obj's name spells it (a ../ in it
 	// goes back up, and its makefiles are read again), chained to the
 	// digest of the way before it.
-	sum, name := top, ""
+	sum, way, dir := k.top, "", ""
 	for _, part := range strings.Split(path.Dir(obj), "/") {
-		name += "/" + part
-		if d, ok := k.dirs[name]; ok {
+		way += "/" + part
+		dir = path.Join(dir, part)
+		if d, ok := k.dirs[way]; ok {
 			sum = d
 			continue
 		}
-		dir := path.Join(strings.Split(name[1:], "/")...)
 		h := sha256.New()
 		h.Write(sum)
 		for _, f := range []string{dir + "/Kbuild", dir + "/Makefile"} {
-			if err := k.file(h, t.Dir, f); err != nil {
+			if err := hashFile(h, t.Dir, f); err != nil {
 				return "", err
 			}
 		}
 		sum = h.Sum(nil)
-		k.dirs[name] = sum
+		k.dirs[way] = sum
 	}
 	h := sha256.New()
 	io.WriteString(h, obj+"\x00")
