@@ -134,13 +134,14 @@ type builder struct {
 	kern  *ksym.Kernel
 	// dump is the header of the --symbols file, when it has one.
 	dump *ksym.DumpHeader
-	// kernRead is closed once kern, read beside the compile, is set or
-	// kernErr says why it is not.
-	kernRead chan struct{}
-	kernErr  error
-	units    []ktree.Unit
-	diffs    []klpmod.Unit
-	objs     []ktree.Object
+	// kernRead is closed once kern, read beside the compile from
+	// symbolsSrc, is set or kernErr says why it is not.
+	symbolsSrc string
+	kernRead   chan struct{}
+	kernErr    error
+	units      []ktree.Unit
+	diffs      []klpmod.Unit
+	objs       []ktree.Object
 	// importNS are the namespaces of the vmlinux exports the patch uses.
 	importNS []string
 }
@@ -264,6 +265,7 @@ func (b *builder) run(ctx context.Context) error {
 		if err := klpmod.WriteInclude(inc); err != nil {
 			return "", err
 		}
+		b.readSymbols()
 		b.units, err = b.tree.CompilePatch(ctx, b.patch, b.objs, filepath.Join(b.work, "units"),
 			ktree.CompileOptions{LineGuards: true, Include: inc, Step: b.step("compile")})
 		if err != nil {
@@ -372,7 +374,7 @@ func (b *builder) checkSymbolsFile() error {
 
 // checkSymbols checks the source of the target's symbols against the
 // tree's release and, for a kelp symbols dump, the target's build id,
-// then starts reading its table (waitSymbols has it).
+// then notes where readSymbols reads its table from.
 func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 	release := b.tree.Release
 	src := b.opts.Symbols
@@ -397,6 +399,16 @@ func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 			}
 		}
 	}
+	b.symbolsSrc = src
+	return "symbols from " + from + ", read while the objects compile", nil
+}
+
+// readSymbols starts reading the symbols' table checkSymbols checked
+// (waitSymbols has it). It is called once the compiles start: the table
+// is read on a core the compiler leaves free, not beside the work the
+// first compile waits for.
+func (b *builder) readSymbols() {
+	src := b.symbolsSrc
 	b.kernRead = make(chan struct{})
 	go func() {
 		defer close(b.kernRead)
@@ -410,7 +422,6 @@ func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 			b.kern = k
 		}
 	}()
-	return "symbols from " + from + ", read while the objects compile", nil
 }
 
 // waitSymbols waits for the table checkSymbols started to read and
@@ -468,8 +479,8 @@ func (b *builder) modulesDir() string {
 // chooseName keeps the module name clear of the names the target kernel
 // uses: a name derived from a patch file (syscall.patch) becomes
 // kelp_<name>; a name given with --name is refused.
-func (b *builder) chooseName(taken kmod.TakenNames) error {
-	where, ok := taken[b.res.Name]
+func (b *builder) chooseName(taken *kmod.TakenNames) error {
+	where, ok := taken.Where(b.res.Name)
 	if !ok {
 		return nil
 	}
@@ -480,7 +491,7 @@ func (b *builder) chooseName(taken kmod.TakenNames) error {
 	if len(renamed) > 55 {
 		renamed = renamed[:55]
 	}
-	if w2, ok := taken[renamed]; ok {
+	if w2, ok := taken.Where(renamed); ok {
 		return refusal.New(b.res.Name, fmt.Sprintf("module names %s (%s) and %s (%s) are taken", b.res.Name, where, renamed, w2), "choose a name with --name")
 	}
 	b.res.Warnings = append(b.res.Warnings, fmt.Sprintf("module named %s, not %s: %s on %s is %s", renamed, b.res.Name, b.res.Name, b.opts.Tree.Release, where))

@@ -14,7 +14,7 @@ func TestReadTakenNames(t *testing.T) {
 	}
 	files := map[string]string{
 		"modules.builtin":         "kernel/arch/x86/crypto/libblake2s-x86_64.ko\nkernel/fs/ext4/ext4.ko\n",
-		"modules.dep":             "kernel/drivers/net/dummy.ko:\nkernel/fs/nls/nls_utf8.ko.xz: kernel/fs/nls/nls_base.ko\n",
+		"modules.dep":             "kernel/drivers/net/dummy.ko:\nkernel/fs/nls/nls_utf8.ko.xz: kernel/fs/nls/nls_base.ko\nkernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko\n",
 		"modules.builtin.modinfo": "printk.time=1\x00printk.parmtype=time:bool\x00kfence.sample_interval=100\x00",
 	}
 	for f, body := range files {
@@ -34,11 +34,32 @@ func TestReadTakenNames(t *testing.T) {
 		"printk":            "modules.builtin.modinfo",
 		"kfence":            "modules.builtin.modinfo",
 	} {
-		if !strings.Contains(names[name], where) {
-			t.Errorf("%s: %q; want %q", name, names[name], where)
+		if got, ok := names.Where(name); !ok || !strings.Contains(got, where) {
+			t.Errorf("%s: %q, %v; want %q", name, got, ok, where)
 		}
 	}
-	if len(names) != 6 {
-		t.Errorf("names %v; want 6", names)
+	if names.Len() != 6 {
+		t.Errorf("%d names; want 6", names.Len())
+	}
+	// The first list naming a module says where it comes from; a name
+	// added later does not replace it, and '-' is '_' in a name.
+	names.Add("ext4", "elsewhere")
+	names.Add("kelp-new", "a test")
+	for name, want := range map[string]string{
+		"ext4":              "built into the kernel as kernel/fs/ext4/ext4.ko (modules.builtin)",
+		"libblake2s_x86_64": "built into the kernel as kernel/arch/x86/crypto/libblake2s-x86_64.ko (modules.builtin)",
+		"nls_utf8":          "shipped as kernel/fs/nls/nls_utf8.ko.xz (modules.dep)",
+		"printk":            "built into the kernel (modules.builtin.modinfo)",
+		"kelp_new":          "a test",
+	} {
+		if got, ok := names.Where(name); !ok || got != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, ok, want)
+		}
+	}
+	if got, ok := names.Where("nls_base"); ok {
+		t.Errorf("nls_base, a dependency only, is taken: %q", got)
+	}
+	if names.Len() != 7 {
+		t.Errorf("%d names; want 7", names.Len())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,9 +34,11 @@ func (t *Tree) ConfiguredObjects(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs := make(map[string]bool, len(names))
-	for o := range names {
-		objs[o] = true
+	objs := map[string]bool{}
+	for line := range strings.Lines(names.text) {
+		if raw := strings.TrimSpace(line); raw != "" {
+			objs[path.Clean(raw)] = true
+		}
 	}
 	return objs, nil
 }
@@ -47,7 +50,7 @@ func (t *Tree) Configured(ctx context.Context, obj string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, ok := names[obj]
+	_, ok := names.raw(obj)
 	return ok, nil
 }
 
@@ -63,7 +66,7 @@ func (t *Tree) kbuildName(ctx context.Context, obj string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if raw, ok := names[obj]; ok {
+	if raw, ok := names.raw(obj); ok {
 		if raw == "" {
 			return "", fmt.Errorf("kernel object %s: kbuild builds it under two names in this configuration", obj)
 		}
@@ -72,15 +75,82 @@ func (t *Tree) kbuildName(ctx context.Context, obj string) (string, error) {
 	return obj, nil
 }
 
-// kbuildObjects maps each object the config builds (its cleaned path) to
-// the name kbuild compiles it under, from kbuild's dry run of the whole
-// tree, recorded once per tree and config.
-func (t *Tree) kbuildObjects(ctx context.Context) (map[string]string, error) {
+// objectNames are the names kbuild compiles the config's objects under,
+// one per line of text. A build reads a few of its some 13,000 lines, so
+// they are looked up in the text: only the few hundred names that are
+// not clean paths (amdgpu's "../display/...") are indexed, by the path
+// they clean to.
+type objectNames struct {
+	text    string            // "\n" + the record: one name per line
+	unclean map[string]string // cleaned path → name; "" for two names
+}
+
+func newObjectNames(record string) (*objectNames, error) {
+	n := &objectNames{text: "\n" + record, unclean: map[string]string{}}
+	if !strings.HasSuffix(n.text, "\n") {
+		n.text += "\n"
+	}
+	count := 0
+	for line := range strings.Lines(record) {
+		raw := strings.TrimSpace(line)
+		if raw == "" {
+			continue
+		}
+		count++
+		if !maybeUnclean(raw) {
+			continue
+		}
+		clean := path.Clean(raw)
+		if clean == raw {
+			continue
+		}
+		if prev, ok := n.unclean[clean]; ok && prev != raw {
+			// Built under two names: kelp cannot say which command
+			// is the one (kbuildName refuses it).
+			raw = ""
+		}
+		n.unclean[clean] = raw
+	}
+	if count == 0 {
+		return nil, errors.New("names no object")
+	}
+	return n, nil
+}
+
+// maybeUnclean tells whether path.Clean may change p: only a path with
+// "//", "/.", a leading "." or a trailing "/" can clean to another.
+func maybeUnclean(p string) bool {
+	return strings.Contains(p, "//") || strings.Contains(p, "/.") || strings.HasPrefix(p, ".") || strings.HasSuffix(p, "/")
+}
+
+// raw returns the name kbuild builds the object at the cleaned path obj
+// under ("" when two names clean to obj), and whether it builds it.
+func (n *objectNames) raw(obj string) (string, bool) {
+	if maybeUnclean(obj) && path.Clean(obj) != obj {
+		return "", false
+	}
+	name, unclean := n.unclean[obj]
+	listed := obj != "" && strings.Contains(n.text, "\n"+obj+"\n")
+	switch {
+	case unclean && listed:
+		return "", true
+	case unclean:
+		return name, true
+	case listed:
+		return obj, true
+	}
+	return "", false
+}
+
+// kbuildObjects returns the names kbuild compiles the config's objects
+// under (objectNames.raw finds an object's by its cleaned path), from
+// kbuild's dry run of the whole tree, recorded once per tree and config.
+func (t *Tree) kbuildObjects(ctx context.Context) (*objectNames, error) {
 	t.objsOnce.Do(func() { t.objs, t.objsErr = t.recordObjects(ctx) })
 	return t.objs, t.objsErr
 }
 
-func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
+func (t *Tree) recordObjects(ctx context.Context) (*objectNames, error) {
 	cfg, err := os.ReadFile(filepath.Join(t.Dir, ".config"))
 	if err != nil {
 		return nil, err
@@ -121,20 +191,11 @@ func (t *Tree) recordObjects(ctx context.Context) (map[string]string, error) {
 			}
 		}
 	}
-	objs := map[string]string{}
-	for _, raw := range strings.Fields(string(data)) {
-		clean := path.Clean(raw)
-		if prev, ok := objs[clean]; ok && prev != raw {
-			// Built under two names: kelp cannot say which command
-			// is the one (kbuildName refuses it).
-			raw = ""
-		}
-		objs[clean] = raw
+	names, err := newObjectNames(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("kbuild's dry run of %s %w", t.Dir, err)
 	}
-	if len(objs) == 0 {
-		return nil, fmt.Errorf("kbuild's dry run of %s names no object", t.Dir)
-	}
-	return objs, nil
+	return names, nil
 }
 
 // dryRunObjects returns the names of the objects kbuild's dry run of the

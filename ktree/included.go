@@ -42,7 +42,7 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 			seen[by] = true
 			queue = append(queue, by)
 			obj := strings.TrimSuffix(by, ".c") + ".o"
-			if _, ok := built[obj]; ok {
+			if _, ok := built.raw(obj); ok {
 				cands = append(cands, Object{Name: obj, Source: by, Via: file})
 			}
 		}
@@ -73,7 +73,7 @@ func (t *Tree) objectsOfC(ctx context.Context, file string) ([]Object, error) {
 		}
 	}
 	// Its own object, when kbuild builds one.
-	if _, ok := built[own.Name]; ok {
+	if _, ok := built.raw(own.Name); ok {
 		out = append([]Object{own}, out...)
 	}
 	if len(out) == 0 && len(cands) == 0 {

@@ -1,7 +1,9 @@
 package ktree
 
 import (
+	"bytes"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +33,21 @@ func checkNull(path string) error {
 	return nil
 }
 
+// onOptions yields the options of a config set to y or m, and their value.
+func onOptions(cfg string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for l := range strings.Lines(cfg) {
+			l = strings.TrimSuffix(l, "\n")
+			if !strings.HasPrefix(l, "CONFIG_") || strings.IndexByte(l, '=') != len(l)-2 || !strings.HasSuffix(l, "=y") && !strings.HasSuffix(l, "=m") {
+				continue
+			}
+			if !yield(l[:len(l)-2], l[len(l)-1:]) {
+				return
+			}
+		}
+	}
+}
+
 // checkPrepared refuses a prepared tree in which an option the kernel's
 // config turns on (y or m) is off or changed: the configuration step
 // probes the compiler (CONFIG_CC_HAS_*, CONFIG_AS_*, ...) and a failed
@@ -46,13 +63,23 @@ func checkPrepared(dir string, cfg []byte) error {
 	if err != nil {
 		return fmt.Errorf("prepared tree %s: %w", dir, err)
 	}
-	want, have := parseConfig(cfg), parseConfig(got)
+	// The options the tree turns on, then each the kernel turns on
+	// looked up in them: the whole of either config is read only when
+	// they differ.
+	have := make(map[string]string, bytes.Count(got, []byte("=y\n"))+bytes.Count(got, []byte("=m\n")))
+	for k, v := range onOptions(string(got)) {
+		have[k] = v
+	}
 	var diffs []string
-	for k, v := range want {
-		if (v != "y" && v != "m") || have[k] == v {
+	var all map[string]string
+	for k, v := range onOptions(string(cfg)) {
+		if have[k] == v {
 			continue
 		}
-		h, ok := have[k]
+		if all == nil {
+			all = parseConfig(got)
+		}
+		h, ok := all[k]
 		if !ok {
 			h = "not set"
 		}

@@ -54,6 +54,15 @@ func TestCheckPrepared(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CONFIG_CC_HAS_RETURN_THUNK=y became not set") || !strings.Contains(err.Error(), "CONFIG_EXT4_FS=m became y") {
 		t.Errorf("a tree that lost and changed options: %v", err)
 	}
+	// The last line of a config need not end in a newline.
+	write("CONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m")
+	if err := checkPrepared(dir, kernel); err != nil {
+		t.Errorf("a tree whose last line has no newline: %v", err)
+	}
+	err = checkPrepared(dir, append(kernel, "CONFIG_KELP_LAST=m"...))
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_KELP_LAST=m became not set") {
+		t.Errorf("a kernel config whose last line, with no newline, the tree lacks: %v", err)
+	}
 	if err := checkPrepared(filepath.Join(dir, "none"), kernel); err == nil {
 		t.Error("a tree without a .config is accepted")
 	}

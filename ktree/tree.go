@@ -51,7 +51,7 @@ type Tree struct {
 	cmds    map[string]string
 
 	objsOnce sync.Once
-	objs     map[string]string
+	objs     *objectNames
 	objsErr  error
 	// objCmdsFile records the commands of the whole tree's dry run
 	// (set with objs).

@@ -225,7 +225,7 @@ func (s System) nameTaken(name string) error {
 	if err != nil {
 		return nil // no module lists: the kernel's own check stands
 	}
-	if where, ok := taken[name]; ok {
+	if where, ok := taken.Where(name); ok {
 		return fmt.Errorf("module name %s is taken: it is %s; %s", name, where, advice)
 	}
 	return nil

@@ -76,6 +76,7 @@ directory; nothing is written.
 ` + exitCodesHelp,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			startingHeap(64 << 20)
 			opts.Patches = args
 			for i, c := range opts.CVEs {
 				id, err := build.ValidCVE(c)
