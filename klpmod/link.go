@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -389,10 +391,13 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 		t.Init:   {"kelp-init.c", "kelp-init.o"},
 		t.ModCmd: {opts.Name + ".mod.c", opts.Name + ".mod.o"},
 	}
+	// modpost's input is made from the link's objects while ld links
+	// them (kept, once the init object is there).
+	var kept func() (string, error)
 	for _, step := range t.steps() {
 		cmd := r.Replace(step)
 		if step == t.Modpost {
-			if cmd, err = t.modpostInput(dir, opts, cmd); err != nil {
+			if cmd, err = t.modpostInput(dir, cmd, kept); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -419,6 +424,11 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 			if err := os.WriteFile(filepath.Join(dir, ".kelp-init.o.cmd"), []byte(rec), 0o644); err != nil {
 				return 0, 0, err
 			}
+			objs := []string{filepath.Join(dir, "kelp-init.o")}
+			for _, u := range units {
+				objs = append(objs, filepath.Join(dir, u))
+			}
+			kept = keptSymvers(dir, opts.Headers, objs)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, opts.Name+".ko")); err != nil {
@@ -431,52 +441,105 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 // list it reads.
 const symversInput = " -i Module.symvers "
 
-// modpostInput gives modpost, in place of the kernel's whole export list
-// (some 30,000 lines it would read and hash for every module), the lines
-// of the names the module's object has in its symbol table and of
-// module_layout: every name it may look up there (its undefined symbols'
-// CRCs, owners and namespaces; its own exports, which must not be the
-// kernel's). modpost writes the same NAME.mod.c from either list. A command that does not read the list
-// as the template's does is returned as it is.
-func (t *linkTemplate) modpostInput(dir string, opts Options, cmd string) (string, error) {
-	if strings.Count(cmd, symversInput) != 1 {
+// orderPipe is how kbuild's modpost command reads the objects to post:
+// modules.order, each NAME.ko line as NAME.o, on its standard input.
+var orderPipe = regexp.MustCompile(`^sed 's/ko\$/o/' +(\S+) +\| +(\S.*) -T -$`)
+
+// modpostInput rewrites kbuild's modpost command to read, in place of
+// the kernel's whole export list (some 30,000 lines it would read and
+// hash for every module), the lines kept (keptSymvers) of the names the
+// module's objects have in their symbol tables and of module_layout:
+// every name it may look up there (its undefined symbols' CRCs, owners
+// and namespaces; its own exports, which must not be the kernel's); and
+// to read the objects to post from a file rather than through sed and a
+// pipe, so that it runs without a shell. modpost writes the same
+// NAME.mod.c either way. A command unlike the template's keeps what it
+// does not match.
+func (t *linkTemplate) modpostInput(dir, cmd string, kept func() (string, error)) (string, error) {
+	if strings.Count(cmd, symversInput) == 1 && kept != nil {
+		in, err := kept()
+		if err != nil {
+			return "", err
+		}
+		cmd = strings.Replace(cmd, symversInput, " -i "+in+" ", 1)
+	}
+	m := orderPipe.FindStringSubmatch(cmd)
+	if m == nil {
 		return cmd, nil
 	}
-	f, err := elf.Open(filepath.Join(dir, opts.Name+".o"))
+	order, err := os.ReadFile(m[1])
 	if err != nil {
 		return "", err
 	}
-	syms, err := f.Symbols()
-	f.Close()
-	if err != nil {
-		return "", fmt.Errorf("%s.o: %w", opts.Name, err)
-	}
-	// modpost versions every module against module_layout too, which no
-	// object names.
-	names := map[string]bool{"module_layout": true}
-	for _, s := range syms {
-		names[s.Name] = true
-	}
-	all, err := os.ReadFile(filepath.Join(opts.Headers, "Module.symvers"))
-	if err != nil {
-		return "", err
-	}
-	var kept bytes.Buffer
-	for line := range bytes.Lines(all) {
-		// CRC, name, module, export type, namespace: tab-separated.
-		_, rest, ok := bytes.Cut(line, []byte{'\t'})
-		if !ok {
-			continue
+	var list strings.Builder
+	for line := range strings.Lines(string(order)) {
+		line = strings.TrimSuffix(line, "\n")
+		if s, ok := strings.CutSuffix(line, "ko"); ok {
+			line = s + "o"
 		}
-		if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
-			kept.Write(line)
-		}
+		list.WriteString(line + "\n")
 	}
-	in := filepath.Join(dir, "kernel.symvers")
-	if err := os.WriteFile(in, kept.Bytes(), 0o644); err != nil {
+	objs := filepath.Join(dir, "modpost.objects")
+	if err := os.WriteFile(objs, []byte(list.String()), 0o644); err != nil {
 		return "", err
 	}
-	return strings.Replace(cmd, symversInput, " -i "+in+" ", 1), nil
+	return m[2] + " -T " + objs, nil
+}
+
+// keptSymvers starts writing, in dir, the lines of headers' Module.symvers
+// that name a symbol of objs (the objects the module links, a superset of
+// the linked object's names) or module_layout, and returns a function that
+// waits for it and gives the file.
+func keptSymvers(dir, headers string, objs []string) func() (string, error) {
+	var file string
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// modpost versions every module against module_layout too, which
+		// no object names.
+		names := map[string]bool{"module_layout": true}
+		for _, o := range objs {
+			f, e := elf.Open(o)
+			if e != nil {
+				err = e
+				return
+			}
+			syms, e := f.Symbols()
+			f.Close()
+			if e != nil {
+				err = fmt.Errorf("%s: %w", filepath.Base(o), e)
+				return
+			}
+			for _, s := range syms {
+				names[s.Name] = true
+			}
+		}
+		all, e := os.ReadFile(filepath.Join(headers, "Module.symvers"))
+		if e != nil {
+			err = e
+			return
+		}
+		var kept bytes.Buffer
+		for line := range bytes.Lines(all) {
+			// CRC, name, module, export type, namespace: tab-separated.
+			_, rest, ok := bytes.Cut(line, []byte{'\t'})
+			if !ok {
+				continue
+			}
+			if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
+				kept.Write(line)
+			}
+		}
+		in := filepath.Join(dir, "kernel.symvers")
+		if err = os.WriteFile(in, kept.Bytes(), 0o644); err == nil {
+			file = in
+		}
+	}()
+	return func() (string, error) {
+		<-done
+		return file, err
+	}
 }
 
 // write writes the object of a compile step without compiling, when the
@@ -524,7 +587,13 @@ func (t *linkTemplate) run(ctx context.Context, dir string, opts Options, cmd st
 			return true, os.WriteFile(filepath.Join(dir, io[1]), data, 0o644)
 		}
 	}
-	out, err := opts.Exec.Command(ctx, opts.Headers, nil, "sh", "-c", cmd).CombinedOutput()
+	var c *exec.Cmd
+	if argv, ok := plainCommand(cmd); ok {
+		c = opts.Exec.Command(ctx, opts.Headers, nil, argv[0], argv[1:]...)
+	} else {
+		c = opts.Exec.Command(ctx, opts.Headers, nil, "sh", "-c", cmd)
+	}
+	out, err := c.CombinedOutput()
 	if err != nil {
 		return false, &KbuildError{Err: err, Output: cmd + "\n" + string(out)}
 	}
@@ -536,4 +605,28 @@ func (t *linkTemplate) run(ctx context.Context, dir string, opts Options, cmd st
 		return false, err
 	}
 	return false, atomicfile.WriteFile(cached, data, 0o644)
+}
+
+// plainCommand splits cmd into its words when the shell would run it as
+// they are: words of letters, digits and -_./,:=+@%^ only, the first
+// without '=' (an assignment). kbuild's final link ends in "; true" (no
+// ARCH_POSTLINK), which adds nothing but hides the link's exit status;
+// it is left out.
+func plainCommand(cmd string) ([]string, bool) {
+	cmd = strings.TrimSpace(cmd)
+	if c, ok := strings.CutSuffix(cmd, "true"); ok {
+		if c, ok = strings.CutSuffix(strings.TrimRight(c, " "), ";"); ok {
+			cmd = strings.TrimSpace(c)
+		}
+	}
+	for _, r := range cmd {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(" -_./,:=+@%^", r)) {
+			return nil, false
+		}
+	}
+	argv := strings.Fields(cmd)
+	if len(argv) == 0 || strings.Contains(argv[0], "=") {
+		return nil, false
+	}
+	return argv, true
 }

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kelp-project/kelp/internal/testenv"
@@ -121,4 +122,31 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestPlainCommand: a command of plain words runs without a shell, the
+// final link's "; true" left out; anything the shell would read
+// otherwise (quotes, pipes, variables, redirections, several commands,
+// an assignment) runs through it.
+func TestPlainCommand(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"ld -m elf_x86_64 -z noexecstack --no-warn-rwx-segments   -r -o /w/k.o @/w/k.mod":   "ld|-m|elf_x86_64|-z|noexecstack|--no-warn-rwx-segments|-r|-o|/w/k.o|@/w/k.mod",
+		"ld -r --build-id=sha1  -T arch/x86/module.lds -o /w/k.ko /w/k.o /w/k.mod.o;  true": "ld|-r|--build-id=sha1|-T|arch/x86/module.lds|-o|/w/k.ko|/w/k.o|/w/k.mod.o",
+		"scripts/mod/modpost -m -o /w/Module.symvers -e -i /w/kernel.symvers -T /w/list":    "scripts/mod/modpost|-m|-o|/w/Module.symvers|-e|-i|/w/kernel.symvers|-T|/w/list",
+	} {
+		argv, ok := plainCommand(cmd)
+		if got := strings.Join(argv, "|"); !ok || got != want {
+			t.Errorf("%q: %q, %v; want %q", cmd, got, ok, want)
+		}
+	}
+	for _, cmd := range []string{
+		"sed 's/ko$/o/' /w/modules.order | scripts/mod/modpost -T -",
+		"gcc -DKBUILD_MODNAME='\"k\"' -c -o k.o k.c",
+		"ld -o $OUT k.o", "ld -o k.ko k.o > log", "ld -o k.ko k.o; rm k.o", "ld -o k.ko k.o && true",
+		"LD_PRELOAD=x.so ld -o k.ko k.o", "ld -o k.ko k.o; false", "",
+	} {
+		if argv, ok := plainCommand(cmd); ok {
+			t.Errorf("%q runs without a shell as %q", cmd, argv)
+		}
+	}
 }
