@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Unit is one translation unit compiled before and after a patch, exactly
@@ -110,9 +111,11 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	}
 	// Jobs 0..n-1 are the originals, n..2n-1 the patched copies.
 	n := len(units)
+	origDone := make([]atomic.Bool, n)
 	err = parallel(ctx, 2*n, t.Jobs, func(j int) error {
 		u := &units[j%n]
 		if j < n {
+			defer origDone[j].Store(true)
 			obj, crcs, hit, err := t.Original(ctx, u.Object)
 			if err != nil {
 				return err
@@ -123,6 +126,11 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		copyPath := filepath.Join(overlay, u.Source)
 		if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include, patchedFlags(overlay)); err != nil {
 			return compileError("patched", u.Object, err)
+		}
+		if !origDone[j%n].Load() {
+			// The original still compiles: the files it reads, as
+			// the copy's compile read them, are hashed meanwhile.
+			t.prehashDeps(u.Patched+".d", work, opts.Include)
 		}
 		var err error
 		u.PatchedCRCs, err = t.crcs(ctx, cmds[j%n], u.Object, u.Source, copyPath, inc, opts.Include, u.Patched)
@@ -137,6 +145,23 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		}
 	}
 	return units, nil
+}
+
+// prehashDeps starts hashing (prehash) the files a compile's dependency
+// list dep names, but those under kelp's own directories (the patched
+// copies, the include directory).
+func (t *Tree) prehashDeps(dep string, own ...string) {
+	deps, err := readDeps(dep)
+	if err != nil {
+		return // the original's compile reads its own list
+	}
+	tree := deps[:0]
+	for _, d := range deps {
+		if !slices.ContainsFunc(own, func(dir string) bool { return dir != "" && strings.HasPrefix(t.abs(d), dir+"/") }) {
+			tree = append(tree, d)
+		}
+	}
+	go t.prehash(tree)
 }
 
 // writeSymvers writes crcs as genksyms' "#SYMVER name 0xcrc" lines (no

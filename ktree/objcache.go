@@ -404,7 +404,7 @@ func (t *Tree) valid(dir, object string) (*entry, bool) {
 		}
 		paths, want = append(paths, d[0]), append(want, d[1])
 	}
-	sums, errs := t.fileSums(paths)
+	sums, errs := t.fileSums(paths, nil)
 	for i := range paths {
 		if errs[i] != nil || sums[i] != want[i] {
 			return nil, false
@@ -493,7 +493,7 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 		}
 		e.Stats = append(e.Stats, sig)
 	}
-	sums, errs := t.fileSums(paths)
+	sums, errs := t.fileSums(paths, e.Stats)
 	for i, d := range paths {
 		if errs[i] != nil {
 			return nil, fmt.Errorf("compile %s: dependency %s: %w", obj, d, errs[i])
@@ -515,7 +515,10 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 
 // fileSums is fileSum of each of paths (named as the compiler names
 // them), a few at once: an object's dependencies are hundreds of headers.
-func (t *Tree) fileSums(paths []string) ([]string, []error) {
+// sigs, when given, are the paths' settled inode states (statSig, "" for
+// none) taken before: a file hashed in this tree's lifetime (prehash)
+// with its inode in that state is not read again.
+func (t *Tree) fileSums(paths, sigs []string) ([]string, []error) {
 	sums := make([]string, len(paths))
 	errs := make([]error, len(paths))
 	var wg sync.WaitGroup
@@ -523,12 +526,45 @@ func (t *Tree) fileSums(paths []string) ([]string, []error) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(paths); i += workers {
+				if sigs != nil && sigs[i] != "" {
+					if sum, ok := t.hashed.Load(hashedKey{t.abs(paths[i]), sigs[i]}); ok {
+						sums[i] = sum.(string)
+						continue
+					}
+				}
 				sums[i], errs[i] = fileSum(t.abs(paths[i]))
 			}
 		})
 	}
 	wg.Wait()
 	return sums, errs
+}
+
+// hashedKey is a file (its host path) and its settled inode state when
+// its content was hashed.
+type hashedKey struct{ path, sig string }
+
+// prehash hashes paths, the files the compiler read for an object, into
+// the tree's memory of hashed files, each under the settled inode state
+// taken before it is read; a file not settled is left out. The
+// original object's dependencies, recorded when its compile ends, are
+// then found hashed: prehash reads them while that compile runs, from
+// the patched copy's compile, which ends first (no debug information).
+func (t *Tree) prehash(paths []string) {
+	now := time.Now()
+	for _, p := range paths {
+		abs := t.abs(p)
+		sig, settled := statSig(abs, now)
+		if !settled {
+			continue
+		}
+		if _, ok := t.hashed.Load(hashedKey{abs, sig}); ok {
+			continue
+		}
+		if sum, err := fileSum(abs); err == nil {
+			t.hashed.Store(hashedKey{abs, sig}, sum)
+		}
+	}
 }
 
 // readDeps reads the files a gcc dependency file (-MMD) names.

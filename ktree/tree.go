@@ -50,6 +50,10 @@ type Tree struct {
 	cmdMu   sync.Mutex
 	cmds    map[string]string
 
+	// hashed holds the sums of files hashed in the tree's lifetime
+	// (hashedKey → hex digest), for fileSums.
+	hashed sync.Map
+
 	objsOnce sync.Once
 	objs     *objectNames
 	objsErr  error
