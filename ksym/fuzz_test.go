@@ -37,6 +37,10 @@ func FuzzParseKallsyms(f *testing.F) {
 	f.Add("ffffffffc0002000 t bpf_prog_x\t[bpf]\nffffffff81000000 T startup_64\n")
 	f.Add("0000000000000000 A fixed_percpu_data\n\n   \nffffffff81000000 T x\t[]\n")
 	f.Add("zz T x\n")
+	// Lines as the kernel writes them, and near them.
+	f.Add("ffffffff81000000 T _stext\r\nffffffffc0001000 t ext4_foo\t[ext4] \nffffffffc0001000 t ext4_foo\t[ext4]\t[x]\nffffffffc0001000 t ext4_foo \t[ext4]\n")
+	f.Add("ffffffff8100000g T x\nffffffff 1000000 T x\nFFFFFFFF81000000 t \u00e9t\u00e9\nffffffff81000000 T x\u2003[m]\n")
+	f.Add("ffffffff81000000  T x\nffffffff81000000 TT x\nffffffff81000000 T\t[m]\n#fffffff81000000 T x\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		k, err := ParseKallsyms(strings.NewReader(text))
 		sameAsReference(t, text, k, err)
@@ -80,6 +84,7 @@ func FuzzParseSymvers(f *testing.F) {
 	f.Add("0x12345678\tprintk\tvmlinux\tEXPORT_SYMBOL\t\n0x0\tjbd2_journal_start\tfs/jbd2/jbd2\tEXPORT_SYMBOL_GPL\tNS\n")
 	f.Add("0x1\t\tvmlinux\tEXPORT_SYMBOL\n")
 	f.Add("12\ta\tb\n")
+	f.Add("0X1234ABCD\ta\tvmlinux\tEXPORT_SYMBOL\n0x1234abcg\tb\tvmlinux\tEXPORT_SYMBOL\n0x123456789\tc\tvmlinux\tK\n0x_1234567\td\tvmlinux\tK\n")
 	f.Fuzz(func(t *testing.T, text string) {
 		sv, err := ParseSymvers(strings.NewReader(text))
 		sameSymversAsReference(t, text, sv, err)

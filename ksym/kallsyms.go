@@ -112,7 +112,10 @@ func ParseKallsymsString(dump string) (*Kallsyms, error) {
 		if len(line) >= maxKallsymsLine {
 			return nil, fmt.Errorf("kallsyms line %d: longer than %d bytes", n, maxKallsymsLine)
 		}
-		nf, ok := asciiFields(line, &f)
+		nf, ok := kernelLine(line, &f)
+		if !ok {
+			nf, ok = asciiFields(line, &f)
+		}
 		if !ok {
 			all := strings.Fields(line)
 			nf = copy(f[:], all)
@@ -129,9 +132,12 @@ func ParseKallsymsString(dump string) (*Kallsyms, error) {
 		if c := f[1][0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
 			return nil, fmt.Errorf("kallsyms line %d: symbol type %q is not a letter", n, f[1])
 		}
-		addr, err := strconv.ParseUint(f[0], 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("kallsyms line %d: address %q: %w", n, f[0], err)
+		addr, ok := hex16(f[0])
+		if !ok {
+			var err error
+			if addr, err = strconv.ParseUint(f[0], 16, 64); err != nil {
+				return nil, fmt.Errorf("kallsyms line %d: address %q: %w", n, f[0], err)
+			}
 		}
 		obj := Vmlinux
 		if nf == 4 {
@@ -172,6 +178,65 @@ func ParseKallsymsString(dump string) (*Kallsyms, error) {
 
 // maxKallsymsLine bounds a line of a dump (/proc/kallsyms's are short).
 const maxKallsymsLine = 1 << 20
+
+// kernelLine splits a line as the kernel writes them ("%016lx %c %s",
+// then "\t[module]" for a module's symbol) as asciiFields does; ok is
+// false for any other line, which asciiFields then splits.
+func kernelLine(line string, f *[5]string) (n int, ok bool) {
+	if len(line) < 20 || line[16] != ' ' || line[18] != ' ' || line[17] <= ' ' || line[17] >= 0x80 {
+		return 0, false
+	}
+	for i := 0; i < 16; i++ {
+		if line[i] <= ' ' || line[i] >= 0x80 {
+			return 0, false
+		}
+	}
+	end := 19
+	for end < len(line) && line[end] > ' ' && line[end] < 0x80 {
+		end++
+	}
+	if end == 19 {
+		return 0, false
+	}
+	f[0], f[1], f[2] = line[:16], line[17:18], line[19:end]
+	if end == len(line) {
+		return 3, true
+	}
+	// "\t[module]": one tab, then a last field of ASCII non-blanks.
+	if line[end] != '\t' || end+1 == len(line) {
+		return 0, false
+	}
+	for i := end + 1; i < len(line); i++ {
+		if line[i] <= ' ' || line[i] >= 0x80 {
+			return 0, false
+		}
+	}
+	f[3] = line[end+1:]
+	return 4, true
+}
+
+// hex16 parses an address of 16 hex digits, as the kernel writes them;
+// ok is false for anything else (strconv then reads, or refuses, it).
+func hex16(s string) (v uint64, ok bool) {
+	if len(s) != 16 {
+		return 0, false
+	}
+	for i := 0; i < 16; i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
+}
 
 // asciiFields splits an ASCII line as strings.Fields does into f, and
 // returns how many fields it has (more than len(f) when it has more);

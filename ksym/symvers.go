@@ -61,9 +61,12 @@ func ParseSymversString(text string) (Symvers, error) {
 		if nf < 4 {
 			return nil, fmt.Errorf("Module.symvers line %d: %q: want crc, name, object, kind", n, line)
 		}
-		crc, err := strconv.ParseUint(f[0], 0, 32)
-		if err != nil {
-			return nil, fmt.Errorf("Module.symvers line %d: crc %q: %w", n, f[0], err)
+		crc, ok := crc32Hex(f[0])
+		if !ok {
+			var err error
+			if crc, err = strconv.ParseUint(f[0], 0, 32); err != nil {
+				return nil, fmt.Errorf("Module.symvers line %d: crc %q: %w", n, f[0], err)
+			}
 		}
 		if f[1] == "" || f[2] == "" || f[3] == "" {
 			return nil, fmt.Errorf("Module.symvers line %d: %q: empty name, object or kind", n, line)
@@ -72,8 +75,11 @@ func ParseSymversString(text string) (Symvers, error) {
 		// blanks or control characters (a \r a CRLF file ends its lines
 		// with is not part of the last field).
 		for _, field := range f[1:nf] {
-			if i := strings.IndexFunc(field, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
-				return nil, fmt.Errorf("Module.symvers line %d: %q: field %q holds a blank or control character", n, line, field)
+			for i := 0; i < len(field); i++ {
+				// A byte of a multibyte character is >= 0x80.
+				if c := field[i]; c <= ' ' || c == 0x7f {
+					return nil, fmt.Errorf("Module.symvers line %d: %q: field %q holds a blank or control character", n, line, field)
+				}
 			}
 		}
 		obj, ok := objects[f[2]]
@@ -91,6 +97,29 @@ func ParseSymversString(text string) (Symvers, error) {
 		out[e.Name] = e
 	}
 	return out, nil
+}
+
+// crc32Hex parses a CRC as kbuild writes it, "0x" and 8 hex digits; ok
+// is false for anything else (strconv then reads, or refuses, it).
+func crc32Hex(s string) (v uint64, ok bool) {
+	if len(s) != 10 || s[0] != '0' || s[1] != 'x' && s[1] != 'X' {
+		return 0, false
+	}
+	for i := 2; i < 10; i++ {
+		c := s[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
 }
 
 // ModuleName turns a module path or file name ("fs/jbd2/jbd2",
