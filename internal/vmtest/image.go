@@ -103,11 +103,13 @@ func buildBase(k *testenv.Kernel) ([]byte, error) {
 // writeInitramfs writes the boot's initramfs to a temporary file: the
 // cached base archive followed by an archive with this boot's plan, payload
 // files and kernel modules (the kernel unpacks concatenated archives in
-// order).
-func writeInitramfs(k *testenv.Kernel, cfg Config) (string, error) {
+// order). The file is returned open and already removed, so that nothing
+// is left behind however the test process ends; the guest's QEMU reads it
+// through a descriptor it inherits.
+func writeInitramfs(k *testenv.Kernel, cfg Config) (*os.File, error) {
 	b, err := base(k)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	a := newArchive(&buf)
@@ -117,59 +119,59 @@ func writeInitramfs(k *testenv.Kernel, cfg Config) (string, error) {
 	}
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := a.file(proto.PlanPath, 0o644, planJSON); err != nil {
-		return "", err
+		return nil, err
 	}
 	if len(plan.Modules) > 0 {
 		f, err := os.Open(filepath.Join(k.ModulesDir, "modules.dep"))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		md, err := proto.ParseModuleDeps(f)
 		f.Close()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		files, err := md.LoadOrder(plan.Modules)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		for _, rel := range files {
 			data, err := os.ReadFile(filepath.Join(k.ModulesDir, rel))
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			if err := a.file(filepath.Join("lib/modules", k.Release, rel), 0o644, data); err != nil {
-				return "", err
+				return nil, err
 			}
 		}
 	}
 	for _, f := range sortedFiles(cfg.Files) {
 		data, mode, err := f.contents()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if err := a.file(f.Path, int64(mode), data); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	if err := a.close(); err != nil {
-		return "", err
+		return nil, err
 	}
 	out, err := os.CreateTemp("", "kelp-initramfs-*.cpio")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err1 := out.Write(b)
-	_, err2 := out.Write(buf.Bytes())
-	err3 := out.Close()
+	err1 := os.Remove(out.Name())
+	_, err2 := out.Write(b)
+	_, err3 := out.Write(buf.Bytes())
 	if err := errors.Join(err1, err2, err3); err != nil {
-		os.Remove(out.Name())
-		return "", fmt.Errorf("write initramfs: %w", err)
+		out.Close()
+		return nil, fmt.Errorf("write initramfs: %w", err)
 	}
-	return out.Name(), nil
+	return out, nil
 }
 
 // isDynamic reports whether an executable needs a program interpreter.

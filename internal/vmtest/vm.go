@@ -235,10 +235,15 @@ type stallError struct {
 
 func (e *stallError) Error() string { return e.reason }
 
+// initramfsFD is the descriptor QEMU reads a boot's own initramfs from,
+// after the console's (3) and the reports' (4).
+const initramfsFD = 5
+
 // boot is one attempt of Run.
 func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Result, error) {
 	res := &Result{}
 	var initrd, payload string
+	var initramfs *os.File // this boot's own, removed already
 	var err error
 	if cfg.System != nil {
 		initrd = cfg.System.Image.Initrd
@@ -247,10 +252,13 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 		}
 		defer os.Remove(payload)
 	} else {
-		if initrd, err = writeInitramfs(k, cfg); err != nil {
+		f, err := writeInitramfs(k, cfg)
+		if err != nil {
 			return res, err
 		}
-		defer os.Remove(initrd)
+		defer f.Close()
+		initramfs = f
+		initrd = "/proc/self/fd/" + fmt.Sprint(initramfsFD)
 	}
 
 	timeout := cfg.Timeout
@@ -283,6 +291,9 @@ func boot(ctx context.Context, k *testenv.Kernel, qemu string, cfg Config) (*Res
 	defer runtime.UnlockOSThread()
 	sys.DieWithParent(cmd)
 	cmd.ExtraFiles = []*os.File{conW, repW} // fd 3: console, fd 4: reports
+	if initramfs != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, initramfs) // initramfsFD
+	}
 	var qemuErr bytes.Buffer
 	cmd.Stderr = &qemuErr
 	if err := cmd.Start(); err != nil {

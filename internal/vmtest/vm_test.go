@@ -2,7 +2,9 @@ package vmtest
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -38,3 +40,34 @@ func TestBootCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestInitramfsNotLeft: a boot's own initramfs is off the disk while its
+// guest runs (QEMU reads it through a descriptor), so a test process
+// killed mid-boot leaves none behind, and none is left after the boot.
+func TestInitramfsNotLeft(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var seen []string
+	var looked sync.Once
+	console := writerFunc(func(p []byte) (int, error) {
+		looked.Do(func() { seen, _ = filepath.Glob(filepath.Join(tmp, "kelp-initramfs-*")) })
+		return len(p), nil
+	})
+	res := RunT(t, Config{Console: console, Steps: []Step{{Name: "uname", Shell: "uname -r"}}})
+	if got := strings.TrimSpace(res.MustStep(t, "uname").Stdout); got != res.Release {
+		t.Errorf("uname -r = %q, guest init reported %q", got, res.Release)
+	}
+	if res.Console == "" {
+		t.Fatal("the guest printed nothing on its console")
+	}
+	if len(seen) != 0 {
+		t.Errorf("while the guest ran: %q on the disk", seen)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "kelp-initramfs-*")); len(left) != 0 {
+		t.Errorf("after the boot: %q left", left)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
