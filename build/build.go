@@ -265,12 +265,15 @@ func (b *builder) run(ctx context.Context) error {
 		if err := klpmod.WriteInclude(inc); err != nil {
 			return "", err
 		}
-		b.readSymbols()
+		// The symbols are read on a core the compiles leave free.
+		var symbols sync.Once
+		read := func() { symbols.Do(b.readSymbols) }
 		b.units, err = b.tree.CompilePatch(ctx, b.patch, b.objs, filepath.Join(b.work, "units"),
-			ktree.CompileOptions{LineGuards: true, Include: inc, Step: b.step("compile")})
+			ktree.CompileOptions{LineGuards: true, Include: inc, Step: b.step("compile"), Idle: read})
 		if err != nil {
 			return "", err
 		}
+		read()
 		cached := 0
 		for _, u := range b.units {
 			if u.OrigCached {
@@ -404,9 +407,10 @@ func (b *builder) checkSymbols(ctx context.Context) (string, error) {
 }
 
 // readSymbols starts reading the symbols' table checkSymbols checked
-// (waitSymbols has it). It is called once the compiles start: the table
-// is read on a core the compiler leaves free, not beside the work the
-// first compile waits for.
+// (waitSymbols has it). It is called once a core is free of compiles (a
+// rebuild's one compile leaves one free from the start; a first build's
+// two take both until the patched copy's ends), so that the table is not
+// read beside the work the compiles wait for.
 func (b *builder) readSymbols() {
 	src := b.symbolsSrc
 	b.kernRead = make(chan struct{})

@@ -48,6 +48,9 @@ type CompileOptions struct {
 	Include string
 	// Step reports what is compiled, before it starts.
 	Step func(msg string)
+	// Idle, when set, is called once, as soon as fewer compiles are left
+	// to run than t.Jobs: from then on a core is free for other work.
+	Idle func()
 }
 
 // CompilePatch compiles the objects the patch reaches, original and
@@ -112,7 +115,20 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	// Jobs 0..n-1 are the originals, n..2n-1 the patched copies.
 	n := len(units)
 	origDone := make([]atomic.Bool, n)
+	var idle sync.Once
+	left := atomic.Int64{}
+	left.Store(int64(2 * n))
+	freed := func() {
+		if left.Load() < int64(t.Jobs) && opts.Idle != nil {
+			idle.Do(opts.Idle)
+		}
+	}
+	freed()
 	err = parallel(ctx, 2*n, t.Jobs, func(j int) error {
+		defer func() {
+			left.Add(-1)
+			freed()
+		}()
 		u := &units[j%n]
 		if j < n {
 			defer origDone[j].Store(true)
