@@ -12,6 +12,9 @@
 //     module's init/.mod objects emptied);
 //   - warm, cached original: a rebuild, originals from the object cache.
 //
+// Each ratio is the median over the runs of kelp's time over the floor
+// measured just before it, in the same run.
+//
 // It also reports the peak RSS of kelp build on the three-object patch.
 //
 //	go run ./bench [-n 5]
@@ -87,7 +90,7 @@ func run(n int) error {
 		"--modules", k.ModulesDir, "--skip-compiler-check", "-o", b.out}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("kernel %s, %d cores, load average %s", k.Release, runtime.NumCPU(), load)
-	fmt.Printf("median of %d runs; ratio = kelp / floor; floor = gcc+objtool twice per touched object, %d at once\n\n", n, runtime.NumCPU())
+	fmt.Printf("times: medians of %d runs; ratio: median of the runs' kelp / floor, each run's floor measured just before its builds; floor = gcc+objtool twice per touched object, %d at once\n\n", n, runtime.NumCPU())
 
 	// The first build starts from the empty cache: cold. What earlier
 	// runs left to write back is written first, so that it does not
@@ -154,7 +157,7 @@ func run(n int) error {
 		if i == 0 {
 			coldCol = fmt.Sprintf("%.1fs", coldTime.Seconds())
 		}
-		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), c.Seconds()/f.Seconds(), a.Seconds(), a.Seconds()/f.Seconds(), coldCol)
+		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), medianRatio(cached, floor), a.Seconds(), medianRatio(first, floor), coldCol)
 	}
 	fmt.Printf("\ncold build of %q, kelp build's stages:\n", patches[0].what)
 	for _, line := range strings.Split(strings.TrimSpace(coldOut), "\n") {
@@ -245,6 +248,18 @@ func runJobs(cmds []*exec.Cmd, jobs int) error {
 		}
 	}
 	return nil
+}
+
+// medianRatio is the median of a[i]/b[i]: each run's kelp time over the
+// floor measured in the same run, so that a slower or faster stretch of
+// the machine moves both.
+func medianRatio(a, b []time.Duration) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i].Seconds() / b[i].Seconds()
+	}
+	sort.Float64s(r)
+	return r[len(r)/2]
 }
 
 func median(ds []time.Duration) time.Duration {
