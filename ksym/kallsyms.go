@@ -221,7 +221,15 @@ func hex16(s string) (v uint64, ok bool) {
 	if len(s) != 16 {
 		return 0, false
 	}
-	for i := 0; i < 16; i++ {
+	return hexDigits(s)
+}
+
+// hexDigits parses s, up to 16 hex digits and nothing else.
+func hexDigits(s string) (v uint64, ok bool) {
+	if s == "" || len(s) > 16 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case '0' <= c && c <= '9':

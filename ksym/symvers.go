@@ -105,21 +105,7 @@ func crc32Hex(s string) (v uint64, ok bool) {
 	if len(s) != 10 || s[0] != '0' || s[1] != 'x' && s[1] != 'X' {
 		return 0, false
 	}
-	for i := 2; i < 10; i++ {
-		c := s[i]
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		v = v<<4 | uint64(c)
-	}
-	return v, true
+	return hexDigits(s[2:])
 }
 
 // ModuleName turns a module path or file name ("fs/jbd2/jbd2",
