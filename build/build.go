@@ -428,7 +428,7 @@ func (b *builder) readSymbols() {
 	}()
 }
 
-// waitSymbols waits for the table checkSymbols started to read and
+// waitSymbols waits for the table readSymbols started to read and
 // reports its size.
 func (b *builder) waitSymbols() error {
 	<-b.kernRead

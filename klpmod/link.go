@@ -397,7 +397,7 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 	for _, step := range t.steps() {
 		cmd := r.Replace(step)
 		if step == t.Modpost {
-			if cmd, err = t.modpostInput(dir, cmd, kept); err != nil {
+			if cmd, err = modpostInput(dir, cmd, kept); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -455,7 +455,7 @@ var orderPipe = regexp.MustCompile(`^sed 's/ko\$/o/' +(\S+) +\| +(\S.*) -T -$`)
 // pipe, so that it runs without a shell. modpost writes the same
 // NAME.mod.c either way. A command unlike the template's keeps what it
 // does not match.
-func (t *linkTemplate) modpostInput(dir, cmd string, kept func() (string, error)) (string, error) {
+func modpostInput(dir, cmd string, kept func() (string, error)) (string, error) {
 	if strings.Count(cmd, symversInput) == 1 && kept != nil {
 		in, err := kept()
 		if err != nil {
@@ -496,50 +496,50 @@ func keptSymvers(dir, headers string, objs []string) func() (string, error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// modpost versions every module against module_layout too, which
-		// no object names.
-		names := map[string]bool{"module_layout": true}
-		for _, o := range objs {
-			f, e := elf.Open(o)
-			if e != nil {
-				err = e
-				return
-			}
-			syms, e := f.Symbols()
-			f.Close()
-			if e != nil {
-				err = fmt.Errorf("%s: %w", filepath.Base(o), e)
-				return
-			}
-			for _, s := range syms {
-				names[s.Name] = true
-			}
-		}
-		all, e := os.ReadFile(filepath.Join(headers, "Module.symvers"))
-		if e != nil {
-			err = e
-			return
-		}
-		var kept bytes.Buffer
-		for line := range bytes.Lines(all) {
-			// CRC, name, module, export type, namespace: tab-separated.
-			_, rest, ok := bytes.Cut(line, []byte{'\t'})
-			if !ok {
-				continue
-			}
-			if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
-				kept.Write(line)
-			}
-		}
-		in := filepath.Join(dir, "kernel.symvers")
-		if err = os.WriteFile(in, kept.Bytes(), 0o644); err == nil {
-			file = in
-		}
+		file, err = writeKeptSymvers(dir, headers, objs)
 	}()
 	return func() (string, error) {
 		<-done
 		return file, err
 	}
+}
+
+// writeKeptSymvers is keptSymvers' work: it returns the file written.
+func writeKeptSymvers(dir, headers string, objs []string) (string, error) {
+	// modpost versions every module against module_layout too, which no
+	// object names.
+	names := map[string]bool{"module_layout": true}
+	for _, o := range objs {
+		f, err := elf.Open(o)
+		if err != nil {
+			return "", err
+		}
+		syms, err := f.Symbols()
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", filepath.Base(o), err)
+		}
+		for _, s := range syms {
+			names[s.Name] = true
+		}
+	}
+	all, err := os.ReadFile(filepath.Join(headers, "Module.symvers"))
+	if err != nil {
+		return "", err
+	}
+	var kept bytes.Buffer
+	for line := range bytes.Lines(all) {
+		// CRC, name, module, export type, namespace: tab-separated.
+		_, rest, ok := bytes.Cut(line, []byte{'\t'})
+		if !ok {
+			continue
+		}
+		if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
+			kept.Write(line)
+		}
+	}
+	in := filepath.Join(dir, "kernel.symvers")
+	return in, os.WriteFile(in, kept.Bytes(), 0o644)
 }
 
 // write writes the object of a compile step without compiling, when the
