@@ -144,6 +144,9 @@ type builder struct {
 	objs       []ktree.Object
 	// importNS are the namespaces of the vmlinux exports the patch uses.
 	importNS []string
+	// imageID is the target's kernel image build id, read beside the
+	// tree (startImageID), or nil.
+	imageID *imageIDRead
 }
 
 // stage runs f as a named stage, timing it and reporting it.
@@ -207,8 +210,13 @@ func (b *builder) run(ctx context.Context) error {
 	err = b.stage("tree", "locating the kernel source tree", func() (string, error) {
 		topts := b.opts.Tree
 		topts.Step = b.step("tree")
-		topts.HeadersReady = func(headers string, exec *buildroot.Root) {
+		topts.HeadersReady = func(headers, sysroot string, exec *buildroot.Root) {
 			prefetch.Go(func() { klpmod.Prefetch(pctx, klpmod.Options{Headers: headers, Exec: exec}) })
+			// The image's build id, which the symbols are checked
+			// against after the tree, is read while it is prepared.
+			if f := b.startImageID(topts.Release, sysroot); f != nil {
+				prefetch.Go(func() { f.read(pctx) })
+			}
 		}
 		t, err := ktree.Open(ctx, topts)
 		if err != nil {
@@ -455,11 +463,8 @@ func (b *builder) checkBuildID(ctx context.Context, dumped, src string) error {
 		if _, err := os.Stat(image); err != nil {
 			return nil // a build machine without the image: the release and Debian version were checked
 		}
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return err
-		}
-		if have, err = cachedImageBuildID(ctx, image, filepath.Join(cache, "kelp", "buildids")); err != nil {
+		var err error
+		if have, err = b.imageBuildID(ctx, image); err != nil {
 			return fmt.Errorf("build id of %s: %w", image, err)
 		}
 		where = image
@@ -468,6 +473,69 @@ func (b *builder) checkBuildID(ctx context.Context, dumped, src string) error {
 		return fmt.Errorf("symbols %s were dumped on a build of %s with build id %s, but %s has build id %s: another build of the same release; take the symbols on the target with kelp symbols", src, release, dumped, where, have)
 	}
 	return nil
+}
+
+// imageIDRead is the build id of a kernel image (cachedImageBuildID),
+// read by read while done is open.
+type imageIDRead struct {
+	image string
+	done  chan struct{}
+	id    string
+	err   error
+}
+
+// imageIDStarted, when set, is told the image whose build id a build
+// starts reading (tests).
+var imageIDStarted func(image string)
+
+// startImageID notes, when the symbols are a dump whose build id
+// checkBuildID checks against the target's kernel image (not the running
+// kernel's notes), the read of that image's build id (the first time, a
+// second or more to decompress it), so that it can run while the tree is
+// extracted and prepared. It is nil when there is nothing to read.
+func (b *builder) startImageID(release, sysroot string) *imageIDRead {
+	if b.dump == nil || b.dump.BuildID == "" || b.dump.Release != release {
+		return nil
+	}
+	if running, _ := sys.Running.Release(); running == release && sysroot == "" {
+		return nil
+	}
+	image := filepath.Join(sysroot, "/boot", "vmlinuz-"+release)
+	if _, err := os.Stat(image); err != nil {
+		return nil
+	}
+	b.imageID = &imageIDRead{image: image, done: make(chan struct{})}
+	return b.imageID
+}
+
+// imageBuildID is the build id of image: the one startImageID started
+// reading, once read, or read now.
+func (b *builder) imageBuildID(ctx context.Context, image string) (string, error) {
+	f := b.imageID
+	if f == nil || f.image != image {
+		f = &imageIDRead{image: image, done: make(chan struct{})}
+		f.read(ctx)
+	}
+	select {
+	case <-f.done:
+		return f.id, f.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// read reads the build id and closes done.
+func (f *imageIDRead) read(ctx context.Context) {
+	defer close(f.done)
+	if imageIDStarted != nil {
+		imageIDStarted(f.image)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		f.err = err
+		return
+	}
+	f.id, f.err = cachedImageBuildID(ctx, f.image, filepath.Join(cache, "kelp", "buildids"))
 }
 
 func (b *builder) modulesDir() string {

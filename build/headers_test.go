@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kelp-project/kelp/build"
@@ -206,6 +207,54 @@ func TestDumpBuildID(t *testing.T) {
 	}
 	if slices.Contains(stages, "compile") {
 		t.Errorf("compiled before refusing: stages %q", stages)
+	}
+}
+
+// TestImageIDBesideTree: the build id of the target's kernel image, which
+// a dump's build id is checked against, is read while the tree stage runs
+// (on a first build, while the tree is extracted and prepared), once, and
+// the build records the dump's build id it matched.
+func TestImageIDBesideTree(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	image := "/boot/vmlinuz-" + k.Release
+	if _, err := os.Stat(image); err != nil {
+		t.Fatalf("the test kernel's image is not installed: %v", err)
+	}
+	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _, err := ksym.ReadDumpHeader(dump)
+	if err != nil || hdr.BuildID == "" {
+		t.Fatalf("dump of %s: %+v, %v", k.Release, hdr, err)
+	}
+	var mu sync.Mutex
+	var events []string
+	note := func(e string) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}
+	*build.ImageIDStarted = func(image string) { note("image " + image) }
+	t.Cleanup(func() { *build.ImageIDStarted = nil })
+	opts := buildOptions(t, k, t.TempDir(), "../testdata/patches/cmdline-string.patch")
+	opts.Progress = func(e build.Event) {
+		if e.Done {
+			note("done " + e.Stage)
+		}
+	}
+	res, err := build.Build(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SymbolsBuildID != hdr.BuildID {
+		t.Errorf("symbols build id %q, the dump's is %q", res.SymbolsBuildID, hdr.BuildID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	read, tree := slices.Index(events, "image "+image), slices.Index(events, "done tree")
+	if read < 0 || tree < 0 || read > tree || slices.Index(events[read+1:], "image "+image) >= 0 {
+		t.Errorf("events %q: want %q once, before the tree stage is done", events, "image "+image)
 	}
 }
 

@@ -91,10 +91,11 @@ type Options struct {
 	// Step reports long steps (extracting, preparing) before they start.
 	Step func(msg string)
 	// HeadersReady, when set, is called once the kernel's kbuild
-	// directory (the Tree's Headers) and the build root are known and
-	// checked, before the source tree is extracted or prepared, so that
-	// work needing only those can run meanwhile.
-	HeadersReady func(headers string, exec *buildroot.Root)
+	// directory (the Tree's Headers), the target's system root (the
+	// Tree's SysRoot) and the build root are known and checked, before
+	// the source tree is extracted or prepared, so that work needing only
+	// those can run meanwhile.
+	HeadersReady func(headers, sysroot string, exec *buildroot.Root)
 	// Root is prepended to the default system paths (tests).
 	Root string
 	// BuildRoot says where the compiler runs: "" (auto) in a Debian build
@@ -228,7 +229,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		return nil, err
 	}
 	if opts.HeadersReady != nil {
-		opts.HeadersReady(t.Headers, t.Exec)
+		opts.HeadersReady(t.Headers, t.SysRoot, t.Exec)
 	}
 	switch {
 	case opts.SourceDir != "":
