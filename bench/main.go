@@ -113,6 +113,7 @@ func run(n int) error {
 	}
 	fmt.Printf("%-24s %7s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (cached)", "ratio", "kelp (first)", "ratio", "cold")
 	var rss int64
+	var spread []string
 	for i, p := range patches {
 		data, err := os.ReadFile(p.file)
 		if err != nil {
@@ -162,7 +163,9 @@ func run(n int) error {
 			coldCol = fmt.Sprintf("%.1fs", coldTime.Seconds())
 		}
 		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), medianRatio(cached, floor), a.Seconds(), medianRatio(first, floor), coldCol)
+		spread = append(spread, fmt.Sprintf("  %-24s cached %s; first %s", p.what, ratios(cached, floor), ratios(first, floor)))
 	}
+	fmt.Printf("\neach run's kelp / floor, sorted:\n%s\n", strings.Join(spread, "\n"))
 	fmt.Printf("\ncold build of %q, kelp build's stages:\n", patches[0].what)
 	for _, line := range strings.Split(strings.TrimSpace(coldOut), "\n") {
 		if !strings.HasPrefix(line, "built ") {
@@ -258,12 +261,28 @@ func runJobs(cmds []*exec.Cmd, jobs int) error {
 // floor measured in the same run, so that a slower or faster stretch of
 // the machine moves both.
 func medianRatio(a, b []time.Duration) float64 {
+	r := runRatios(a, b)
+	return r[len(r)/2]
+}
+
+// ratios lists the runs' ratios (runRatios), as medianRatio takes them.
+func ratios(a, b []time.Duration) string {
+	r := runRatios(a, b)
+	s := make([]string, len(r))
+	for i, x := range r {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, " ")
+}
+
+// runRatios are a[i]/b[i], sorted.
+func runRatios(a, b []time.Duration) []float64 {
 	r := make([]float64, len(a))
 	for i := range a {
 		r[i] = a[i].Seconds() / b[i].Seconds()
 	}
 	sort.Float64s(r)
-	return r[len(r)/2]
+	return r
 }
 
 func median(ds []time.Duration) time.Duration {
