@@ -177,17 +177,7 @@ func TestDumpVersion(t *testing.T) {
 // both, before any compile.
 func TestDumpBuildID(t *testing.T) {
 	k := testenv.RequireKernel(t)
-	if _, err := os.Stat("/boot/vmlinuz-" + k.Release); err != nil {
-		t.Fatalf("the test kernel's image is not installed: %v", err)
-	}
-	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hdr, _, err := ksym.ReadDumpHeader(dump)
-	if err != nil || hdr.BuildID == "" {
-		t.Fatalf("dump of %s: %+v, %v", k.Release, hdr, err)
-	}
+	dump, hdr := imageDump(t, k)
 	other := hdr
 	other.BuildID = strings.Repeat("ab", 20)
 	_, body, _ := bytes.Cut(dump, []byte("\n"))
@@ -199,7 +189,7 @@ func TestDumpBuildID(t *testing.T) {
 	opts.Symbols = p
 	var stages []string
 	opts.Progress = func(e build.Event) { stages = append(stages, e.Stage) }
-	_, err = build.Build(context.Background(), opts)
+	_, err := build.Build(context.Background(), opts)
 	for _, want := range []string{"build id " + other.BuildID, "has build id " + hdr.BuildID, "another build of the same release"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("dump of another build: %v; want an error naming %q", err, want)
@@ -210,14 +200,11 @@ func TestDumpBuildID(t *testing.T) {
 	}
 }
 
-// TestImageIDBesideTree: the build id of the target's kernel image, which
-// a dump's build id is checked against, is read while the tree stage runs
-// (on a first build, while the tree is extracted and prepared), once, and
-// the build records the dump's build id it matched.
-func TestImageIDBesideTree(t *testing.T) {
-	k := testenv.RequireKernel(t)
-	image := "/boot/vmlinuz-" + k.Release
-	if _, err := os.Stat(image); err != nil {
+// imageDump is the test kernel's kallsyms dump and its header, which
+// names a build id, with the kernel's image installed to check it against.
+func imageDump(t *testing.T, k *testenv.Kernel) ([]byte, ksym.DumpHeader) {
+	t.Helper()
+	if _, err := os.Stat("/boot/vmlinuz-" + k.Release); err != nil {
 		t.Fatalf("the test kernel's image is not installed: %v", err)
 	}
 	dump, err := os.ReadFile(ksymtest.KallsymsPath(t, k))
@@ -228,6 +215,17 @@ func TestImageIDBesideTree(t *testing.T) {
 	if err != nil || hdr.BuildID == "" {
 		t.Fatalf("dump of %s: %+v, %v", k.Release, hdr, err)
 	}
+	return dump, hdr
+}
+
+// TestImageIDBesideTree: the build id of the target's kernel image, which
+// a dump's build id is checked against, is read while the tree stage runs
+// (on a first build, while the tree is extracted and prepared), once, and
+// the build records the dump's build id it matched.
+func TestImageIDBesideTree(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	image := "/boot/vmlinuz-" + k.Release
+	_, hdr := imageDump(t, k)
 	var mu sync.Mutex
 	var events []string
 	note := func(e string) {
