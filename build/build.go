@@ -214,9 +214,7 @@ func (b *builder) run(ctx context.Context) error {
 			prefetch.Go(func() { klpmod.Prefetch(pctx, klpmod.Options{Headers: headers, Exec: exec}) })
 			// The image's build id, which the symbols are checked
 			// against after the tree, is read while it is prepared.
-			if f := b.startImageID(topts.Release, sysroot); f != nil {
-				prefetch.Go(func() { f.read(pctx) })
-			}
+			b.startImageID(pctx, &prefetch, topts.Release, sysroot)
 		}
 		t, err := ktree.Open(ctx, topts)
 		if err != nil {
@@ -453,14 +451,14 @@ func (b *builder) waitSymbols() error {
 func (b *builder) checkBuildID(ctx context.Context, dumped, src string) error {
 	release := b.tree.Release
 	var have, where string
-	if running, _ := sys.Running.Release(); running == release && b.tree.SysRoot == "" {
+	image, fromImage := targetImage(release, b.tree.SysRoot)
+	if !fromImage {
 		if notes, err := sys.Running.Notes(); err == nil {
 			have = ksym.BuildIDFromNotes(notes)
 		}
 		where = "the running kernel"
 	} else {
-		image := filepath.Join(b.tree.SysRoot, "/boot", "vmlinuz-"+release)
-		if _, err := os.Stat(image); err != nil {
+		if image == "" {
 			return nil // a build machine without the image: the release and Debian version were checked
 		}
 		var err error
@@ -488,24 +486,35 @@ type imageIDRead struct {
 // starts reading (tests).
 var imageIDStarted func(image string)
 
-// startImageID notes, when the symbols are a dump whose build id
-// checkBuildID checks against the target's kernel image (not the running
-// kernel's notes), the read of that image's build id (the first time, a
-// second or more to decompress it), so that it can run while the tree is
-// extracted and prepared. It is nil when there is nothing to read.
-func (b *builder) startImageID(release, sysroot string) *imageIDRead {
-	if b.dump == nil || b.dump.BuildID == "" || b.dump.Release != release {
-		return nil
-	}
+// targetImage says where checkBuildID reads the target's build id: the
+// running kernel's notes (fromImage false), or the kernel image of the
+// target's system (image "" when the system has none).
+func targetImage(release, sysroot string) (image string, fromImage bool) {
 	if running, _ := sys.Running.Release(); running == release && sysroot == "" {
-		return nil
+		return "", false
 	}
-	image := filepath.Join(sysroot, "/boot", "vmlinuz-"+release)
+	image = filepath.Join(sysroot, "/boot", "vmlinuz-"+release)
 	if _, err := os.Stat(image); err != nil {
-		return nil
+		return "", true
 	}
-	b.imageID = &imageIDRead{image: image, done: make(chan struct{})}
-	return b.imageID
+	return image, true
+}
+
+// startImageID starts, in group, reading the build id of the kernel image
+// checkBuildID checks a dump's build id against (the first time, a second
+// or more to decompress it), so that it runs while the tree is extracted
+// and prepared; it does nothing when there is no such image to read.
+func (b *builder) startImageID(ctx context.Context, group *sync.WaitGroup, release, sysroot string) {
+	if b.dump == nil || b.dump.BuildID == "" || b.dump.Release != release {
+		return
+	}
+	image, fromImage := targetImage(release, sysroot)
+	if !fromImage || image == "" {
+		return
+	}
+	f := &imageIDRead{image: image, done: make(chan struct{})}
+	b.imageID = f
+	group.Go(func() { f.read(ctx) })
 }
 
 // imageBuildID is the build id of image: the one startImageID started
