@@ -1,7 +1,6 @@
 package ktree
 
 import (
-	"bytes"
 	"fmt"
 	"iter"
 	"os"
@@ -33,15 +32,16 @@ func checkNull(path string) error {
 	return nil
 }
 
-// onOptions yields the options of a config set to y or m, and their value.
-func onOptions(cfg string) iter.Seq2[string, string] {
-	return func(yield func(string, string) bool) {
+// onLines yields the lines of a config that set an option to y or m,
+// without their newline.
+func onLines(cfg string) iter.Seq[string] {
+	return func(yield func(string) bool) {
 		for l := range strings.Lines(cfg) {
 			l = strings.TrimSuffix(l, "\n")
 			if !strings.HasPrefix(l, "CONFIG_") || strings.IndexByte(l, '=') != len(l)-2 || !strings.HasSuffix(l, "=y") && !strings.HasSuffix(l, "=m") {
 				continue
 			}
-			if !yield(l[:len(l)-2], l[len(l)-1:]) {
+			if !yield(l) {
 				return
 			}
 		}
@@ -59,34 +59,46 @@ func onOptions(cfg string) iter.Seq2[string, string] {
 // Options the kernel's config does not turn on may be added
 // (olddefconfig writes defaults for them).
 func checkPrepared(dir string, cfg []byte) error {
-	got, err := os.ReadFile(filepath.Join(dir, ".config"))
+	data, err := os.ReadFile(filepath.Join(dir, ".config"))
 	if err != nil {
 		return fmt.Errorf("prepared tree %s: %w", dir, err)
 	}
-	// The options the tree turns on, then each the kernel turns on
-	// looked up in them: the whole of either config is read only when
-	// they differ.
-	have := make(map[string]string, bytes.Count(got, []byte("=y\n"))+bytes.Count(got, []byte("=m\n")))
-	for k, v := range onOptions(string(got)) {
-		have[k] = v
+	// Each line of the kernel's that turns an option on must be a line
+	// of the tree's. Both configs list the options in Kconfig's order,
+	// so each is looked for after the one found before it; from the
+	// first that is not there on, in the set of the tree's lines.
+	got := "\n" + string(data) + "\n"
+	var missing []string
+	var have map[string]bool
+	at := 0
+	for l := range onLines(string(cfg)) {
+		if have == nil {
+			line := "\n" + l + "\n"
+			if i := strings.Index(got[at:], line); i >= 0 {
+				at += i + len(line) - 1
+				continue
+			}
+			have = map[string]bool{}
+			for t := range onLines(string(data)) {
+				have[t] = true
+			}
+		}
+		if !have[l] {
+			missing = append(missing, l)
+		}
 	}
+	if len(missing) == 0 {
+		return nil
+	}
+	all := parseConfig(data)
 	var diffs []string
-	var all map[string]string
-	for k, v := range onOptions(string(cfg)) {
-		if have[k] == v {
-			continue
-		}
-		if all == nil {
-			all = parseConfig(got)
-		}
+	for _, l := range missing {
+		k, v := l[:len(l)-2], l[len(l)-1:]
 		h, ok := all[k]
 		if !ok {
 			h = "not set"
 		}
 		diffs = append(diffs, k+"="+v+" became "+h)
-	}
-	if len(diffs) == 0 {
-		return nil
 	}
 	slices.Sort(diffs)
 	if len(diffs) > 3 {

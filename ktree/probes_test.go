@@ -63,6 +63,16 @@ func TestCheckPrepared(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CONFIG_KELP_LAST=m became not set") {
 		t.Errorf("a kernel config whose last line, with no newline, the tree lacks: %v", err)
 	}
+	// Options in another order than the kernel's config are found; one
+	// missing after the order broke is still named.
+	write("CONFIG_EXT4_FS=m\nCONFIG_CC_HAS_RETURN_THUNK=y\n")
+	if err := checkPrepared(dir, kernel); err != nil {
+		t.Errorf("a tree listing the options in another order: %v", err)
+	}
+	err = checkPrepared(dir, append(kernel, "CONFIG_KELP_A=y\nCONFIG_KELP_B=m\n"...))
+	if err == nil || !strings.Contains(err.Error(), "CONFIG_KELP_A=y became not set, CONFIG_KELP_B=m became not set") {
+		t.Errorf("options missing after the order broke: %v", err)
+	}
 	if err := checkPrepared(filepath.Join(dir, "none"), kernel); err == nil {
 		t.Error("a tree without a .config is accepted")
 	}
