@@ -3,6 +3,7 @@ package ktree
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,38 +41,42 @@ func TestCheckNull(t *testing.T) {
 func TestCheckPrepared(t *testing.T) {
 	kernel := []byte("CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m\nCONFIG_BUILD_SALT=\"6.1.0-57-cloud-amd64\"\nCONFIG_HZ=250\n# CONFIG_KASAN is not set\nCONFIG_SYSTEM_TRUSTED_KEYS=\"debian/certs/debian-uefi-certs.pem\"\n")
 	dir := t.TempDir()
-	write := func(cfg string) {
-		if err := os.WriteFile(filepath.Join(dir, ".config"), []byte(cfg), 0o644); err != nil {
+	for _, c := range []struct {
+		what, tree, extra string
+		want              []string // what the refusal names; none: accepted
+	}{
+		{what: "a tree with only allowed differences",
+			tree: "CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m\nCONFIG_BUILD_SALT=\"\"\nCONFIG_HZ=250\nCONFIG_MODULE_SIG_ALL=y\nCONFIG_SYSTEM_TRUSTED_KEYS=\"\"\n"},
+		{what: "a tree that lost and changed options",
+			tree: "CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n# CONFIG_CC_HAS_RETURN_THUNK is not set\nCONFIG_EXT4_FS=y\nCONFIG_HZ=250\n",
+			want: []string{"CONFIG_CC_HAS_RETURN_THUNK=y became not set", "CONFIG_EXT4_FS=m became y"}},
+		// The last line of a config need not end in a newline.
+		{what: "a tree whose last line has no newline", tree: "CONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m"},
+		{what: "a kernel config whose last line, with no newline, the tree lacks",
+			tree: "CONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m", extra: "CONFIG_KELP_LAST=m",
+			want: []string{"CONFIG_KELP_LAST=m became not set"}},
+		// Options in another order than the kernel's config are found;
+		// one missing after the order broke is still named.
+		{what: "a tree listing the options in another order", tree: "CONFIG_EXT4_FS=m\nCONFIG_CC_HAS_RETURN_THUNK=y\n"},
+		{what: "options missing after the order broke",
+			tree: "CONFIG_EXT4_FS=m\nCONFIG_CC_HAS_RETURN_THUNK=y\n", extra: "CONFIG_KELP_A=y\nCONFIG_KELP_B=m\n",
+			want: []string{"CONFIG_KELP_A=y became not set, CONFIG_KELP_B=m became not set"}},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, ".config"), []byte(c.tree), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\nCONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m\nCONFIG_BUILD_SALT=\"\"\nCONFIG_HZ=250\nCONFIG_MODULE_SIG_ALL=y\nCONFIG_SYSTEM_TRUSTED_KEYS=\"\"\n")
-	if err := checkPrepared(dir, kernel); err != nil {
-		t.Errorf("a tree with only allowed differences: %v", err)
-	}
-	write("CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14) 12.2.0\"\n# CONFIG_CC_HAS_RETURN_THUNK is not set\nCONFIG_EXT4_FS=y\nCONFIG_HZ=250\n")
-	err := checkPrepared(dir, kernel)
-	if err == nil || !strings.Contains(err.Error(), "CONFIG_CC_HAS_RETURN_THUNK=y became not set") || !strings.Contains(err.Error(), "CONFIG_EXT4_FS=m became y") {
-		t.Errorf("a tree that lost and changed options: %v", err)
-	}
-	// The last line of a config need not end in a newline.
-	write("CONFIG_CC_HAS_RETURN_THUNK=y\nCONFIG_EXT4_FS=m")
-	if err := checkPrepared(dir, kernel); err != nil {
-		t.Errorf("a tree whose last line has no newline: %v", err)
-	}
-	err = checkPrepared(dir, append(kernel, "CONFIG_KELP_LAST=m"...))
-	if err == nil || !strings.Contains(err.Error(), "CONFIG_KELP_LAST=m became not set") {
-		t.Errorf("a kernel config whose last line, with no newline, the tree lacks: %v", err)
-	}
-	// Options in another order than the kernel's config are found; one
-	// missing after the order broke is still named.
-	write("CONFIG_EXT4_FS=m\nCONFIG_CC_HAS_RETURN_THUNK=y\n")
-	if err := checkPrepared(dir, kernel); err != nil {
-		t.Errorf("a tree listing the options in another order: %v", err)
-	}
-	err = checkPrepared(dir, append(kernel, "CONFIG_KELP_A=y\nCONFIG_KELP_B=m\n"...))
-	if err == nil || !strings.Contains(err.Error(), "CONFIG_KELP_A=y became not set, CONFIG_KELP_B=m became not set") {
-		t.Errorf("options missing after the order broke: %v", err)
+		err := checkPrepared(dir, append(slices.Clone(kernel), c.extra...))
+		switch {
+		case len(c.want) == 0 && err != nil:
+			t.Errorf("%s: %v", c.what, err)
+		case len(c.want) > 0 && err == nil:
+			t.Errorf("%s: accepted", c.what)
+		}
+		for _, w := range c.want {
+			if err != nil && !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v; want it to name %q", c.what, err, w)
+			}
+		}
 	}
 	if err := checkPrepared(filepath.Join(dir, "none"), kernel); err == nil {
 		t.Error("a tree without a .config is accepted")
