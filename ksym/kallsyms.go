@@ -2,6 +2,7 @@ package ksym
 
 import (
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strconv"
 	"strings"
@@ -33,44 +34,70 @@ type Table struct {
 	// Files tells whether Syms carry their source file names.
 	Files bool
 
-	// byName maps a name to the first and last of its symbols; next
-	// links each symbol to the following one of the same name (-1: none).
-	byName map[string]nameRun
-	next   []int32
+	// slots is the table's index by name, open addressing on the name's
+	// hash (seed): 1 + the index of the first symbol of a name, 0 for an
+	// empty slot, at least half the slots empty. next links each symbol
+	// to the following one of the same name (-1: none).
+	slots []int32
+	seed  maphash.Seed
+	next  []int32
 }
-
-type nameRun struct{ first, last int32 }
 
 // Lookup returns the indices (into Syms) of the symbols called name, in
 // order. The first lookup indexes the table.
 func (t *Table) Lookup(name string) []int {
 	t.index()
-	r, ok := t.byName[name]
-	if !ok {
-		return nil
+	mask := uint64(len(t.slots) - 1)
+	for p := maphash.String(t.seed, name) & mask; ; p = (p + 1) & mask {
+		s := t.slots[p]
+		if s == 0 {
+			return nil
+		}
+		if first := s - 1; t.Syms[first].Name == name {
+			var idx []int
+			for i := first; i >= 0; i = t.next[i] {
+				idx = append(idx, int(i))
+			}
+			return idx
+		}
 	}
-	var idx []int
-	for i := r.first; i >= 0; i = t.next[i] {
-		idx = append(idx, int(i))
-	}
-	return idx
 }
 
-// index builds the table's index by name, once.
+// index builds the table's index by name, once. A kernel's table holds
+// some 150,000 symbols: one probe sequence per symbol finds its name's
+// slot or an empty one, where a map would take a lookup and an insert.
 func (t *Table) index() {
-	if t.byName == nil {
-		t.byName = make(map[string]nameRun, len(t.Syms))
-		t.next = make([]int32, len(t.Syms))
-		for i, s := range t.Syms {
-			t.next[i] = -1
-			if r, ok := t.byName[s.Name]; ok {
-				t.next[r.last] = int32(i)
-				t.byName[s.Name] = nameRun{r.first, int32(i)}
-			} else {
-				t.byName[s.Name] = nameRun{int32(i), int32(i)}
+	if t.slots != nil {
+		return
+	}
+	n := len(t.Syms)
+	size := 1
+	for size < 2*n {
+		size <<= 1
+	}
+	seed := maphash.MakeSeed()
+	slots := make([]int32, size)
+	next := make([]int32, n)
+	last := make([]int32, n) // of each name's first symbol: its last
+	mask := uint64(size - 1)
+	for i := range t.Syms {
+		next[i] = -1
+		name := t.Syms[i].Name
+		for p := maphash.String(seed, name) & mask; ; p = (p + 1) & mask {
+			s := slots[p]
+			if s == 0 {
+				slots[p] = int32(i) + 1
+				last[i] = int32(i)
+				break
+			}
+			if first := s - 1; t.Syms[first].Name == name {
+				next[last[first]] = int32(i)
+				last[first] = int32(i)
+				break
 			}
 		}
 	}
+	t.seed, t.next, t.slots = seed, next, slots
 }
 
 // Kallsyms is a parsed kallsyms dump, split by object.
