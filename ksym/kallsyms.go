@@ -47,20 +47,26 @@ type Table struct {
 // order. The first lookup indexes the table.
 func (t *Table) Lookup(name string) []int {
 	t.index()
-	mask := uint64(len(t.slots) - 1)
-	for p := maphash.String(t.seed, name) & mask; ; p = (p + 1) & mask {
-		s := t.slots[p]
-		if s == 0 {
-			return nil
-		}
-		if first := s - 1; t.Syms[first].Name == name {
-			var idx []int
-			for i := first; i >= 0; i = t.next[i] {
-				idx = append(idx, int(i))
-			}
-			return idx
-		}
+	s := t.slots[probe(t.slots, t.seed, t.Syms, name)]
+	if s == 0 {
+		return nil
 	}
+	var idx []int
+	for i := s - 1; i >= 0; i = t.next[i] {
+		idx = append(idx, int(i))
+	}
+	return idx
+}
+
+// probe returns the slot of slots that holds name's first symbol in
+// syms, or the empty slot where it would go.
+func probe(slots []int32, seed maphash.Seed, syms []Symbol, name string) uint64 {
+	mask := uint64(len(slots) - 1)
+	p := maphash.String(seed, name) & mask
+	for slots[p] != 0 && syms[slots[p]-1].Name != name {
+		p = (p + 1) & mask
+	}
+	return p
 }
 
 // index builds the table's index by name, once. A kernel's table holds
@@ -79,22 +85,15 @@ func (t *Table) index() {
 	slots := make([]int32, size)
 	next := make([]int32, n)
 	last := make([]int32, n) // of each name's first symbol: its last
-	mask := uint64(size - 1)
 	for i := range t.Syms {
 		next[i] = -1
-		name := t.Syms[i].Name
-		for p := maphash.String(seed, name) & mask; ; p = (p + 1) & mask {
-			s := slots[p]
-			if s == 0 {
-				slots[p] = int32(i) + 1
-				last[i] = int32(i)
-				break
-			}
-			if first := s - 1; t.Syms[first].Name == name {
-				next[last[first]] = int32(i)
-				last[first] = int32(i)
-				break
-			}
+		p := probe(slots, seed, t.Syms, t.Syms[i].Name)
+		if first := slots[p] - 1; first >= 0 {
+			next[last[first]] = int32(i)
+			last[first] = int32(i)
+		} else {
+			slots[p] = int32(i) + 1
+			last[i] = int32(i)
 		}
 	}
 	t.seed, t.next, t.slots = seed, next, slots
