@@ -66,6 +66,10 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	overlay := filepath.Join(work, "b")
 	headers := false
 	for _, f := range p.Files {
+		if ignoredFile(f.Path) {
+			// No code: most of Documentation is not extracted.
+			continue
+		}
 		if strings.HasSuffix(f.Path, ".h") {
 			headers = true
 		}

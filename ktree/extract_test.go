@@ -2,6 +2,7 @@ package ktree
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 )
 
 // TestExtractXz: a multi-block xz tarball, as Debian ships the kernel
-// source, extracts with extractArgs (xz on every core) to the same files.
+// source, extracts with extractArgs (xz on every core) to the same files,
+// but Documentation's text and other architectures' code (not their
+// Kconfig files).
 func TestExtractXz(t *testing.T) {
 	for _, tool := range []string{"tar", "xz"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -18,8 +21,21 @@ func TestExtractXz(t *testing.T) {
 		}
 	}
 	src := t.TempDir()
-	files := map[string]string{"linux-source-6.1/Makefile": "all:\n", "linux-source-6.1/fs/proc/cmdline.c": "int x;\n"}
-	for p, body := range files {
+	files := map[string]string{"linux-source-6.1/Makefile": "all:\n", "linux-source-6.1/fs/proc/cmdline.c": "int x;\n",
+		"linux-source-6.1/Documentation/Kconfig": "config WARN_MISSING_DOCUMENTS\n", "linux-source-6.1/arch/Kconfig": "config A\n",
+		"linux-source-6.1/arch/x86/Kconfig": "config X86\n", "linux-source-6.1/arch/x86/kernel/setup.c": "int s;\n",
+		"linux-source-6.1/arch/arm/crypto/Kconfig": "config CRYPTO_SHA1_ARM\n", "linux-source-6.1/arch/arm64/Kconfig": "config ARM64\n",
+		"linux-source-6.1/tools/arch/arm64/include/asm/barrier.h": "#define B\n",
+		"linux-source-6.1/drivers/staging/Documentation/x.txt":    "kept\n"}
+	left := []string{"linux-source-6.1/Documentation/admin-guide/README.rst", "linux-source-6.1/Documentation/arch/x86/boot.rst",
+		"linux-source-6.1/Documentation/devicetree/bindings/x.yaml", "linux-source-6.1/Documentation/index.rst",
+		"linux-source-6.1/arch/arm/kernel/setup.c", "linux-source-6.1/arch/arm64/boot/dts/arm/x.dts",
+		"linux-source-6.1/arch/um/include/asm/x.h", "linux-source-6.1/arch/mips/kernel/head.S"}
+	all := maps.Clone(files)
+	for _, p := range left {
+		all[p] = "left out\n"
+	}
+	for p, body := range all {
 		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +49,11 @@ func TestExtractXz(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v: %s", err, out)
 	}
-	args := extractArgs(tarball)
+	top := topDir(context.Background(), tarball)
+	if top != "linux-source-6.1" {
+		t.Fatalf("topDir(%s) = %q", tarball, top)
+	}
+	args := extractArgs(tarball, top, "x86")
 	if args[0] != "--use-compress-program=xz -T0" {
 		t.Fatalf("extractArgs(%s) = %q: xz does not decompress in parallel", tarball, args)
 	}
@@ -47,7 +67,25 @@ func TestExtractXz(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q", p, got, err, body)
 		}
 	}
-	if a := extractArgs("/x/linux-source-6.1.tar.gz"); a[0] != "-xf" {
+	for _, p := range left {
+		if _, err := os.Lstat(filepath.Join(dst, strings.TrimPrefix(p, "linux-source-6.1/"))); !os.IsNotExist(err) {
+			t.Errorf("%s: extracted (%v), want it left out", p, err)
+		}
+	}
+	// An unknown architecture keeps every arch/ directory, an unknown
+	// top directory everything.
+	for _, a := range extractArgs(tarball, top, "") {
+		if strings.Contains(a, "/arch/") {
+			t.Errorf("no architecture: %q left out", a)
+		}
+	}
+	if a := extractArgs(tarball, "", "x86"); len(a) != 4 {
+		t.Errorf("no top directory: %q", a)
+	}
+	if top := topDir(context.Background(), filepath.Join(t.TempDir(), "none.tar.xz")); top != "" {
+		t.Errorf("topDir of no tarball = %q", top)
+	}
+	if a := extractArgs("/x/linux-source-6.1.tar.gz", top, "x86"); a[0] != "-xf" {
 		t.Errorf("a gzip tarball: %q", a)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,11 +254,11 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kernel source: %w", err)
 		}
-		dir = filepath.Join(cache, opts.Release+"-"+Digest(tarKey, string(cfg)))
+		dir = filepath.Join(cache, opts.Release+"-"+Digest(tarKey, string(cfg), TreeLayout))
 	}
 	t.Dir, err = Cached(dir, func(dir string) error {
 		step("extracting " + opts.SourceTar + " into " + dir)
-		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar)...); err != nil {
+		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar, topDir(ctx, opts.SourceTar), srcArch(cfg))...); err != nil {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
 		step("preparing the tree (make olddefconfig modules_prepare)")
@@ -272,17 +273,96 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	return t, nil
 }
 
-// extractArgs are tar's arguments to extract the source tarball into the
-// current directory. An xz tarball of several blocks (Debian's
-// linux-source tarballs are) decompresses on every core.
-func extractArgs(tarball string) []string {
+// TreeLayout names what an extracted tree holds of its tarball
+// (extractArgs): part of a cached tree's name.
+const TreeLayout = "tree-v2"
+
+// arches are the architectures of arch/ in Linux 6.1 to 6.12.
+var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64", "loongarch", "m68k", "microblaze",
+	"mips", "nios2", "openrisc", "parisc", "powerpc", "riscv", "s390", "sh", "sparc", "um", "x86", "xtensa"}
+
+// extractArgs are tar's arguments to extract the source tarball, whose
+// members are under the directory top, into the current directory,
+// without top. An xz tarball of several blocks (Debian's linux-source
+// tarballs are) decompresses on every core. File creation, not
+// decompression, is most of an extraction: when top is known, what
+// kbuild never reads for the target is left out, a third of the tree's
+// files. That is Documentation's text (reStructuredText, text and YAML
+// files, whose changes a patch may carry: ignoredFile) and, when srcarch
+// is known, the code and device trees of every other architecture's
+// arch/ directory, which no object of the target compiles nor includes
+// (a patch there is refused as code the kernel does not build). Their
+// Kconfig files stay, which the kernel's Kconfig reads
+// (crypto/Kconfig sources arch/arm/crypto/Kconfig).
+func extractArgs(tarball, top, srcarch string) []string {
 	args := []string{"-xf", tarball, "--strip-components=1"}
-	if strings.HasSuffix(tarball, ".xz") {
-		if _, err := exec.LookPath("xz"); err == nil {
-			args = append([]string{"--use-compress-program=xz -T0"}, args...)
+	if top != "" && !strings.ContainsAny(top, "*?[\\") {
+		args = append(args, "--anchored", "--wildcards-match-slash")
+		for _, ext := range []string{"rst", "txt", "yaml"} {
+			args = append(args, "--exclude="+top+"/Documentation/*."+ext)
+		}
+		if slices.Contains(arches, srcarch) {
+			for _, a := range arches {
+				if a == srcarch {
+					continue
+				}
+				for _, ext := range []string{"c", "h", "S", "dts", "dtsi"} {
+					args = append(args, "--exclude="+top+"/arch/"+a+"/*."+ext)
+				}
+			}
 		}
 	}
+	if compress := compressArg(tarball); compress != "" {
+		args = append([]string{compress}, args...)
+	}
 	return args
+}
+
+// compressArg is tar's option to decompress tarball on every core, or "".
+func compressArg(tarball string) string {
+	if strings.HasSuffix(tarball, ".xz") {
+		if _, err := exec.LookPath("xz"); err == nil {
+			return "--use-compress-program=xz -T0"
+		}
+	}
+	return ""
+}
+
+// topDir is the first component of the tarball's first member, which
+// --strip-components=1 strips, read without reading further ("" when it
+// cannot be read: then nothing is left out).
+func topDir(ctx context.Context, tarball string) string {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	args := []string{"-tf", tarball}
+	if c := compressArg(tarball); c != "" {
+		args = append([]string{c}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "tar", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return ""
+	}
+	if err := cmd.Start(); err != nil {
+		return ""
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	cancel()
+	cmd.Wait() // killed: its status says nothing
+	if err != nil {
+		return ""
+	}
+	top, _, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "/")
+	return top
+}
+
+// srcArch is the arch/ directory of the kernel cfg configures ("" when
+// kelp does not know it).
+func srcArch(cfg []byte) string {
+	if bytes.Contains(cfg, []byte("\nCONFIG_X86=y\n")) {
+		return "x86"
+	}
+	return ""
 }
 
 // Resolve fills in Release (default: the running kernel) and checks the

@@ -57,7 +57,7 @@ func (k *Kernel) TreeOptions() (ktree.Options, error) {
 		SourceTar: k.SourceTar,
 		Config:    k.Config,
 		Headers:   k.Headers,
-		Dir:       filepath.Join(cache, "trees", k.Release+"-"+Digest(tarKey, cfgKey)),
+		Dir:       filepath.Join(cache, "trees", k.Release+"-"+Digest(tarKey, cfgKey, ktree.TreeLayout)),
 		// The tests build with whatever gcc the machine has; the objects
 		// are compared with each other, not with the shipped kernel.
 		SkipCompilerCheck: true,
