@@ -89,3 +89,28 @@ func TestExtractXz(t *testing.T) {
 		t.Errorf("a gzip tarball: %q", a)
 	}
 }
+
+// TestTargetObjtool: the target's objtool is taken when its kbuild
+// directory has one that runs.
+func TestTargetObjtool(t *testing.T) {
+	dir := t.TempDir()
+	if p := targetObjtool(dir); p != "" {
+		t.Errorf("no objtool: %q", p)
+	}
+	p := filepath.Join(dir, "tools", "objtool", "objtool")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("\x7fELF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := targetObjtool(dir); got != "" {
+		t.Errorf("an objtool that does not run: %q", got)
+	}
+	if err := os.Chmod(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := targetObjtool(dir); got != p {
+		t.Errorf("targetObjtool = %q, want %q", got, p)
+	}
+}

@@ -98,7 +98,7 @@ func TestOriginalIsKbuilds612(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := tree.Exec.Command(ctx, tree.Dir, nil, "make", append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, objs...)...).CombinedOutput()
+	out, err := tree.Exec.Command(ctx, tree.Dir, nil, "make", append(append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, ktree.KeptTools...), objs...)...).CombinedOutput()
 	paths := make([]string, len(objs))
 	dir := t.TempDir()
 	for i, o := range objs {
@@ -142,7 +142,7 @@ func TestObjectOfAnotherMakefile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, kbuildNames...)...)
+	cmd := exec.CommandContext(ctx, "make", append(append([]string{"-s", "KCFLAGS=" + ktree.ObjectFlags}, ktree.KeptTools...), kbuildNames...)...)
 	cmd.Dir = tree.Dir
 	out, err := cmd.CombinedOutput()
 	paths := make([]string, len(names))
@@ -544,4 +544,32 @@ func ownCacheTree(t *testing.T, k *testenv.Kernel) *ktree.Tree {
 	}
 	tree.ObjectCache = t.TempDir()
 	return tree
+}
+
+// TestTreeTakesTargetObjtool: a tree extracted from the kernel's source
+// package runs the objtool of the target's kbuild directory on what it
+// compiles (its own is not built), on Debian 12's kernel and, in the
+// Debian 13 build root, on 6.12's.
+func TestTreeTakesTargetObjtool(t *testing.T) {
+	for _, find := range []func() (*testenv.Kernel, error){testenv.DefaultKernel, func() (*testenv.Kernel, error) { return testenv.Debian13Kernel("amd64") }} {
+		k := testenv.RequireKernelOf(t, find)
+		tree, err := k.Tree(context.Background())
+		if err != nil {
+			testenv.MissingOr(t, err)
+		}
+		want, err := os.ReadFile(filepath.Join(tree.Headers, "tools", "objtool", "objtool"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(tree.Dir, "tools", "objtool", "objtool"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the tree's objtool (%d bytes) is not the target's (%d bytes)", k.Release, len(got), len(want))
+		}
+		if _, err := os.Stat(filepath.Join(tree.Dir, "tools", "objtool", "objtool-in.o")); !os.IsNotExist(err) {
+			t.Errorf("%s: the tree built objtool (%v)", k.Release, err)
+		}
+	}
 }

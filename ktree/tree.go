@@ -262,7 +262,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
 		step("preparing the tree (make olddefconfig modules_prepare)")
-		return prepare(ctx, t.Exec, dir, cfg, t.Jobs)
+		return prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers))
 	})
 	if err != nil {
 		return nil, err
@@ -274,8 +274,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 }
 
 // TreeLayout names what an extracted tree holds of its tarball
-// (extractArgs): part of a cached tree's name.
-const TreeLayout = "tree-v2"
+// (extractArgs) and where its objtool comes from (prepare): part of a
+// cached tree's name.
+const TreeLayout = "tree-v3"
 
 // arches are the architectures of arch/ in Linux 6.1 to 6.12.
 var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64", "loongarch", "m68k", "microblaze",
@@ -399,8 +400,10 @@ func DefaultCacheDir() (string, error) {
 	return filepath.Join(base, "kelp", "trees"), nil
 }
 
-// prepare configures dir with cfg and runs modules_prepare.
-func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, jobs int) error {
+// prepare configures dir with cfg and runs modules_prepare. objtool,
+// when set, is the target's own objtool, which the tree takes in place of
+// building one from its source (half of modules_prepare's work).
+func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, jobs int, objtool string) error {
 	if err := os.WriteFile(filepath.Join(dir, ".config"), cfg, 0o644); err != nil {
 		return err
 	}
@@ -418,14 +421,46 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 	// the config has BTF: about half of its work, for a tool that only
 	// adds BTF to a vmlinux or to modules linked beside one, which a
 	// source tree never is (modules link in the kernel's kbuild
-	// directory). -o skips it; -o is not passed to sub-makes, so the
-	// goal is alone (no mixed-target recursion) and
-	// --no-print-directory keeps Linux 6.12's Makefile from running
-	// itself again.
-	if err := run(ctx, r, dir, "make", "-s", "--no-print-directory", "-j"+strconv.Itoa(jobs), "-o", "tools/bpf/resolve_btfids", "modules_prepare"); err != nil {
+	// directory). -o skips it, and objtool when the target's is taken;
+	// -o is not passed to sub-makes, so the goal is alone (no
+	// mixed-target recursion) and --no-print-directory keeps Linux
+	// 6.12's Makefile from running itself again.
+	kept := KeptTools[:2]
+	if objtool != "" {
+		kept = KeptTools
+	}
+	args := append([]string{"-s", "--no-print-directory", "-j" + strconv.Itoa(jobs)}, kept...)
+	if err := run(ctx, r, dir, "make", append(args, "modules_prepare")...); err != nil {
 		return fmt.Errorf("prepare kernel tree: %w", err)
 	}
+	if objtool != "" {
+		dst := filepath.Join(dir, "tools", "objtool", "objtool")
+		if err := copyFile(objtool, dst); err != nil {
+			return fmt.Errorf("prepare kernel tree: objtool: %w", err)
+		}
+		if err := os.Chmod(dst, 0o755); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// KeptTools are make's arguments that keep a make of the top Makefile in
+// a prepared tree (kbuild's own build of objects, which tests compare
+// kelp's with) from building the tools prepare leaves out or takes from
+// the target: resolve_btfids and objtool.
+var KeptTools = []string{"-o", "tools/bpf/resolve_btfids", "-o", "tools/objtool"}
+
+// targetObjtool is the objtool of the target's kbuild directory headers
+// (Debian's linux-kbuild package, built from the kernel's source with it),
+// or "" when it has none. kbuild runs it on each object the tree compiles:
+// it is the one the target's own modules were processed with.
+func targetObjtool(headers string) string {
+	p := filepath.Join(headers, "tools", "objtool", "objtool")
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	return p
 }
 
 // preparedCopy returns a prepared copy of the user's tree src in cache:
@@ -452,7 +487,7 @@ func preparedCopy(ctx context.Context, r *buildroot.Root, src, cache, release st
 			return fmt.Errorf("copy %s: %w", abs, err)
 		}
 		step("preparing the copy (make olddefconfig modules_prepare)")
-		return prepare(ctx, r, dir, cfg, jobs)
+		return prepare(ctx, r, dir, cfg, jobs, "")
 	})
 	if err != nil {
 		return "", err

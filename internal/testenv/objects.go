@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kelp-project/kelp/internal/sys"
+	"github.com/kelp-project/kelp/ktree"
 )
 
 // ObjectFlags are the flags kelp adds to the kernel's own when it compiles
@@ -194,7 +195,7 @@ func compileObjects(ctx context.Context, tree, dir string, names []string) error
 	if len(missing) == 0 {
 		return nil
 	}
-	args := []string{"-s", "-j" + strconv.Itoa(runtime.NumCPU()), "KCFLAGS=" + ObjectFlags}
+	args := append([]string{"-s", "-j" + strconv.Itoa(runtime.NumCPU()), "KCFLAGS=" + ObjectFlags}, ktree.KeptTools...)
 	if err := run(ctx, tree, "make", append(args, missing...)...); err != nil {
 		return fmt.Errorf("compile %d kernel objects: %w", len(missing), err)
 	}
