@@ -3,6 +3,7 @@ package ktree
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,19 +19,33 @@ var paramPrefixRE = regexp.MustCompile(`(?m)^\s*#\s*define\s+MODULE_PARAM_PREFIX
 // "rcupdate"): names no module list records, which a livepatch module
 // cannot take. Read once from the tree's C files and kept in the tree.
 func (t *Tree) ParamPrefixNames(ctx context.Context) ([]string, error) {
-	cache := filepath.Join(t.Dir, ".kelp-param-prefixes")
-	if data, err := os.ReadFile(cache); err == nil {
+	if data, err := os.ReadFile(filepath.Join(t.Dir, paramPrefixFile)); err == nil {
 		return strings.Fields(string(data)), nil
 	}
+	return keepParamPrefixNames(ctx, t.Dir)
+}
+
+// paramPrefixFile keeps a tree's ParamPrefixNames.
+const paramPrefixFile = ".kelp-param-prefixes"
+
+// keepParamPrefixNames reads the names from the C files of the tree in
+// dir and keeps them there. It may run while the tree is prepared: a
+// file or directory make removes meanwhile (its temporary files; make
+// generates none of the files read for) is passed over.
+func keepParamPrefixNames(ctx context.Context, dir string) ([]string, error) {
+	cache := filepath.Join(dir, paramPrefixFile)
 	seen := map[string]bool{}
-	err := filepath.WalkDir(t.Dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		rel, _ := filepath.Rel(t.Dir, p)
+		rel, _ := filepath.Rel(dir, p)
 		if d.IsDir() {
 			if skippedDirs[rel] || strings.HasPrefix(rel, ".") && rel != "." {
 				return filepath.SkipDir

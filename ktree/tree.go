@@ -261,8 +261,19 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar, topDir(ctx, opts.SourceTar), srcArch(cfg))...); err != nil {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
+		// The names built-in code registers its parameters under are
+		// read from the sources while make prepares the tree.
+		names := make(chan error, 1)
+		go func() {
+			_, err := keepParamPrefixNames(ctx, dir)
+			names <- err
+		}()
 		step("preparing the tree (make olddefconfig modules_prepare)")
-		return prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers))
+		err := prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers))
+		if nerr := <-names; err == nil && nerr != nil {
+			err = fmt.Errorf("module names of the tree: %w", nerr)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -414,7 +425,7 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 			return err
 		}
 	}
-	if err := run(ctx, r, dir, "make", "-s", "olddefconfig"); err != nil {
+	if err := run(ctx, r, dir, "make", "-s", "-j"+strconv.Itoa(jobs), "olddefconfig"); err != nil {
 		return fmt.Errorf("prepare kernel tree: %w", err)
 	}
 	// modules_prepare builds resolve_btfids (and libbpf for it) when
