@@ -287,7 +287,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 // TreeLayout names what an extracted tree holds of its tarball
 // (extractArgs) and where its objtool comes from (prepare): part of a
 // cached tree's name.
-const TreeLayout = "tree-v3"
+const TreeLayout = "tree-v4"
 
 // arches are the architectures of arch/ in Linux 6.1 to 6.12.
 var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64", "loongarch", "m68k", "microblaze",
@@ -301,10 +301,11 @@ var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64",
 // kbuild never reads for the target is left out, a third of the tree's
 // files. That is Documentation's text (reStructuredText, text and YAML
 // files, whose changes a patch may carry: ignoredFile) and, when srcarch
-// is known, the code and device trees of every other architecture's
-// arch/ directory, which no object of the target compiles nor includes
+// is known, the C, assembly and device-tree sources of every other
+// architecture's arch/ directory, which no object of the target compiles
 // (a patch there is refused as code the kernel does not build). Their
-// Kconfig files stay, which the kernel's Kconfig reads
+// headers stay, which a few drivers include (drivers/char/agp/alpha-agp.c),
+// and their Kconfig files, which the kernel's Kconfig reads
 // (crypto/Kconfig sources arch/arm/crypto/Kconfig).
 func extractArgs(tarball, top, srcarch string) []string {
 	args := []string{"-xf", tarball, "--strip-components=1"}
@@ -318,7 +319,7 @@ func extractArgs(tarball, top, srcarch string) []string {
 				if a == srcarch {
 					continue
 				}
-				for _, ext := range []string{"c", "h", "S", "dts", "dtsi"} {
+				for _, ext := range []string{"c", "S", "dts", "dtsi"} {
 					args = append(args, "--exclude="+top+"/arch/"+a+"/*."+ext)
 				}
 			}
