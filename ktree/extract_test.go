@@ -92,10 +92,11 @@ func TestExtractXz(t *testing.T) {
 }
 
 // TestTargetObjtool: the target's objtool is taken when its kbuild
-// directory has one that runs.
+// directory has one that runs, the architecture's own where the package
+// ships one per architecture behind a dispatcher.
 func TestTargetObjtool(t *testing.T) {
 	dir := t.TempDir()
-	if p := targetObjtool(dir); p != "" {
+	if p := targetObjtool(dir, "x86"); p != "" {
 		t.Errorf("no objtool: %q", p)
 	}
 	p := filepath.Join(dir, "tools", "objtool", "objtool")
@@ -105,13 +106,24 @@ func TestTargetObjtool(t *testing.T) {
 	if err := os.WriteFile(p, []byte("\x7fELF"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := targetObjtool(dir); got != "" {
+	if got := targetObjtool(dir, "x86"); got != "" {
 		t.Errorf("an objtool that does not run: %q", got)
 	}
 	if err := os.Chmod(p, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got := targetObjtool(dir); got != p {
+	if got := targetObjtool(dir, "x86"); got != p {
 		t.Errorf("targetObjtool = %q, want %q", got, p)
+	}
+	for _, a := range []string{"x86", "powerpc"} {
+		if err := os.WriteFile(p+".real-"+a, []byte("\x7fELF"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := targetObjtool(dir, "x86"); got != p+".real-x86" {
+		t.Errorf("beside objtool.real-x86: targetObjtool = %q, want it", got)
+	}
+	if got := targetObjtool(dir, ""); got != p {
+		t.Errorf("no architecture: targetObjtool = %q, want %q", got, p)
 	}
 }

@@ -269,7 +269,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			names <- err
 		}()
 		step("preparing the tree (make olddefconfig modules_prepare)")
-		err := prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers))
+		err := prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers, srcArch(cfg)))
 		if nerr := <-names; err == nil && nerr != nil {
 			err = fmt.Errorf("module names of the tree: %w", nerr)
 		}
@@ -287,7 +287,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 // TreeLayout names what an extracted tree holds of its tarball
 // (extractArgs) and where its objtool comes from (prepare): part of a
 // cached tree's name.
-const TreeLayout = "tree-v4"
+const TreeLayout = "tree-v5"
 
 // arches are the architectures of arch/ in Linux 6.1 to 6.12.
 var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64", "loongarch", "m68k", "microblaze",
@@ -466,13 +466,27 @@ var KeptTools = []string{"-o", "tools/bpf/resolve_btfids", "-o", "tools/objtool"
 // targetObjtool is the objtool of the target's kbuild directory headers
 // (Debian's linux-kbuild package, built from the kernel's source with it),
 // or "" when it has none. kbuild runs it on each object the tree compiles:
-// it is the one the target's own modules were processed with.
-func targetObjtool(headers string) string {
+// it is the one the target's own modules were processed with. Where the
+// package ships objtool for several architectures (Debian 13's), the
+// objtool in headers only runs objtool.real-<SRCARCH> beside it, with
+// SRCARCH from kbuild's environment: the tree takes that one.
+func targetObjtool(headers, srcarch string) string {
 	p := filepath.Join(headers, "tools", "objtool", "objtool")
-	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+	if srcarch != "" && !strings.ContainsRune(srcarch, '/') {
+		if real := p + ".real-" + srcarch; runs(real) {
+			return real
+		}
+	}
+	if !runs(p) {
 		return ""
 	}
 	return p
+}
+
+// runs tells whether p is an executable file.
+func runs(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
 // preparedCopy returns a prepared copy of the user's tree src in cache:
