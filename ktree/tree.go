@@ -287,7 +287,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 // TreeLayout names what an extracted tree holds of its tarball
 // (extractArgs) and where its objtool comes from (prepare): part of a
 // cached tree's name.
-const TreeLayout = "tree-v5"
+const TreeLayout = "tree-v6"
 
 // arches are the architectures of arch/ in Linux 6.1 to 6.12.
 var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64", "loongarch", "m68k", "microblaze",
@@ -437,11 +437,11 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 	// -o is not passed to sub-makes, so the goal is alone (no
 	// mixed-target recursion) and --no-print-directory keeps Linux
 	// 6.12's Makefile from running itself again.
-	kept := KeptTools[:2]
+	kept := KeptTools[:3]
 	if objtool != "" {
 		kept = KeptTools
 	}
-	args := append([]string{"-s", "--no-print-directory", "-j" + strconv.Itoa(jobs)}, kept...)
+	args := append([]string{"-s", "-j" + strconv.Itoa(jobs)}, kept...)
 	if err := run(ctx, r, dir, "make", append(args, "modules_prepare")...); err != nil {
 		return fmt.Errorf("prepare kernel tree: %w", err)
 	}
@@ -460,8 +460,10 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 // KeptTools are make's arguments that keep a make of the top Makefile in
 // a prepared tree (kbuild's own build of objects, which tests compare
 // kelp's with) from building the tools prepare leaves out or takes from
-// the target: resolve_btfids and objtool.
-var KeptTools = []string{"-o", "tools/bpf/resolve_btfids", "-o", "tools/objtool"}
+// the target: resolve_btfids and objtool. make does not pass -o to the
+// makes it runs, and without --no-print-directory Linux 6.12's Makefile
+// runs itself again.
+var KeptTools = []string{"--no-print-directory", "-o", "tools/bpf/resolve_btfids", "-o", "tools/objtool"}
 
 // targetObjtool is the objtool of the target's kbuild directory headers
 // (Debian's linux-kbuild package, built from the kernel's source with it),
