@@ -483,7 +483,7 @@ type imageIDRead struct {
 }
 
 // imageIDStarted, when set, is told the image whose build id a build
-// starts reading (tests).
+// starts reading, as the reading starts (tests).
 var imageIDStarted func(image string)
 
 // targetImage says where checkBuildID reads the target's build id: the
@@ -514,6 +514,9 @@ func (b *builder) startImageID(ctx context.Context, group *sync.WaitGroup, relea
 	}
 	f := &imageIDRead{image: image, done: make(chan struct{})}
 	b.imageID = f
+	if imageIDStarted != nil {
+		imageIDStarted(image)
+	}
 	group.Go(func() { f.read(ctx) })
 }
 
@@ -536,9 +539,6 @@ func (b *builder) imageBuildID(ctx context.Context, image string) (string, error
 // read reads the build id and closes done.
 func (f *imageIDRead) read(ctx context.Context) {
 	defer close(f.done)
-	if imageIDStarted != nil {
-		imageIDStarted(f.image)
-	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		f.err = err
