@@ -257,8 +257,9 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 		dir = filepath.Join(cache, opts.Release+"-"+Digest(tarKey, string(cfg), TreeLayout))
 	}
 	t.Dir, err = Cached(dir, func(dir string) error {
+		arch := srcArch(cfg)
 		step("extracting " + opts.SourceTar + " into " + dir)
-		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar, topDir(ctx, opts.SourceTar), srcArch(cfg))...); err != nil {
+		if err := run(ctx, nil, dir, "tar", extractArgs(opts.SourceTar, topDir(ctx, opts.SourceTar), arch)...); err != nil {
 			return fmt.Errorf("extract %s: %w", opts.SourceTar, err)
 		}
 		// The names built-in code registers its parameters under are
@@ -269,7 +270,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 			names <- err
 		}()
 		step("preparing the tree (make olddefconfig modules_prepare)")
-		err := prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers, srcArch(cfg)))
+		err := prepare(ctx, t.Exec, dir, cfg, t.Jobs, targetObjtool(t.Headers, arch))
 		if nerr := <-names; err == nil && nerr != nil {
 			err = fmt.Errorf("module names of the tree: %w", nerr)
 		}
@@ -298,8 +299,8 @@ var arches = []string{"alpha", "arc", "arm", "arm64", "csky", "hexagon", "ia64",
 // without top. An xz tarball of several blocks (Debian's linux-source
 // tarballs are) decompresses on every core. File creation, not
 // decompression, is most of an extraction: when top is known, what
-// kbuild never reads for the target is left out, a third of the tree's
-// files. That is Documentation's text (reStructuredText, text and YAML
+// kbuild never reads for the target is left out, a fifth of the
+// tarball's files. That is Documentation's text (reStructuredText, text and YAML
 // files, whose changes a patch may carry: ignoredFile) and, when srcarch
 // is known, the C, assembly and device-tree sources of every other
 // architecture's arch/ directory, which no object of the target compiles
@@ -437,7 +438,7 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 	// -o is not passed to sub-makes, so the goal is alone (no
 	// mixed-target recursion) and --no-print-directory keeps Linux
 	// 6.12's Makefile from running itself again.
-	kept := KeptTools[:3]
+	kept := keptBTF
 	if objtool != "" {
 		kept = KeptTools
 	}
@@ -463,7 +464,10 @@ func prepare(ctx context.Context, r *buildroot.Root, dir string, cfg []byte, job
 // the target: resolve_btfids and objtool. make does not pass -o to the
 // makes it runs, and without --no-print-directory Linux 6.12's Makefile
 // runs itself again.
-var KeptTools = []string{"--no-print-directory", "-o", "tools/bpf/resolve_btfids", "-o", "tools/objtool"}
+var KeptTools = append(slices.Clip(keptBTF), "-o", "tools/objtool")
+
+// keptBTF keeps resolve_btfids alone from being built.
+var keptBTF = []string{"--no-print-directory", "-o", "tools/bpf/resolve_btfids"}
 
 // targetObjtool is the objtool of the target's kbuild directory headers
 // (Debian's linux-kbuild package, built from the kernel's source with it),
@@ -474,7 +478,7 @@ var KeptTools = []string{"--no-print-directory", "-o", "tools/bpf/resolve_btfids
 // SRCARCH from kbuild's environment: the tree takes that one.
 func targetObjtool(headers, srcarch string) string {
 	p := filepath.Join(headers, "tools", "objtool", "objtool")
-	if srcarch != "" && !strings.ContainsRune(srcarch, '/') {
+	if srcarch != "" {
 		if real := p + ".real-" + srcarch; runs(real) {
 			return real
 		}
