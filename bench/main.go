@@ -15,7 +15,8 @@
 // Each ratio is the median over the runs of kelp's time over the floor
 // measured just before it, in the same run.
 //
-// It also reports the peak RSS of kelp build on the three-object patch.
+// It also reports the peak RSS of kelp build on the three-object patch,
+// and how its first build scales with cores (-j 1 against the default).
 //
 //	go run ./bench [-n 5]
 package main
@@ -134,19 +135,11 @@ func run(n int) error {
 				return err
 			}
 			floor = append(floor, d)
-			// First build of these objects: nothing of them cached (the
-			// prepared tree, kbuild's environment and link template stay).
-			for _, dir := range []string{filepath.Join(b.cache, "kelp", "objects"), filepath.Join(tree.Dir, ".kelp-commands"),
-				filepath.Join(b.cache, "kelp", "modlink", "objects")} {
-				if err := os.RemoveAll(dir); err != nil {
-					return err
-				}
-			}
-			start := time.Now()
-			if _, err := b.build(ctx, p.file); err != nil {
+			d, err = b.firstBuild(ctx, tree, p.file)
+			if err != nil {
 				return err
 			}
-			first = append(first, time.Since(start))
+			first = append(first, d)
 			start = time.Now()
 			peak, err := b.build(ctx, p.file)
 			if err != nil {
@@ -166,6 +159,23 @@ func run(n int) error {
 		spread = append(spread, fmt.Sprintf("  %-24s cached %s; first %s", p.what, ratios(cached, floor), ratios(first, floor)))
 	}
 	fmt.Printf("\neach run's kelp / floor, sorted:\n%s\n", strings.Join(spread, "\n"))
+	// A header change's objects compile on every core: the first build of
+	// the header patch with one compile at a time against the default,
+	// in turn.
+	var one, all []time.Duration
+	for r := 0; r < n; r++ {
+		d, err := b.firstBuild(ctx, tree, patches[rssPatch].file, "-j", "1")
+		if err != nil {
+			return err
+		}
+		one = append(one, d)
+		if d, err = b.firstBuild(ctx, tree, patches[rssPatch].file); err != nil {
+			return err
+		}
+		all = append(all, d)
+	}
+	fmt.Printf("\n%s, first build: -j 1 %.2fs, -j %d (default) %.2fs, speed-up %.2f× (median of the runs' -j 1 / -j %d)\n",
+		patches[rssPatch].what, median(one).Seconds(), runtime.NumCPU(), median(all).Seconds(), medianRatio(one, all), runtime.NumCPU())
 	fmt.Printf("\ncold build of %q, kelp build's stages:\n", patches[0].what)
 	for _, line := range strings.Split(strings.TrimSpace(coldOut), "\n") {
 		if !strings.HasPrefix(line, "built ") {
@@ -178,6 +188,23 @@ func run(n int) error {
 	return nil
 }
 
+// firstBuild times a first build of patch's objects: nothing of them
+// cached (the prepared tree, kbuild's environment and link template
+// stay). extra are more kelp build options.
+func (b *bench) firstBuild(ctx context.Context, tree *ktree.Tree, patch string, extra ...string) (time.Duration, error) {
+	for _, dir := range []string{filepath.Join(b.cache, "kelp", "objects"), filepath.Join(tree.Dir, ".kelp-commands"),
+		filepath.Join(b.cache, "kelp", "modlink", "objects")} {
+		if err := os.RemoveAll(dir); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	if _, _, err := b.buildOutput(ctx, patch, extra...); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
 // build runs kelp build on patch with the bench's cache and returns the
 // peak RSS wait4 reported.
 func (b *bench) build(ctx context.Context, patch string) (int64, error) {
@@ -185,9 +212,11 @@ func (b *bench) build(ctx context.Context, patch string) (int64, error) {
 	return rss, err
 }
 
-// buildOutput is build, also returning what kelp build printed.
-func (b *bench) buildOutput(ctx context.Context, patch string) (int64, string, error) {
-	cmd := exec.CommandContext(ctx, b.kelp, append(append([]string{"build"}, b.args...), patch)...)
+// buildOutput is build, also returning what kelp build printed; extra
+// are more kelp build options.
+func (b *bench) buildOutput(ctx context.Context, patch string, extra ...string) (int64, string, error) {
+	args := append(append(append([]string{"build"}, b.args...), extra...), patch)
+	cmd := exec.CommandContext(ctx, b.kelp, args...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+b.cache)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
