@@ -140,7 +140,7 @@ func run(n int) error {
 				return err
 			}
 			first = append(first, d)
-			start = time.Now()
+			start := time.Now()
 			peak, err := b.build(ctx, p.file)
 			if err != nil {
 				return err
