@@ -147,6 +147,10 @@ type builder struct {
 	// imageID is the target's kernel image build id, read beside the
 	// tree (startImageID), or nil.
 	imageID *imageIDRead
+	// linkReady gives the module link's inputs made ready beside the
+	// tree and the compiles (klpmod.Prefetch), once; nil when they are
+	// not.
+	linkReady chan *klpmod.Prefetched
 }
 
 // stage runs f as a named stage, timing it and reporting it.
@@ -211,7 +215,8 @@ func (b *builder) run(ctx context.Context) error {
 		topts := b.opts.Tree
 		topts.Step = b.step("tree")
 		topts.HeadersReady = func(headers, sysroot string, exec *buildroot.Root) {
-			prefetch.Go(func() { klpmod.Prefetch(pctx, klpmod.Options{Headers: headers, Exec: exec}) })
+			b.linkReady = make(chan *klpmod.Prefetched, 1)
+			prefetch.Go(func() { b.linkReady <- klpmod.Prefetch(pctx, klpmod.Options{Headers: headers, Exec: exec}) })
 			// The image's build id, which the symbols are checked
 			// against after the tree, is read while it is prepared.
 			b.startImageID(pctx, &prefetch, topts.Release, sysroot)
@@ -723,12 +728,17 @@ func (b *builder) assemble(ctx context.Context) (string, error) {
 	if b.res.Replace {
 		replace = "Y"
 	}
+	var ready *klpmod.Prefetched
+	if b.linkReady != nil {
+		ready = <-b.linkReady
+	}
 	mod, err := klpmod.Build(ctx, b.diffs, klpmod.Options{
-		Name:    b.res.Name,
-		Kernel:  b.tree.Release,
-		Headers: b.tree.Headers,
-		Exec:    b.tree.Exec,
-		Replace: b.res.Replace,
+		Prefetched: ready,
+		Name:       b.res.Name,
+		Kernel:     b.tree.Release,
+		Headers:    b.tree.Headers,
+		Exec:       b.tree.Exec,
+		Replace:    b.res.Replace,
 		Modinfo: map[string]string{
 			"kelp.kernel":       b.tree.Release,
 			"kelp.patch":        strings.Join(b.res.Patches, ","),

@@ -57,6 +57,9 @@ type Options struct {
 	// Kbuild links through kbuild's make even when its recorded link
 	// commands could be replayed.
 	Kbuild bool
+	// Prefetched is what Prefetch made ready for this module's headers
+	// (nil: Build reads it).
+	Prefetched *Prefetched
 	// CacheDir keeps kbuild's recorded link commands per kernel, with the
 	// layout probe's record and the template's init and .mod objects, and
 	// the init and .mod objects compiled for a module when they cannot be
@@ -205,8 +208,9 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 	// root's kernels (Debian 13's) are built that way, as no test proves
 	// the written data and the replayed link there.
 	var tmpl *linkTemplate
+	var symvers *symversIndex
 	if directLink(opts) {
-		tmpl, _ = templateFor(ctx, opts)
+		tmpl, symvers, _ = opts.Prefetched.template(ctx, opts)
 		m.Timings["link_template"] = time.Since(t0)
 	}
 	var unitObjs []string
@@ -233,7 +237,7 @@ func Build(ctx context.Context, units []Unit, opts Options) (*Module, error) {
 		m.Timings["kbuild"] = time.Since(t0)
 	} else {
 		t0 = time.Now()
-		if m.CachedObjects, m.CompiledObjects, err = linkDirect(ctx, dir, opts, unitObjs, tmpl); err != nil {
+		if m.CachedObjects, m.CompiledObjects, err = linkDirect(ctx, dir, opts, unitObjs, tmpl, symvers); err != nil {
 			return nil, fmt.Errorf("klpmod: %w", err)
 		}
 		m.Timings["link"] = time.Since(t0)

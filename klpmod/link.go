@@ -134,15 +134,49 @@ func loadTemplate(ctx context.Context, cache, file string, opts Options) (*linkT
 
 // Prefetch makes the link template of opts.Headers ready ahead of Build,
 // while the source tree is prepared and the objects compile: it checks
-// the recorded one (the identity of its compiler, which Build then finds
-// known) or records it. A Build meanwhile waits for it and takes its
-// result. It reports nothing: Build does. The caller waits for it to
-// return before it ends (cancelling ctx ends a recording).
-func Prefetch(ctx context.Context, opts Options) {
+// the recorded one (the identity of its compiler) or records it, and
+// indexes the kernel's export list (Module.symvers) that modpost's input
+// is cut from. A Build meanwhile waits for it and takes its result; a
+// Build given the result (Options.Prefetched) starts from it. It reports
+// nothing: Build does. The caller waits for it to return before it ends
+// (cancelling ctx ends a recording). It returns nil where the link is
+// kbuild's make.
+func Prefetch(ctx context.Context, opts Options) *Prefetched {
 	if !directLink(opts) {
-		return
+		return nil
 	}
-	_, _ = templateFor(ctx, opts) // Build reads it again and reports
+	_, file, err := templateFile(opts)
+	if err != nil {
+		return nil
+	}
+	p := &Prefetched{file: file}
+	p.t, p.err = templateFor(ctx, opts)
+	if p.err == nil {
+		// Without the index, the link reads the whole list.
+		p.symvers, _ = indexSymvers(opts.Headers)
+	}
+	return p
+}
+
+// Prefetched is what Prefetch made ready: the template of one headers
+// directory, and its export list's index.
+type Prefetched struct {
+	file    string // the template's file (templateFile)
+	t       *linkTemplate
+	err     error
+	symvers *symversIndex
+}
+
+// template is the prefetched template when it is opts' (the same
+// template file), else templateFor's.
+func (p *Prefetched) template(ctx context.Context, opts Options) (*linkTemplate, *symversIndex, error) {
+	if p != nil && p.err == nil {
+		if _, file, err := templateFile(opts); err == nil && file == p.file {
+			return p.t, p.symvers, nil
+		}
+	}
+	t, err := templateFor(ctx, opts)
+	return t, nil, err
 }
 
 // templateFile is the cache directory of recorded templates and the file
@@ -372,7 +406,7 @@ func layout(dir, name string, units []string, initC string) error {
 // The init object is the template's and NAME.mod.o is written from the
 // template's when they can be; else they are compiled, or taken from the
 // cache of compiled objects (cached), and compiled counts the compiles.
-func linkDirect(ctx context.Context, dir string, opts Options, units []string, t *linkTemplate) (cached, compiled int, err error) {
+func linkDirect(ctx context.Context, dir string, opts Options, units []string, t *linkTemplate, symvers *symversIndex) (cached, compiled int, err error) {
 	var list strings.Builder
 	for _, o := range append([]string{"kelp-init.o"}, units...) {
 		list.WriteString(filepath.Join(dir, o) + "\n")
@@ -428,7 +462,7 @@ func linkDirect(ctx context.Context, dir string, opts Options, units []string, t
 			for _, u := range units {
 				objs = append(objs, filepath.Join(dir, u))
 			}
-			kept = keptSymvers(dir, opts.Headers, objs)
+			kept = keptSymvers(dir, opts.Headers, objs, symvers)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, opts.Name+".ko")); err != nil {
@@ -489,14 +523,15 @@ func modpostInput(dir, cmd string, kept func() (string, error)) (string, error) 
 // keptSymvers starts writing, in dir, the lines of headers' Module.symvers
 // that name a symbol of objs (the objects the module links, a superset of
 // the linked object's names) or module_layout, and returns a function that
-// waits for it and gives the file.
-func keptSymvers(dir, headers string, objs []string) func() (string, error) {
+// waits for it and gives the file. index, when not nil, is the list's,
+// read ahead (indexSymvers).
+func keptSymvers(dir, headers string, objs []string, index *symversIndex) func() (string, error) {
 	var file string
 	var err error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		file, err = writeKeptSymvers(dir, headers, objs)
+		file, err = writeKeptSymvers(dir, headers, objs, index)
 	}()
 	return func() (string, error) {
 		<-done
@@ -505,7 +540,7 @@ func keptSymvers(dir, headers string, objs []string) func() (string, error) {
 }
 
 // writeKeptSymvers is keptSymvers' work: it returns the file written.
-func writeKeptSymvers(dir, headers string, objs []string) (string, error) {
+func writeKeptSymvers(dir, headers string, objs []string, index *symversIndex) (string, error) {
 	// modpost versions every module against module_layout too, which no
 	// object names.
 	names := map[string]bool{"module_layout": true}
@@ -523,23 +558,64 @@ func writeKeptSymvers(dir, headers string, objs []string) (string, error) {
 			names[s.Name] = true
 		}
 	}
-	all, err := os.ReadFile(filepath.Join(headers, "Module.symvers"))
-	if err != nil {
-		return "", err
+	if index == nil || !index.current() {
+		var err error
+		if index, err = indexSymvers(headers); err != nil {
+			return "", err
+		}
 	}
+	// The kept lines stay in the list's order.
+	var at []int
+	for name := range names {
+		at = append(at, index.byName[name]...)
+	}
+	slices.Sort(at)
 	var kept bytes.Buffer
+	for _, i := range at {
+		kept.Write(index.lines[i])
+	}
+	in := filepath.Join(dir, "kernel.symvers")
+	return in, os.WriteFile(in, kept.Bytes(), 0o644)
+}
+
+// symversIndex is a Module.symvers: its lines, and where each name is.
+type symversIndex struct {
+	file   string
+	key    string // ktree.FileKey of file when read
+	lines  [][]byte
+	byName map[string][]int // the lines naming each symbol
+}
+
+// indexSymvers reads and indexes headers' Module.symvers.
+func indexSymvers(headers string) (*symversIndex, error) {
+	file := filepath.Join(headers, "Module.symvers")
+	key, err := ktree.FileKey(file)
+	if err != nil {
+		return nil, err
+	}
+	all, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	x := &symversIndex{file: file, key: key, byName: make(map[string][]int, bytes.Count(all, []byte{'\n'}))}
 	for line := range bytes.Lines(all) {
 		// CRC, name, module, export type, namespace: tab-separated.
 		_, rest, ok := bytes.Cut(line, []byte{'\t'})
 		if !ok {
 			continue
 		}
-		if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok && names[string(name)] {
-			kept.Write(line)
+		if name, _, ok := bytes.Cut(rest, []byte{'\t'}); ok {
+			x.byName[string(name)] = append(x.byName[string(name)], len(x.lines))
+			x.lines = append(x.lines, line)
 		}
 	}
-	in := filepath.Join(dir, "kernel.symvers")
-	return in, os.WriteFile(in, kept.Bytes(), 0o644)
+	return x, nil
+}
+
+// current tells whether the list is still the one read.
+func (x *symversIndex) current() bool {
+	key, err := ktree.FileKey(x.file)
+	return err == nil && key == x.key
 }
 
 // write writes the object of a compile step without compiling, when the

@@ -11,23 +11,27 @@ import (
 // A livepatch module under one of these names cannot load (the kernel
 // keeps one /sys/module/<name> per name: "module is already loaded") or
 // keeps the real module from loading.
+//
+// A build asks about one or two names, so the lists are kept as read and
+// searched for the name asked about (a few thousand lines), not indexed.
 type TakenNames struct {
-	m map[string]takenBy
+	// lists are the texts of takenLists, in order ("" when absent).
+	lists [len(takenLists)]string
+	// added are the names Add recorded, where no list names them.
+	added map[string]string
 }
 
-// takenBy says where a name comes from: pre+file+post, file a module
-// file's path (a part of the list it was read from, not a copy).
-type takenBy struct{ pre, file, post string }
+// takenLists are the lists of modulesDir a name is looked for in, in
+// the order that says where a name listed twice comes from.
+var takenLists = [...]string{"modules.builtin", "modules.dep", "modules.builtin.modinfo"}
 
 // ReadTakenNames reads the names of modulesDir (/lib/modules/<release>):
 // modules.builtin and modules.dep (module files), and the name prefixes
 // of modules.builtin.modinfo (built-in code with parameters). found is
 // false when the directory has none of these files.
 func ReadTakenNames(modulesDir string) (names *TakenNames, found bool, err error) {
-	lists := []string{"modules.builtin", "modules.dep", "modules.builtin.modinfo"}
-	texts := make([]string, len(lists))
-	size := 0
-	for i, f := range lists {
+	names = &TakenNames{}
+	for i, f := range takenLists {
 		data, err := os.ReadFile(filepath.Join(modulesDir, f))
 		if os.IsNotExist(err) {
 			continue
@@ -36,63 +40,102 @@ func ReadTakenNames(modulesDir string) (names *TakenNames, found bool, err error
 			return nil, false, err
 		}
 		found = true
-		texts[i] = string(data)
-		size += strings.Count(texts[i], "\n")
-	}
-	names = &TakenNames{m: make(map[string]takenBy, size)}
-	for i, text := range texts {
-		f := lists[i]
-		if f == "modules.builtin.modinfo" {
-			// "name.param=value" strings; each run of one name's
-			// strings adds it once.
-			by := takenBy{pre: "built into the kernel (" + f + ")"}
-			last := ""
-			for kv := range strings.SplitSeq(text, "\x00") {
-				if name, _, ok := strings.Cut(kv, "."); ok && name != "" && name != last {
-					last = name
-					names.add(name, by)
-				}
-			}
-			continue
-		}
-		by := takenBy{pre: "shipped as ", post: " (" + f + ")"}
-		if f == "modules.builtin" {
-			by.pre = "built into the kernel as "
-		}
-		// One line per module file: "path[: dependencies]".
-		for line := range strings.Lines(text) {
-			file, _, _ := strings.Cut(line, ":")
-			if file = strings.TrimSpace(file); file == "" {
-				continue
-			}
-			by.file = file
-			names.add(NameFromFile(file), by)
-		}
+		names.lists[i] = string(data)
 	}
 	return names, found, nil
 }
 
 // Where says where name is taken from, if it is.
 func (t *TakenNames) Where(name string) (string, bool) {
-	by, ok := t.m[name]
-	if !ok {
+	if name == "" {
 		return "", false
 	}
-	return by.pre + by.file + by.post, true
+	for i, f := range takenLists {
+		text := t.lists[i]
+		if f == "modules.builtin.modinfo" {
+			// "name.param=value" strings.
+			for kv := range strings.SplitSeq(text, "\x00") {
+				if n, _, ok := strings.Cut(kv, "."); ok && sameName(n, name) {
+					return "built into the kernel (" + f + ")", true
+				}
+			}
+			continue
+		}
+		pre := "shipped as "
+		if f == "modules.builtin" {
+			pre = "built into the kernel as "
+		}
+		// One line per module file: "path[: dependencies]".
+		for line := range strings.Lines(text) {
+			file, _, _ := strings.Cut(line, ":")
+			if file = strings.TrimSpace(file); file != "" && sameName(moduleBase(file), name) {
+				return pre + file + " (" + f + ")", true
+			}
+		}
+	}
+	where, ok := t.added[name]
+	return where, ok
 }
 
 // Len is the number of names taken.
-func (t *TakenNames) Len() int { return len(t.m) }
+func (t *TakenNames) Len() int {
+	all := map[string]bool{}
+	for i, f := range takenLists {
+		if f == "modules.builtin.modinfo" {
+			for kv := range strings.SplitSeq(t.lists[i], "\x00") {
+				if n, _, ok := strings.Cut(kv, "."); ok && n != "" {
+					all[strings.ReplaceAll(n, "-", "_")] = true
+				}
+			}
+			continue
+		}
+		for line := range strings.Lines(t.lists[i]) {
+			if file, _, _ := strings.Cut(line, ":"); strings.TrimSpace(file) != "" {
+				all[NameFromFile(strings.TrimSpace(file))] = true
+			}
+		}
+	}
+	for n := range t.added {
+		all[n] = true
+	}
+	return len(all)
+}
 
 // Add records name as taken by where, unless it already is.
-func (t *TakenNames) Add(name, where string) { t.add(name, takenBy{pre: where}) }
-
-func (t *TakenNames) add(name string, by takenBy) {
+func (t *TakenNames) Add(name, where string) {
 	name = strings.ReplaceAll(name, "-", "_")
-	if t.m == nil {
-		t.m = map[string]takenBy{}
+	if _, ok := t.Where(name); ok {
+		return
 	}
-	if _, ok := t.m[name]; !ok {
-		t.m[name] = by
+	if t.added == nil {
+		t.added = map[string]string{}
 	}
+	t.added[name] = where
+}
+
+// moduleBase is a module file's name without its directory and
+// extensions (NameFromFile but for '-').
+func moduleBase(path string) string {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	return strings.TrimSuffix(base, ".ko")
+}
+
+// sameName tells whether the module name n, whose '-' is '_', is name.
+func sameName(n, name string) bool {
+	if len(n) != len(name) {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if c == '-' {
+			c = '_'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
 }

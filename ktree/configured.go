@@ -85,13 +85,18 @@ type objectNames struct {
 	unclean map[string]string // cleaned path → name; "" for two names
 }
 
-func newObjectNames(record string) (*objectNames, error) {
-	n := &objectNames{text: "\n" + record, unclean: map[string]string{}}
-	if !strings.HasSuffix(n.text, "\n") {
-		n.text += "\n"
+func newObjectNames(record []byte) (*objectNames, error) {
+	// The text is made in one copy of the record (some 450 kB).
+	var text strings.Builder
+	text.Grow(len(record) + 2)
+	text.WriteByte('\n')
+	text.Write(record)
+	if !bytes.HasSuffix(record, []byte{'\n'}) {
+		text.WriteByte('\n')
 	}
+	n := &objectNames{text: text.String(), unclean: map[string]string{}}
 	count := 0
-	for line := range strings.Lines(record) {
+	for line := range strings.Lines(n.text[1:]) {
 		raw := strings.TrimSpace(line)
 		if raw == "" {
 			continue
@@ -191,7 +196,7 @@ func (t *Tree) recordObjects(ctx context.Context) (*objectNames, error) {
 			}
 		}
 	}
-	names, err := newObjectNames(string(data))
+	names, err := newObjectNames(data)
 	if err != nil {
 		return nil, fmt.Errorf("kbuild's dry run of %s %w", t.Dir, err)
 	}

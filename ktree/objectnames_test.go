@@ -19,7 +19,7 @@ func TestObjectNames(t *testing.T) {
 		"fs/proc/cmdline.o\n" +
 		"lib/.hidden.o\n" +
 		"net/core/dev.o"
-	n, err := newObjectNames(record)
+	n, err := newObjectNames([]byte(record))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestObjectNames(t *testing.T) {
 			t.Errorf("%q is a name: %q", obj, got)
 		}
 	}
-	if _, err := newObjectNames("\n\n"); err == nil {
+	if _, err := newObjectNames([]byte("\n\n")); err == nil {
 		t.Error("a record of no name is accepted")
 	}
 }

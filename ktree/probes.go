@@ -48,6 +48,24 @@ func onLines(cfg string) iter.Seq[string] {
 	}
 }
 
+// indexLine is where in text, from at on, l is a whole line; -1 if
+// nowhere.
+func indexLine(text string, at int, l string) int {
+	for at <= len(text) {
+		i := strings.Index(text[at:], l)
+		if i < 0 {
+			return -1
+		}
+		i += at
+		end := i + len(l)
+		if (i == 0 || text[i-1] == '\n') && (end == len(text) || text[end] == '\n') {
+			return i
+		}
+		at = i + 1
+	}
+	return -1
+}
+
 // checkPrepared refuses a prepared tree in which an option the kernel's
 // config turns on (y or m) is off or changed: the configuration step
 // probes the compiler (CONFIG_CC_HAS_*, CONFIG_AS_*, ...) and a failed
@@ -67,15 +85,14 @@ func checkPrepared(dir string, cfg []byte) error {
 	// of the tree's. Both configs list the options in Kconfig's order,
 	// so each is looked for after the one found before it; from the
 	// first that is not there on, in the set of the tree's lines.
-	got := "\n" + string(data) + "\n"
+	got := string(data)
 	var missing []string
 	var have map[string]bool
 	at := 0
 	for l := range onLines(string(cfg)) {
 		if have == nil {
-			line := "\n" + l + "\n"
-			if i := strings.Index(got[at:], line); i >= 0 {
-				at += i + len(line) - 1
+			if i := indexLine(got, at, l); i >= 0 {
+				at = i + len(l)
 				continue
 			}
 			have = map[string]bool{}
