@@ -17,7 +17,8 @@ import (
 type TakenNames struct {
 	// lists are the texts of takenLists, in order ("" when absent).
 	lists [len(takenLists)]string
-	// added are the names Add recorded, where no list names them.
+	// added are the names Add recorded (Where reads them after the
+	// lists).
 	added map[string]string
 }
 
@@ -101,10 +102,11 @@ func (t *TakenNames) Len() int {
 	return len(all)
 }
 
-// Add records name as taken by where, unless it already is.
+// Add records name as taken by where, unless it already is (Where
+// answers from the lists first).
 func (t *TakenNames) Add(name, where string) {
 	name = strings.ReplaceAll(name, "-", "_")
-	if _, ok := t.Where(name); ok {
+	if _, ok := t.added[name]; ok {
 		return
 	}
 	if t.added == nil {
