@@ -285,13 +285,20 @@ func (b *builder) run(ctx context.Context) error {
 			return "", err
 		}
 		read()
-		cached := 0
+		cached, heads := 0, 0
 		for _, u := range b.units {
 			if u.OrigCached {
 				cached++
 			}
+			if u.PatchedHead {
+				heads++
+			}
 		}
-		return fmt.Sprintf("%d object(s): %d original(s) from the object cache, %d compiled; %d patched compiled", len(b.units), cached, len(b.units)-cached, len(b.units)), nil
+		msg := fmt.Sprintf("%d object(s): %d original(s) from the object cache, %d compiled; %d patched compiled", len(b.units), cached, len(b.units)-cached, len(b.units))
+		if heads > 0 {
+			msg += fmt.Sprintf(" (%d after a precompiled head of its source)", heads)
+		}
+		return msg, nil
 	})
 	if err != nil {
 		return err

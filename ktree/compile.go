@@ -27,6 +27,9 @@ type Unit struct {
 	Patched string // the object compiled from the patched sources
 	// OrigCached tells whether Orig came from the object cache.
 	OrigCached bool
+	// PatchedHead tells whether Patched was compiled after a precompiled
+	// head of its source (pch.go).
+	PatchedHead bool
 	// OrigCRCs and PatchedCRCs are the MODVERSIONS CRCs genksyms
 	// computes for the symbols the unit exports (empty when none).
 	OrigCRCs, PatchedCRCs map[string]uint32
@@ -119,6 +122,22 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	// Jobs 0..n-1 are the originals, n..2n-1 the patched copies.
 	n := len(units)
 	origDone := make([]atomic.Bool, n)
+	// A patched copy is compiled after its proved precompiled head once
+	// its original is found in the object cache; a build that finds the
+	// original there and no head makes one beside the patched compile.
+	heads := make([]*pchHead, n)
+	origReady := make([]chan struct{}, n)
+	for i := range units {
+		origReady[i] = make(chan struct{})
+		if t.Exec == nil && !headers && t.Jobs >= 2 {
+			if patched, err := os.ReadFile(filepath.Join(overlay, units[i].Source)); err == nil {
+				if heads[i] = t.planHead(ctx, units[i].Object, units[i].Source, string(patched)); heads[i] != nil {
+					heads[i].patched = string(patched)
+				}
+			}
+		}
+	}
+	var making sync.WaitGroup
 	var idle sync.Once
 	left := atomic.Int64{}
 	left.Store(int64(2 * n))
@@ -138,13 +157,40 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			defer origDone[j].Store(true)
 			obj, crcs, hit, err := t.Original(ctx, u.Object)
 			if err != nil {
+				close(origReady[j])
 				return err
 			}
 			u.OrigCRCs, u.OrigCached = crcs, hit
+			close(origReady[j])
+			if h := heads[j]; h != nil && hit && !h.proved && !h.failed {
+				making.Go(func() {
+					if err := t.makeHead(ctx, h, cmds[j], u.Object, u.Source, opts.Include, patchedFlags(overlay)); err == nil {
+						h.made = true
+					} else if ctx.Err() == nil && os.MkdirAll(h.dir, 0o755) == nil {
+						t.failHead(h, "precompiling it failed: "+err.Error())
+					}
+				})
+			}
 			return copyFile(obj, u.Orig)
 		}
 		copyPath := filepath.Join(overlay, u.Source)
-		if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include, patchedFlags(overlay)); err != nil {
+		if h := heads[j%n]; h != nil && h.proved && !h.failed {
+			<-origReady[j%n]
+			// A compile with the head that fails (gcc finds it
+			// unusable) leaves the plain compile to do.
+			u.PatchedHead = u.OrigCached && t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, h.patched, u.Patched, opts.Include, patchedFlags(overlay)) == nil
+		}
+		if u.PatchedHead {
+			_, _, _, ksrc, err := compileFlags(cmds[j%n], u.Object, u.Source)
+			if err != nil {
+				return err
+			}
+			// The copy reads as compileCopy leaves it (the CRCs are
+			// computed from it).
+			if err := prependLine(copyPath, ksrc); err != nil {
+				return err
+			}
+		} else if err := t.compileCopy(ctx, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, inc, opts.Include, patchedFlags(overlay)); err != nil {
 			return compileError("patched", u.Object, err)
 		}
 		if !origDone[j%n].Load() {
@@ -156,8 +202,16 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		u.PatchedCRCs, err = t.crcs(ctx, cmds[j%n], u.Object, u.Source, copyPath, inc, opts.Include, u.Patched)
 		return err
 	})
+	making.Wait()
 	if err != nil {
 		return nil, err
+	}
+	for i, h := range heads {
+		if h != nil && h.made {
+			// Not proved, the head is not used; the build goes on
+			// without it either way.
+			_ = t.proveHead(ctx, h, cmds[i], units[i].Object, units[i].Source, filepath.Join(overlay, units[i].Source), h.patched, units[i].Patched, opts.Include, patchedFlags(overlay))
+		}
 	}
 	for _, u := range units {
 		if err := writeSymvers(u.Orig+".symvers", u.OrigCRCs); err != nil {

@@ -110,23 +110,37 @@ func (t *Tree) OriginalDeps(ctx context.Context, obj string) (map[string]bool, e
 	return deps, nil
 }
 
+// entryDir is the object cache entry of obj's original, and the object
+// in it.
+func (t *Tree) entryDir(ctx context.Context, obj string) (dir, object string, err error) {
+	cmd, err := t.Command(obj)
+	if err != nil {
+		return "", "", err
+	}
+	key, err := t.originalKey(ctx, cmd, obj)
+	if err != nil {
+		return "", "", err
+	}
+	cache := t.ObjectCache
+	if cache == "" {
+		if cache, err = DefaultObjectCache(); err != nil {
+			return "", "", err
+		}
+	}
+	dir = filepath.Join(cache, key)
+	return dir, filepath.Join(dir, path.Base(obj)), nil
+}
+
 func (t *Tree) original(ctx context.Context, obj string) (object string, e *entry, hit bool, err error) {
 	cmd, err := t.Command(obj)
 	if err != nil {
 		return "", nil, false, err
 	}
-	key, err := t.originalKey(ctx, cmd, obj)
+	dir, object, err := t.entryDir(ctx, obj)
 	if err != nil {
 		return "", nil, false, err
 	}
-	cache := t.ObjectCache
-	if cache == "" {
-		if cache, err = DefaultObjectCache(); err != nil {
-			return "", nil, false, err
-		}
-	}
-	dir := filepath.Join(cache, key)
-	object = filepath.Join(dir, path.Base(obj))
+	cache := filepath.Dir(dir)
 	if e, ok := t.valid(dir, object); ok {
 		return object, e, true, nil
 	}

@@ -1,0 +1,80 @@
+package build_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kelp-project/kelp/build"
+	"github.com/kelp-project/kelp/internal/testenv"
+)
+
+// TestPrecompiledHead builds each patch three times with an object cache
+// of its own: the first build compiles the original; the second finds it
+// cached, and makes the precompiled head of the patched source and
+// proves it (or finds that it changes the object and marks it unused);
+// the third compiles the patched copy after a proved head. Every build
+// writes the same module, byte for byte. The patches are of three
+// subsystems: fs/proc (vmlinux), a network driver (a module) and
+// kernel/sys.c, which exports symbols (the CRCs are computed from the
+// patched copy). The first two are compiled after their heads.
+func TestPrecompiledHead(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	used := 0
+	for _, p := range []string{"cmdline-string", "module-dummy", "syscall-uname"} {
+		t.Run(p, func(t *testing.T) {
+			cache := t.TempDir()
+			var modules [][]byte
+			for run := 1; run <= 3; run++ {
+				opts := buildOptions(t, k, t.TempDir(), filepath.Join("..", "testdata", "patches", p+".patch"))
+				opts.Tree.ObjectCache = cache
+				var compiled string
+				opts.Progress = func(e build.Event) {
+					if e.Stage == "compile" && e.Done {
+						compiled = e.Message
+					}
+				}
+				res, err := build.Build(ctx, opts)
+				if err != nil {
+					t.Fatalf("build %d: %v", run, err)
+				}
+				data, err := os.ReadFile(res.Module)
+				if err != nil {
+					t.Fatal(err)
+				}
+				modules = append(modules, data)
+				proved, err := filepath.Glob(filepath.Join(cache, "*", "pch-*", "proved"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				failed, err := filepath.Glob(filepath.Join(cache, "*", "pch-*", "failed"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := min(run-1, 1); len(proved)+len(failed) != want {
+					t.Errorf("after build %d: %d proved and %d failed heads in the object cache, want %d in all", run, len(proved), len(failed), want)
+				}
+				cached := strings.Contains(compiled, "1 original(s) from the object cache")
+				head := strings.Contains(compiled, "after a precompiled head")
+				if cached != (run > 1) || head != (run == 3 && len(proved) == 1) {
+					t.Errorf("build %d (%d proved heads): %q; want the original cached from the second build on, and a proved head used in the third", run, len(proved), compiled)
+				}
+				if run == 3 && head {
+					used++
+				}
+			}
+			for run, m := range modules[1:] {
+				if !bytes.Equal(m, modules[0]) {
+					t.Errorf("build %d wrote another module than build 1 (%d bytes, %d)", run+2, len(m), len(modules[0]))
+				}
+			}
+		})
+	}
+	if used < 2 {
+		t.Errorf("%d of the patches compiled after a precompiled head, want 2 at least", used)
+	}
+}

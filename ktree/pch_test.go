@@ -1,0 +1,47 @@
+package ktree
+
+import "testing"
+
+func TestSourceHead(t *testing.T) {
+	for _, c := range []struct {
+		what, src string
+		lines     int // 0: no head
+	}{
+		{"includes", "// SPDX-License-Identifier: GPL-2.0\n#include <linux/fs.h>\n#include \"internal.h\"\n\nstatic int x;\n", 4},
+		{"license block and pr_fmt", "/*\n * linux/kernel/sys.c\n */\n\n#define pr_fmt(fmt) KBUILD_MODNAME \": \" fmt\n#include <linux/module.h>\n# include <linux/init.h>\n#undef FOO\nint y;\n", 8},
+		{"stops at a conditional", "#include <linux/fs.h>\n#ifdef CONFIG_X\n#include <linux/x.h>\n#endif\n", 1},
+		{"stops at a continued define", "#include <linux/fs.h>\n#define A(x) \\\n\t(x)\n#include <linux/y.h>\n", 1},
+		{"stops at code after a comment", "#include <linux/fs.h>\n/* c */ int z;\n", 1},
+		{"stops at a comment after a directive", "#include <linux/fs.h>\n#include <linux/y.h> /* why\n   it is */\n", 1},
+		{"defines only", "#define A 1\n#define B 2\nint a;\n", 0},
+		{"nothing before code", "int a;\n#include <linux/fs.h>\n", 0},
+		{"includes up to the end, the last line unterminated", "#include <linux/fs.h>\n#include <linux/y.h>", 1},
+		{"not a directive", "#includes <x>\n", 0},
+	} {
+		head, lines := sourceHead(c.src)
+		if lines != c.lines {
+			t.Errorf("%s: %d lines (%q), want %d", c.what, lines, head, c.lines)
+			continue
+		}
+		n := 0
+		for _, ch := range head {
+			if ch == '\n' {
+				n++
+			}
+		}
+		if n != lines || c.src[:len(head)] != head {
+			t.Errorf("%s: head %q is not the source's first %d lines", c.what, head, lines)
+		}
+	}
+}
+
+func TestPchFlags(t *testing.T) {
+	flags := "gcc -Wp,-MMD,fs/proc/.cmdline.o.d -nostdinc -I./include -include ./include/linux/compiler-version.h -include ./include/linux/kconfig.h -O2 -include ./include/linux/compiler_types.h -D__KERNEL__"
+	got, forced := pchFlags(flags)
+	if want := "gcc  -nostdinc -I./include -O2 -D__KERNEL__"; got != want {
+		t.Errorf("flags %q, want %q", got, want)
+	}
+	if len(forced) != 3 || forced[0] != "./include/linux/compiler-version.h" || forced[2] != "./include/linux/compiler_types.h" {
+		t.Errorf("forced includes %q", forced)
+	}
+}
