@@ -125,15 +125,19 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	// A patched copy is compiled after its proved precompiled head once
 	// its original is found in the object cache; a build that finds the
 	// original there and no head makes one beside the patched compile.
+	// The head is found with the original's cache entry, by the original's
+	// job; a patched compile waits for it only where a head of its source
+	// was proved before (headHint), and otherwise starts at once.
 	heads := make([]*pchHead, n)
+	patchedText := make([]string, n)
+	waitHead := make([]bool, n)
 	origReady := make([]chan struct{}, n)
 	for i := range units {
 		origReady[i] = make(chan struct{})
 		if t.Exec == nil && !headers && t.Jobs >= 2 {
 			if patched, err := os.ReadFile(filepath.Join(overlay, units[i].Source)); err == nil {
-				if heads[i] = t.planHead(ctx, units[i].Object, units[i].Source, string(patched)); heads[i] != nil {
-					heads[i].patched = string(patched)
-				}
+				patchedText[i] = string(patched)
+				waitHead[i] = t.headHint(units[i].Object, units[i].Source, patchedText[i])
 			}
 		}
 	}
@@ -161,8 +165,11 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 				return err
 			}
 			u.OrigCRCs, u.OrigCached = crcs, hit
+			if hit && patchedText[j] != "" {
+				heads[j] = t.planHead(ctx, u.Object, u.Source, patchedText[j])
+			}
 			close(origReady[j])
-			if h := heads[j]; h != nil && hit && !h.proved && !h.failed {
+			if h := heads[j]; h != nil && !h.proved && !h.failed {
 				making.Go(func() {
 					if err := t.makeHead(ctx, h, cmds[j], u.Object, u.Source, opts.Include, patchedFlags(overlay)); err == nil {
 						h.made = true
@@ -174,11 +181,13 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			return copyFile(obj, u.Orig)
 		}
 		copyPath := filepath.Join(overlay, u.Source)
-		if h := heads[j%n]; h != nil && h.proved && !h.failed {
+		if waitHead[j%n] {
 			<-origReady[j%n]
 			// A compile with the head that fails (gcc finds it
 			// unusable) leaves the plain compile to do.
-			u.PatchedHead = u.OrigCached && t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, h.patched, u.Patched, opts.Include, patchedFlags(overlay)) == nil
+			if h := heads[j%n]; h != nil && h.proved && !h.failed {
+				u.PatchedHead = t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, h.patched, u.Patched, opts.Include, patchedFlags(overlay)) == nil
+			}
 		}
 		if u.PatchedHead {
 			_, _, _, ksrc, err := compileFlags(cmds[j%n], u.Object, u.Source)

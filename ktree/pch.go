@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kelp-project/kelp/internal/atomicfile"
 )
 
 // A rebuild compiles its patched copy against a precompiled header. Most
@@ -135,7 +137,7 @@ func (t *Tree) planHead(ctx context.Context, obj, src, patched string) *pchHead 
 	if err != nil {
 		return nil
 	}
-	h := &pchHead{dir: filepath.Join(entry, "pch-"+Digest(pchVersion, head)), head: head, lines: lines}
+	h := &pchHead{dir: filepath.Join(entry, "pch-"+Digest(pchVersion, head)), head: head, lines: lines, patched: patched}
 	h.proved = fileExists(filepath.Join(h.dir, pchProved))
 	h.failed = fileExists(filepath.Join(h.dir, pchFailed))
 	return h
@@ -259,7 +261,32 @@ func (t *Tree) proveHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPat
 	if _, _, hit, err := t.Original(ctx, obj); err != nil || !hit {
 		return errors.Join(err, errors.New("the original's cache entry changed while its head was made"))
 	}
-	return os.WriteFile(filepath.Join(h.dir, pchProved), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(h.dir, pchProved), nil, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(t.hintFile(obj, h.head), []byte(h.dir), 0o644)
+}
+
+// headHint tells whether a head of obj's source src that patched starts
+// with was proved in this tree and is still there, where it was proved:
+// whether its patched compile waits for the original's cache entry,
+// where the head is found again (planHead).
+func (t *Tree) headHint(obj, src, patched string) bool {
+	orig, err := os.ReadFile(filepath.Join(t.Dir, src))
+	if err != nil {
+		return false
+	}
+	head, _ := sourceHead(string(orig))
+	if head == "" || !strings.HasPrefix(patched, head) {
+		return false
+	}
+	dir, err := os.ReadFile(t.hintFile(obj, head))
+	return err == nil && filepath.IsAbs(string(dir)) && fileExists(filepath.Join(string(dir), pchProved))
+}
+
+// hintFile is where the tree notes where a head of obj was proved.
+func (t *Tree) hintFile(obj, head string) string {
+	return filepath.Join(t.Dir, ".kelp-heads", Digest(pchVersion, obj, head))
 }
 
 // failHead marks h not to be used, saying why, and removes what was

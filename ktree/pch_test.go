@@ -1,6 +1,11 @@
 package ktree
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 func TestSourceHead(t *testing.T) {
 	for _, c := range []struct {
@@ -43,5 +48,52 @@ func TestPchFlags(t *testing.T) {
 	}
 	if len(forced) != 3 || forced[0] != "./include/linux/compiler-version.h" || forced[2] != "./include/linux/compiler_types.h" {
 		t.Errorf("forced includes %q", forced)
+	}
+}
+
+// TestHeadHint: a patched compile waits for its original's cache entry
+// only where a head of its source was proved and is still where it was
+// proved, and the patched copy starts with that head.
+func TestHeadHint(t *testing.T) {
+	tr := &Tree{Dir: t.TempDir()}
+	src := "#include <linux/fs.h>\n\nint f(void) { return 1; }\n"
+	if err := os.MkdirAll(filepath.Join(tr.Dir, "fs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tr.Dir, "fs", "a.c"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	patched := strings.Replace(src, "1;", "2;", 1)
+	head, _ := sourceHead(src)
+	if tr.headHint("fs/a.o", "fs/a.c", patched) {
+		t.Error("a hint before any head was proved")
+	}
+	proved := filepath.Join(t.TempDir(), "pch-x")
+	if err := os.MkdirAll(proved, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(tr.hintFile("fs/a.o", head)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tr.hintFile("fs/a.o", head), []byte(proved), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if tr.headHint("fs/a.o", "fs/a.c", patched) {
+		t.Error("a hint while the head's directory has no proved marker")
+	}
+	if err := os.WriteFile(filepath.Join(proved, pchProved), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !tr.headHint("fs/a.o", "fs/a.c", patched) {
+		t.Error("no hint for a proved head")
+	}
+	if tr.headHint("fs/a.o", "fs/a.c", "#include <linux/mm.h>\n"+patched) {
+		t.Error("a hint for a copy whose head changed")
+	}
+	if err := os.RemoveAll(proved); err != nil {
+		t.Fatal(err)
+	}
+	if tr.headHint("fs/a.o", "fs/a.c", patched) {
+		t.Error("a hint after the head's entry was removed")
 	}
 }
