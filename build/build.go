@@ -79,12 +79,15 @@ type Result struct {
 	Units       []*objdiff.Report `json:"units"`
 	// SymbolsBuildID is the build id of the kernel the --symbols dump
 	// was taken on, when the dump records it.
-	SymbolsBuildID string         `json:"symbols_build_id,omitempty"`
-	Ignored        []string       `json:"ignored,omitempty"`
-	Warnings       []string       `json:"warnings,omitempty"`
-	Timings        []Timing       `json:"timings"`
-	WorkDir        string         `json:"work_dir,omitempty"`
-	Assembly       *klpmod.Module `json:"assembly,omitempty"`
+	SymbolsBuildID string   `json:"symbols_build_id,omitempty"`
+	Ignored        []string `json:"ignored,omitempty"`
+	Warnings       []string `json:"warnings,omitempty"`
+	Timings        []Timing `json:"timings"`
+	// PrecompiledHeads are the objects whose patched copy was compiled
+	// after a precompiled head of its source.
+	PrecompiledHeads []string       `json:"precompiled_heads,omitempty"`
+	WorkDir          string         `json:"work_dir,omitempty"`
+	Assembly         *klpmod.Module `json:"assembly,omitempty"`
 }
 
 // Timing is how long one stage took.
@@ -292,6 +295,7 @@ func (b *builder) run(ctx context.Context) error {
 			}
 			if u.PatchedHead {
 				heads++
+				b.res.PrecompiledHeads = append(b.res.PrecompiledHeads, u.Object)
 			}
 		}
 		msg := fmt.Sprintf("%d object(s): %d original(s) from the object cache, %d compiled; %d patched compiled", len(b.units), cached, len(b.units)-cached, len(b.units))

@@ -60,6 +60,9 @@ func TestPrecompiledHead(t *testing.T) {
 				}
 				cached := strings.Contains(compiled, "1 original(s) from the object cache")
 				head := strings.Contains(compiled, "after a precompiled head")
+				if head != (len(res.PrecompiledHeads) == 1) {
+					t.Errorf("build %d: %q, but the result names %q as compiled after a head", run, compiled, res.PrecompiledHeads)
+				}
 				if cached != (run > 1) || head != (run == 3 && len(proved) == 1) {
 					t.Errorf("build %d (%d proved heads): %q; want the original cached from the second build on, and a proved head used in the third", run, len(proved), compiled)
 				}

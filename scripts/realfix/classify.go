@@ -38,9 +38,11 @@ type Outcome struct {
 	Message    string   `json:"message,omitempty"`
 	Objects    []string `json:"objects,omitempty"`
 	Funcs      []string `json:"functions,omitempty"`
-	Load       string   `json:"load,omitempty"` // loaded, failed (built ones, after the VM run)
-	LoadLog    string   `json:"load_log,omitempty"`
-	Seconds    float64  `json:"build_seconds"`
+	// Heads are the objects compiled after a precompiled head.
+	Heads   []string `json:"precompiled_heads,omitempty"`
+	Load    string   `json:"load,omitempty"` // loaded, failed (built ones, after the VM run)
+	LoadLog string   `json:"load_log,omitempty"`
+	Seconds float64  `json:"build_seconds"`
 	// Kelp is the kelp version that built it (empty in results of runs
 	// that did not record it).
 	Kelp string `json:"kelp,omitempty"`

@@ -262,6 +262,13 @@ func finish(c config, classes map[string]HandClass, r lastRun) error {
 	}
 	progress("%s: %d fixes, %d compile alone, %d built+loaded (%.1f%%), %d refused with a true reason, %d by a kelp limitation, %d failed to load, %d unclassified",
 		c.table, s.Total, s.CompileAlone, s.ByClass[ClassLoaded], s.Rate(), s.ByClass[ClassTrue], s.ByClass[ClassLimitation], s.ByClass[ClassLoadFailed], s.ByClass[ClassUnclassfied])
+	heads := 0
+	for _, o := range r.Outcomes {
+		if len(o.Heads) > 0 {
+			heads++
+		}
+	}
+	progress("%d of the builds compiled a patched copy after a precompiled head", heads)
 	var fail []string
 	if n := s.ByClass[ClassUnclassfied]; n > 0 {
 		for _, r := range rows {
@@ -447,6 +454,7 @@ func buildOne(ctx context.Context, k *testenv.Kernel, syms, sourceTar, outDir st
 	if err == nil {
 		o.Build = BuildOK
 		o.Funcs = res.Functions
+		o.Heads = res.PrecompiledHeads
 		if res.Assembly != nil {
 			for _, ob := range res.Assembly.Objects {
 				o.Objects = append(o.Objects, ob.Name)
