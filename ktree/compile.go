@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Unit is one translation unit compiled before and after a patch, exactly
@@ -187,6 +188,11 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			// unusable) leaves the plain compile to do.
 			if h := heads[j%n]; h != nil && h.proved && !h.failed {
 				u.PatchedHead = t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, h.patched, u.Patched, opts.Include, patchedFlags(overlay)) == nil
+				if u.PatchedHead {
+					// Used last: kept longest (pruneHeads).
+					now := time.Now()
+					os.Chtimes(h.dir, now, now)
+				}
 			}
 		}
 		if u.PatchedHead {

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kelp-project/kelp/internal/atomicfile"
 )
@@ -264,7 +266,36 @@ func (t *Tree) proveHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPat
 	if err := os.WriteFile(filepath.Join(h.dir, pchProved), nil, 0o644); err != nil {
 		return err
 	}
+	pruneHeads(filepath.Dir(filepath.Dir(h.dir)), maxHeads)
 	return atomicfile.WriteFile(t.hintFile(obj, h.head), []byte(h.dir), 0o644)
+}
+
+// maxHeads is how many precompiled heads the object cache keeps (each
+// tens of megabytes): those used last.
+const maxHeads = 16
+
+// pruneHeads removes the precompiled heads of the object cache at cache
+// but the keep used last (a head's directory is touched as it is used).
+// A build compiling after a head removed meanwhile compiles without it.
+func pruneHeads(cache string, keep int) {
+	gchs, err := filepath.Glob(filepath.Join(cache, "*", "pch-*", "head.h.gch"))
+	if err != nil || len(gchs) <= keep {
+		return
+	}
+	type head struct {
+		dir  string
+		used time.Time
+	}
+	var heads []head
+	for _, g := range gchs {
+		if fi, err := os.Stat(filepath.Dir(g)); err == nil {
+			heads = append(heads, head{filepath.Dir(g), fi.ModTime()})
+		}
+	}
+	slices.SortFunc(heads, func(a, b head) int { return b.used.Compare(a.used) })
+	for _, h := range heads[min(keep, len(heads)):] {
+		os.RemoveAll(h.dir)
+	}
 }
 
 // headHint tells whether a head of obj's source src that patched starts

@@ -1,10 +1,12 @@
 package ktree
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSourceHead(t *testing.T) {
@@ -95,5 +97,43 @@ func TestHeadHint(t *testing.T) {
 	}
 	if tr.headHint("fs/a.o", "fs/a.c", patched) {
 		t.Error("a hint after the head's entry was removed")
+	}
+}
+
+// TestPruneHeads: the object cache keeps the precompiled heads used last;
+// a head not to be used (no precompiled file left) stays, as the mark.
+func TestPruneHeads(t *testing.T) {
+	cache := t.TempDir()
+	base := time.Now().Add(-time.Hour)
+	var dirs []string
+	for i := range 6 {
+		dir := filepath.Join(cache, fmt.Sprintf("entry%d", i), "pch-x")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "head.h.gch"), []byte("gch"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		used := base.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(dir, used, used); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	failed := filepath.Join(cache, "entry9", "pch-y")
+	if err := os.MkdirAll(failed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(failed, pchFailed), []byte("why\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pruneHeads(cache, 4)
+	for i, dir := range dirs {
+		if kept := fileExists(dir); kept != (i >= 2) {
+			t.Errorf("head used %d minutes after the first: kept %v", i, kept)
+		}
+	}
+	if !fileExists(filepath.Join(failed, pchFailed)) {
+		t.Error("the mark of a head not to be used was removed")
 	}
 }
