@@ -183,7 +183,12 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		}
 		copyPath := filepath.Join(overlay, u.Source)
 		if waitHead[j%n] {
-			<-origReady[j%n]
+			select {
+			case <-origReady[j%n]:
+			case <-ctx.Done():
+				// The original's job may not have started.
+				return ctx.Err()
+			}
 			// A compile with the head that fails (gcc finds it
 			// unusable) leaves the plain compile to do.
 			if h := heads[j%n]; h != nil && h.proved && !h.failed {
