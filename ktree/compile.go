@@ -131,14 +131,19 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	// was proved before (headHint), and otherwise starts at once.
 	heads := make([]*pchHead, n)
 	patchedText := make([]string, n)
+	srcHeads := make([]string, n)
+	srcLines := make([]int, n)
 	waitHead := make([]bool, n)
 	origReady := make([]chan struct{}, n)
-	for i := range units {
+	for i, u := range units {
 		origReady[i] = make(chan struct{})
 		if t.Exec == nil && !headers && t.Jobs >= 2 {
-			if patched, err := os.ReadFile(filepath.Join(overlay, units[i].Source)); err == nil {
+			orig, err := os.ReadFile(filepath.Join(t.Dir, u.Source))
+			patched, perr := os.ReadFile(filepath.Join(overlay, u.Source))
+			if err == nil && perr == nil {
+				srcHeads[i], srcLines[i] = sourceHead(string(orig))
 				patchedText[i] = string(patched)
-				waitHead[i] = t.headHint(units[i].Object, units[i].Source, patchedText[i])
+				waitHead[i] = t.headHint(u.Object, srcHeads[i], patchedText[i])
 			}
 		}
 	}
@@ -167,7 +172,8 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			}
 			u.OrigCRCs, u.OrigCached = crcs, hit
 			if hit && patchedText[j] != "" {
-				heads[j] = t.planHead(ctx, u.Object, u.Source, patchedText[j])
+				// The entry is the cached object's directory.
+				heads[j] = planHead(filepath.Dir(obj), srcHeads[j], srcLines[j], patchedText[j])
 			}
 			close(origReady[j])
 			if h := heads[j]; h != nil && !h.proved && !h.failed {
@@ -192,7 +198,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			// A compile with the head that fails (gcc finds it
 			// unusable) leaves the plain compile to do.
 			if h := heads[j%n]; h != nil && h.proved && !h.failed {
-				u.PatchedHead = t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, h.patched, u.Patched, opts.Include, patchedFlags(overlay)) == nil
+				u.PatchedHead = t.compileHead(ctx, h, cmds[j%n], u.Object, u.Source, copyPath, u.Patched, opts.Include, patchedFlags(overlay)) == nil
 				if u.PatchedHead {
 					// Used last: kept longest (pruneHeads).
 					now := time.Now()
@@ -230,7 +236,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 		if h != nil && h.made {
 			// Not proved, the head is not used; the build goes on
 			// without it either way.
-			_ = t.proveHead(ctx, h, cmds[i], units[i].Object, units[i].Source, filepath.Join(overlay, units[i].Source), h.patched, units[i].Patched, opts.Include, patchedFlags(overlay))
+			_ = t.proveHead(ctx, h, cmds[i], units[i].Object, units[i].Source, filepath.Join(overlay, units[i].Source), units[i].Patched, opts.Include, patchedFlags(overlay))
 		}
 	}
 	for _, u := range units {

@@ -123,20 +123,12 @@ type pchHead struct {
 	patched string
 }
 
-// planHead returns the precompiled head of obj whose patched copy (the
-// patched source, without kelp's #line) is patched, or nil when the copy
-// does not start with its original's head.
-func (t *Tree) planHead(ctx context.Context, obj, src, patched string) *pchHead {
-	orig, err := os.ReadFile(filepath.Join(t.Dir, src))
-	if err != nil {
-		return nil
-	}
-	head, lines := sourceHead(string(orig))
+// planHead returns the precompiled head of obj whose original is in the
+// cache entry entry, whose source's head is head (sourceHead) and whose
+// patched copy (the patched source, without kelp's #line) is patched,
+// or nil when the copy does not start with that head.
+func planHead(entry, head string, lines int, patched string) *pchHead {
 	if head == "" || !strings.HasPrefix(patched, head) {
-		return nil
-	}
-	entry, _, err := t.entryDir(ctx, obj)
-	if err != nil {
 		return nil
 	}
 	h := &pchHead{dir: filepath.Join(entry, "pch-"+Digest(pchVersion, head)), head: head, lines: lines, patched: patched}
@@ -159,15 +151,30 @@ func pchFlags(flags string) (string, []string) {
 	return mmdRE.ReplaceAllString(flags, ""), forced
 }
 
+// headFlags are the flags of obj's compiles around a precompiled head
+// (pchFlags, then kelp's include directory include), kbuild's
+// post-processing, the source's name as kbuild gives it and the -include
+// files kbuild's flags named.
+func headFlags(cmd, obj, src, include string) (flags, post, ksrc string, forced []string, err error) {
+	flags, post, _, ksrc, err = compileFlags(cmd, obj, src)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	flags, forced = pchFlags(flags)
+	if include != "" {
+		flags += " -I" + shellQuote(include)
+	}
+	return flags, post, ksrc, forced, nil
+}
+
 // makeHead precompiles h for obj (kbuild's command cmd, from src) with
 // the patched compile's flags (include: the directory of kelp's headers;
 // extra as compileCopy's), into h.dir.
 func (t *Tree) makeHead(ctx context.Context, h *pchHead, cmd, obj, src, include, extra string) error {
-	flags, _, _, ksrc, err := compileFlags(cmd, obj, src)
+	flags, _, ksrc, forced, err := headFlags(cmd, obj, src, include)
 	if err != nil {
 		return err
 	}
-	flags, forced := pchFlags(flags)
 	var text strings.Builder
 	for _, f := range forced {
 		if f, err = unquote(f); err != nil {
@@ -185,9 +192,6 @@ func (t *Tree) makeHead(ctx context.Context, h *pchHead, cmd, obj, src, include,
 	defer os.RemoveAll(tmp)
 	if err := os.WriteFile(filepath.Join(tmp, "head.h"), []byte(text.String()), 0o644); err != nil {
 		return err
-	}
-	if include != "" {
-		flags += " -I" + shellQuote(include)
 	}
 	script := flags + " -iquote " + shellQuote(ksrcDir(ksrc)) + extra + " -x c-header -o " + shellQuote(filepath.Join(tmp, "head.h.gch")) + " " + shellQuote(filepath.Join(tmp, "head.h"))
 	if err := run(ctx, t.Exec, t.Dir, "sh", "-c", script); err != nil {
@@ -211,27 +215,23 @@ func unquote(s string) (string, error) {
 	return w, nil
 }
 
-// compileHead compiles the patched copy at copyPath (patched, its text
-// without kelp's #line) after the precompiled head h into outObj: the
+// compileHead compiles the patched copy at copyPath (h.patched) after
+// the precompiled head h into outObj: the
 // rest of the copy, from a file of the same name (gcc names the object's
 // file symbol after it) in a directory of its own, with the copy's
 // directory searched first for its quoted includes, as for the copy.
-func (t *Tree) compileHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPath, patched, outObj, include, extra string) error {
-	flags, post, _, ksrc, err := compileFlags(cmd, obj, src)
+func (t *Tree) compileHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPath, outObj, include, extra string) error {
+	flags, post, ksrc, _, err := headFlags(cmd, obj, src, include)
 	if err != nil {
 		return err
 	}
-	flags, _ = pchFlags(flags)
-	rest := fmt.Sprintf("#line %d %s\n", h.lines+1, strconv.Quote(ksrc)) + patched[len(h.head):]
+	rest := fmt.Sprintf("#line %d %s\n", h.lines+1, strconv.Quote(ksrc)) + h.patched[len(h.head):]
 	body := filepath.Join(filepath.Dir(outObj), ".head", filepath.Base(copyPath))
 	if err := os.MkdirAll(filepath.Dir(body), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(body, []byte(rest), 0o644); err != nil {
 		return err
-	}
-	if include != "" {
-		flags += " -I" + shellQuote(include)
 	}
 	script := flags + " -Wp,-MMD," + shellQuote(outObj+".d") + " -iquote " + shellQuote(filepath.Dir(copyPath)) + " -iquote " + shellQuote(ksrcDir(ksrc)) + extra +
 		" -include " + shellQuote(filepath.Join(h.dir, "head.h")) + " -Winvalid-pch -Werror=invalid-pch -c -o " + shellQuote(outObj) + " " + shellQuote(body)
@@ -244,9 +244,9 @@ func (t *Tree) compileHead(ctx context.Context, h *pchHead, cmd, obj, src, copyP
 // proveHead compiles the patched copy with the head this build made and
 // keeps the head for use when that object is byte for byte patchedObj,
 // compiled without it, and the original's entry is still valid.
-func (t *Tree) proveHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPath, patched, patchedObj, include, extra string) error {
+func (t *Tree) proveHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPath, patchedObj, include, extra string) error {
 	out := patchedObj + ".head.o"
-	if err := t.compileHead(ctx, h, cmd, obj, src, copyPath, patched, out, include, extra); err != nil {
+	if err := t.compileHead(ctx, h, cmd, obj, src, copyPath, out, include, extra); err != nil {
 		return t.failHead(h, "compiling with it failed: "+err.Error())
 	}
 	a, err := os.ReadFile(patchedObj)
@@ -298,16 +298,11 @@ func pruneHeads(cache string, keep int) {
 	}
 }
 
-// headHint tells whether a head of obj's source src that patched starts
-// with was proved in this tree and is still there, where it was proved:
-// whether its patched compile waits for the original's cache entry,
-// where the head is found again (planHead).
-func (t *Tree) headHint(obj, src, patched string) bool {
-	orig, err := os.ReadFile(filepath.Join(t.Dir, src))
-	if err != nil {
-		return false
-	}
-	head, _ := sourceHead(string(orig))
+// headHint tells whether head, obj's source's head (sourceHead), which
+// patched starts with, was proved in this tree and is still there, where
+// it was proved: whether its patched compile waits for the original's
+// cache entry, where the head is found again (planHead).
+func (t *Tree) headHint(obj, head, patched string) bool {
 	if head == "" || !strings.HasPrefix(patched, head) {
 		return false
 	}
