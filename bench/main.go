@@ -14,7 +14,10 @@
 //     the object cache, which makes and proves the precompiled heads of
 //     the patched sources (once per object and head);
 //   - warm, cached original: a rebuild after that, originals from the
-//     object cache, patched copies compiled after their proved heads.
+//     object cache, patched copies compiled after their proved heads;
+//   - warm, cached original, whole: the same rebuild with
+//     --no-precompiled-heads, every patched copy compiled whole, as for
+//     an object whose head failed its proof.
 //
 // Each ratio is the median over the runs of kelp's time over the floor
 // measured just before it, in the same run.
@@ -116,7 +119,7 @@ func run(n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-24s %7s %14s %6s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (cached)", "ratio", "kelp (first)", "ratio", "kelp (heads)", "ratio", "cold")
+	fmt.Printf("%-24s %7s %14s %6s %14s %6s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (cached)", "ratio", "(no head)", "ratio", "kelp (first)", "ratio", "kelp (heads)", "ratio", "cold")
 	var rss int64
 	var spread []string
 	for i, p := range patches {
@@ -132,7 +135,7 @@ func run(n int) error {
 		if err != nil {
 			return err
 		}
-		var floor, first, made, cached []time.Duration
+		var floor, first, made, cached, whole []time.Duration
 		for r := 0; r < n; r++ {
 			d, err := gccFloor(ctx, tree, objs)
 			if err != nil {
@@ -147,9 +150,14 @@ func run(n int) error {
 			// The rebuild after a first build finds the originals
 			// cached and makes their precompiled heads; the builds
 			// after it compile after them.
-			for _, times := range []*[]time.Duration{&made, &cached} {
+			// The last rebuild compiles every patched copy whole.
+			for _, times := range []*[]time.Duration{&made, &cached, &whole} {
+				var extra []string
+				if times == &whole {
+					extra = []string{"--no-precompiled-heads"}
+				}
 				start := time.Now()
-				peak, err := b.build(ctx, p.file)
+				peak, err := b.build(ctx, p.file, extra...)
 				if err != nil {
 					return err
 				}
@@ -159,13 +167,13 @@ func run(n int) error {
 				}
 			}
 		}
-		f, a, m, c := median(floor), median(first), median(made), median(cached)
+		f, a, m, c, w := median(floor), median(first), median(made), median(cached), median(whole)
 		coldCol := "-"
 		if i == 0 {
 			coldCol = fmt.Sprintf("%.1fs", coldTime.Seconds())
 		}
-		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), medianRatio(cached, floor), a.Seconds(), medianRatio(first, floor), m.Seconds(), medianRatio(made, floor), coldCol)
-		spread = append(spread, fmt.Sprintf("  %-24s cached %s; first %s; heads made %s", p.what, ratios(cached, floor), ratios(first, floor), ratios(made, floor)))
+		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), medianRatio(cached, floor), w.Seconds(), medianRatio(whole, floor), a.Seconds(), medianRatio(first, floor), m.Seconds(), medianRatio(made, floor), coldCol)
+		spread = append(spread, fmt.Sprintf("  %-24s cached %s; cached, no head %s; first %s; heads made %s", p.what, ratios(cached, floor), ratios(whole, floor), ratios(first, floor), ratios(made, floor)))
 	}
 	fmt.Printf("\neach run's kelp / floor, sorted:\n%s\n", strings.Join(spread, "\n"))
 	// A header change's objects compile on every core: the first build of
@@ -214,10 +222,10 @@ func (b *bench) firstBuild(ctx context.Context, tree *ktree.Tree, patch string, 
 	return time.Since(start), nil
 }
 
-// build runs kelp build on patch with the bench's cache and returns the
-// peak RSS wait4 reported.
-func (b *bench) build(ctx context.Context, patch string) (int64, error) {
-	rss, _, err := b.buildOutput(ctx, patch)
+// build runs kelp build on patch with the bench's cache (extra: more
+// options) and returns the peak RSS wait4 reported.
+func (b *bench) build(ctx context.Context, patch string, extra ...string) (int64, error) {
+	rss, _, err := b.buildOutput(ctx, patch, extra...)
 	return rss, err
 }
 

@@ -20,7 +20,9 @@ import (
 // writes the same module, byte for byte. The patches are of three
 // subsystems: fs/proc (vmlinux), a network driver (a module) and
 // kernel/sys.c, which exports symbols (the CRCs are computed from the
-// patched copy). The first two are compiled after their heads.
+// patched copy). The first two are compiled after their heads. Two more
+// builds without heads (Tree.NoHeads), one with the head in the cache and
+// one after it is removed, use none and make none.
 func TestPrecompiledHead(t *testing.T) {
 	k := testenv.RequireKernel(t)
 	ctx := context.Background()
@@ -69,6 +71,41 @@ func TestPrecompiledHead(t *testing.T) {
 				if run == 3 && head {
 					used++
 				}
+			}
+			// With NoHeads, a build neither uses the head there is nor
+			// makes one where there is none, and writes the same module.
+			for _, drop := range []bool{false, true} {
+				if drop {
+					made, err := filepath.Glob(filepath.Join(cache, "*", "pch-*"))
+					if err != nil || len(made) != 1 {
+						t.Fatalf("heads in the object cache: %q (%v), want one", made, err)
+					}
+					if err := os.RemoveAll(made[0]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				opts := buildOptions(t, k, t.TempDir(), filepath.Join("..", "testdata", "patches", p+".patch"))
+				opts.Tree.ObjectCache = cache
+				opts.Tree.NoHeads = true
+				res, err := build.Build(ctx, opts)
+				if err != nil {
+					t.Fatalf("build without heads: %v", err)
+				}
+				if len(res.PrecompiledHeads) != 0 {
+					t.Errorf("build without heads: %q compiled after a head", res.PrecompiledHeads)
+				}
+				heads, err := filepath.Glob(filepath.Join(cache, "*", "pch-*"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{false: 1, true: 0}[drop]; len(heads) != want {
+					t.Errorf("build without heads, %d head(s) in the object cache before it: %d after it", want, len(heads))
+				}
+				data, err := os.ReadFile(res.Module)
+				if err != nil {
+					t.Fatal(err)
+				}
+				modules = append(modules, data)
 			}
 			for run, m := range modules[1:] {
 				if !bytes.Equal(m, modules[0]) {

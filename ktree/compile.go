@@ -137,7 +137,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	origReady := make([]chan struct{}, n)
 	for i, u := range units {
 		origReady[i] = make(chan struct{})
-		if t.Exec == nil && !headers && t.Jobs >= 2 {
+		if t.Exec == nil && !headers && t.Jobs >= 2 && !t.NoHeads {
 			orig, err := os.ReadFile(filepath.Join(t.Dir, u.Source))
 			patched, perr := os.ReadFile(filepath.Join(overlay, u.Source))
 			if err == nil && perr == nil {
@@ -378,10 +378,17 @@ func overlayIncludes(flags, overlay string) string {
 //   - __FILE__ of a patched file the copy #includes (a .c file that
 //     another includes, as kernel/sched/build_policy.c includes rt.c) is
 //     its path in the tree, as in the original object, not the copy's
-//     path: every WARN and BUG of it would otherwise be a change.
+//     path: every WARN and BUG of it would otherwise be a change;
+//   - the assembly piped to the assembler (viaPipe).
 func patchedFlags(overlay string) string {
-	return " -g0 -fmacro-prefix-map=" + shellQuote(overlay+"/") + "="
+	return " -g0 -fmacro-prefix-map=" + shellQuote(overlay+"/") + "=" + viaPipe
 }
+
+// viaPipe has gcc hand its assembly to the assembler through a pipe
+// instead of a temporary file, which the assembler would read back: the
+// object is the same, and the compile takes a few milliseconds less (20
+// in half a second for fs/proc/array.c with kbuild's -g).
+const viaPipe = " -pipe"
 
 // compileCopy compiles copyPath (a copy of the tree's src) into outObj
 // with kbuild's command for obj, and then extra flags, run in the tree. A

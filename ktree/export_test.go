@@ -41,6 +41,38 @@ func (t *Tree) KbuildName(ctx context.Context, obj string) (string, error) {
 // CompileUnchanged compiles the tree's own source of obj as kelp compiles
 // a patched object, into dir, and returns the object's path.
 func (t *Tree) CompileUnchanged(ctx context.Context, obj, dir string) (string, error) {
+	return t.compileUnchanged(ctx, obj, dir, patchedFlags(dir))
+}
+
+// CompileUnchangedUnpiped is CompileUnchanged with the assembly passed
+// through a temporary file, as gcc does without -pipe.
+func (t *Tree) CompileUnchangedUnpiped(ctx context.Context, obj, dir string) (string, error) {
+	extra, ok := strings.CutSuffix(patchedFlags(dir), viaPipe)
+	if !ok {
+		return "", os.ErrInvalid
+	}
+	return t.compileUnchanged(ctx, obj, dir, extra)
+}
+
+// CompileAsKbuild runs kbuild's command for obj, exactly (gcc, then
+// objtool), with the object written to out.
+func (t *Tree) CompileAsKbuild(ctx context.Context, obj, out string) error {
+	cmd, err := t.Command(obj)
+	if err != nil {
+		return err
+	}
+	flags, post, _, ksrc, err := compileFlags(cmd, obj, strings.TrimSuffix(obj, ".o")+".c")
+	if err != nil {
+		return err
+	}
+	script := mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(out+".d")) + " -c -o " + shellQuote(out) + " " + ksrc
+	if post != "" {
+		script += " && " + post + shellQuote(out)
+	}
+	return run(ctx, t.Exec, t.Dir, "sh", "-c", script)
+}
+
+func (t *Tree) compileUnchanged(ctx context.Context, obj, dir, extra string) (string, error) {
 	cmd, err := t.Command(obj)
 	if err != nil {
 		return "", err
@@ -54,7 +86,7 @@ func (t *Tree) CompileUnchanged(ctx context.Context, obj, dir string) (string, e
 		return "", err
 	}
 	out := filepath.Join(dir, obj)
-	return out, t.compileCopy(ctx, cmd, obj, src, copyPath, out, "", "", patchedFlags(dir))
+	return out, t.compileCopy(ctx, cmd, obj, src, copyPath, out, "", "", extra)
 }
 
 // DryRunLines is what kbuild's dry run of the whole tree prints on jobs

@@ -444,7 +444,7 @@ func (t *Tree) abs(p string) string {
 }
 
 // compileOriginal runs kbuild's command for obj with the object written
-// into dir, then records the dependencies and CRCs. The entry is
+// into dir (its assembly piped: viaPipe), then records the dependencies and CRCs. The entry is
 // complete when entry.json exists.
 func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -458,7 +458,7 @@ func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entr
 	out := filepath.Join(dir, path.Base(obj))
 	dep := out + ".d"
 	flags = mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(dep))
-	script := flags + " -c -o " + shellQuote(out) + " " + ksrc
+	script := flags + viaPipe + " -c -o " + shellQuote(out) + " " + ksrc
 	if post != "" {
 		script += " && " + post + shellQuote(out)
 	}

@@ -474,6 +474,56 @@ func TestPatchedCodeWithoutDebugInfo(t *testing.T) {
 	}
 }
 
+// TestPipedCompile checks that handing the assembly to the assembler
+// through a pipe (viaPipe) changes no byte of an object: the original in
+// the object cache is kbuild's command's object, and a patched compile's
+// object is the one gcc writes through a temporary file, for objects of
+// five subsystems.
+func TestPipedCompile(t *testing.T) {
+	k := testenv.RequireKernel(t)
+	ctx := context.Background()
+	tree := ownCacheTree(t, k)
+	for i, obj := range originalObjects {
+		orig, _, _, err := tree.Original(ctx, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kbuild := filepath.Join(t.TempDir(), filepath.Base(obj))
+		if err := tree.CompileAsKbuild(ctx, obj, kbuild); err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, obj+": the cached original and kbuild's own", orig, kbuild)
+		if i > 1 {
+			continue // the patched side on two objects is enough
+		}
+		piped, err := tree.CompileUnchanged(ctx, obj, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		unpiped, err := tree.CompileUnchangedUnpiped(ctx, obj, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, obj+": the patched compile, piped and not", piped, unpiped)
+	}
+}
+
+// sameFile fails the test when files a and b differ in a byte.
+func sameFile(t *testing.T, what, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x) == 0 || !bytes.Equal(x, y) {
+		t.Errorf("%s differ (%d bytes, %d)", what, len(x), len(y))
+	}
+}
+
 // allocated reads an object's allocated sections: name to a digest of
 // the bytes and of the relocations (offset, type, addend and the symbol
 // or section they name); ".debug_info" is there when the object has it.

@@ -33,7 +33,8 @@ import (
 // the build that makes it also compiles its own patched copy with it,
 // and the header is kept for use only when that object is byte for byte
 // the one compiled without it. A patch that changes a header, a build in
-// a build root and a build with one job do not use them.
+// a build root, a build with one job and one with Tree.NoHeads do not use
+// them.
 
 // pchVersion names the layout of a precompiled head in a cache entry.
 const pchVersion = "pch-v1"

@@ -34,6 +34,9 @@ type Tree struct {
 	Config  string // the target's config (before olddefconfig)
 	Headers string // the target's kbuild directory (Module.symvers, for linking)
 	Jobs    int    // parallel compiles
+	// NoHeads compiles every patched copy whole: no precompiled head is
+	// made or used (pch.go).
+	NoHeads bool
 	// Exec is the build root kbuild and the compiler run in (nil: the
 	// host); SysRoot is where the target's system files are (its Dir, or
 	// "" for the host's).
@@ -86,6 +89,8 @@ type Options struct {
 	// kernel was built with.
 	SkipCompilerCheck bool
 	Jobs              int // default: all cores
+	// NoHeads: see Tree.
+	NoHeads bool
 	// ObjectCache holds compiled original objects (default
 	// $XDG_CACHE_HOME/kelp/objects).
 	ObjectCache string
@@ -140,7 +145,7 @@ func Open(ctx context.Context, opts Options) (*Tree, error) {
 	if step == nil {
 		step = func(string) {}
 	}
-	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs, ObjectCache: opts.ObjectCache}
+	t := &Tree{Release: opts.Release, Config: opts.Config, Headers: opts.Headers, Jobs: opts.Jobs, NoHeads: opts.NoHeads, ObjectCache: opts.ObjectCache}
 	if opts.Root == "" && opts.BuildRoot != "host" {
 		if suite, ok := buildroot.SuiteOf(opts.Release); ok && suite != buildroot.HostSuite() {
 			r, k, err := openBuildRoot(ctx, suite, opts.Release, opts.RootCacheDir, step)

@@ -159,6 +159,7 @@ directory; nothing is written.
 	f.StringVar(&opts.Tree.BuildRoot, "buildroot", "", `"host" to compile on this machine even for another Debian release's kernel (default: in that release's build root)`)
 	f.BoolVar(&opts.Tree.SkipCompilerCheck, "skip-compiler-check", false, "build even when gcc is not the compiler that built the kernel")
 	f.IntVarP(&opts.Tree.Jobs, "jobs", "j", 0, "parallel compiles (default: all cores)")
+	f.BoolVar(&opts.Tree.NoHeads, "no-precompiled-heads", false, "compile every patched copy whole: make and use no precompiled head of its source (a head takes tens of megabytes in the object cache)")
 	f.StringArrayVar(&dumps, "symbols", nil, "kallsyms dump (kelp symbols) or vmlinux with symbols of the target (default /proc/kallsyms on the target); with several kernels, one kelp symbols dump per kernel, matched by the kernel it names; a directory stands for the dumps in it")
 	f.StringVar(&opts.ModulesDir, "modules", "", "the target's modules directory (default /lib/modules/<kernel>)")
 	f.StringVarP(&opts.Name, "name", "n", "", "module name (default: from the first patch's file name)")
