@@ -10,14 +10,14 @@
 //   - warm, first build of the object: tree prepared, the touched objects
 //     never compiled before (object cache, kbuild command records and the
 //     module's init/.mod objects emptied);
-//   - warm, heads made: the rebuild after a first build, originals from
-//     the object cache, which makes and proves the precompiled heads of
-//     the patched sources (once per object and head);
-//   - warm, cached original: a rebuild after that, originals from the
-//     object cache, patched copies compiled after their proved heads;
-//   - warm, cached original, whole: the same rebuild with
-//     --no-precompiled-heads, every patched copy compiled whole, as for
-//     an object whose head failed its proof.
+//   - warm, rebuild: the rebuild after a first build, originals from the
+//     object cache, every patched copy compiled whole (as in every
+//     rebuild of an object without a proved precompiled head);
+//   - warm, heads made: the third rebuild (the second is not timed),
+//     which makes and proves the precompiled heads of the patched sources
+//     (once per object and head);
+//   - warm, after the heads: a rebuild after that, patched copies
+//     compiled after their proved heads.
 //
 // Each ratio is the median over the runs of kelp's time over the floor
 // measured just before it, in the same run.
@@ -119,7 +119,7 @@ func run(n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-24s %7s %14s %6s %14s %6s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (cached)", "ratio", "(no head)", "ratio", "kelp (first)", "ratio", "kelp (heads)", "ratio", "cold")
+	fmt.Printf("%-24s %7s %14s %6s %14s %6s %14s %6s %14s %6s %8s\n", "patch", "floor", "kelp (rebuild)", "ratio", "(after heads)", "ratio", "kelp (first)", "ratio", "(heads made)", "ratio", "cold")
 	var rss int64
 	var spread []string
 	for i, p := range patches {
@@ -135,7 +135,7 @@ func run(n int) error {
 		if err != nil {
 			return err
 		}
-		var floor, first, made, cached, whole []time.Duration
+		var floor, first, rebuild, made, cached []time.Duration
 		for r := 0; r < n; r++ {
 			d, err := gccFloor(ctx, tree, objs)
 			if err != nil {
@@ -147,33 +147,30 @@ func run(n int) error {
 				return err
 			}
 			first = append(first, d)
-			// The rebuild after a first build finds the originals
-			// cached and makes their precompiled heads; the builds
-			// after it compile after them.
-			// The last rebuild compiles every patched copy whole.
-			for _, times := range []*[]time.Duration{&made, &cached, &whole} {
-				var extra []string
-				if times == &whole {
-					extra = []string{"--no-precompiled-heads"}
-				}
+			// The rebuilds after a first build find the originals
+			// cached; the third makes their precompiled heads, and
+			// the builds after it compile after them.
+			for _, times := range []*[]time.Duration{&rebuild, nil, &made, &cached} {
 				start := time.Now()
-				peak, err := b.build(ctx, p.file, extra...)
+				peak, err := b.build(ctx, p.file)
 				if err != nil {
 					return err
 				}
-				*times = append(*times, time.Since(start))
+				if times != nil {
+					*times = append(*times, time.Since(start))
+				}
 				if i == rssPatch {
 					rss = max(rss, peak)
 				}
 			}
 		}
-		f, a, m, c, w := median(floor), median(first), median(made), median(cached), median(whole)
+		f, a, r, m, c := median(floor), median(first), median(rebuild), median(made), median(cached)
 		coldCol := "-"
 		if i == 0 {
 			coldCol = fmt.Sprintf("%.1fs", coldTime.Seconds())
 		}
-		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), c.Seconds(), medianRatio(cached, floor), w.Seconds(), medianRatio(whole, floor), a.Seconds(), medianRatio(first, floor), m.Seconds(), medianRatio(made, floor), coldCol)
-		spread = append(spread, fmt.Sprintf("  %-24s cached %s; cached, no head %s; first %s; heads made %s", p.what, ratios(cached, floor), ratios(whole, floor), ratios(first, floor), ratios(made, floor)))
+		fmt.Printf("%-24s %6.2fs %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %13.2fs %5.2f× %8s\n", p.what, f.Seconds(), r.Seconds(), medianRatio(rebuild, floor), c.Seconds(), medianRatio(cached, floor), a.Seconds(), medianRatio(first, floor), m.Seconds(), medianRatio(made, floor), coldCol)
+		spread = append(spread, fmt.Sprintf("  %-24s rebuild %s; after the heads %s; first %s; heads made %s", p.what, ratios(rebuild, floor), ratios(cached, floor), ratios(first, floor), ratios(made, floor)))
 	}
 	fmt.Printf("\neach run's kelp / floor, sorted:\n%s\n", strings.Join(spread, "\n"))
 	// A header change's objects compile on every core: the first build of
@@ -222,10 +219,10 @@ func (b *bench) firstBuild(ctx context.Context, tree *ktree.Tree, patch string, 
 	return time.Since(start), nil
 }
 
-// build runs kelp build on patch with the bench's cache (extra: more
-// options) and returns the peak RSS wait4 reported.
-func (b *bench) build(ctx context.Context, patch string, extra ...string) (int64, error) {
-	rss, _, err := b.buildOutput(ctx, patch, extra...)
+// build runs kelp build on patch with the bench's cache and returns the
+// peak RSS wait4 reported.
+func (b *bench) build(ctx context.Context, patch string) (int64, error) {
+	rss, _, err := b.buildOutput(ctx, patch)
 	return rss, err
 }
 

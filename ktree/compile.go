@@ -125,7 +125,8 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	origDone := make([]atomic.Bool, n)
 	// A patched copy is compiled after its proved precompiled head once
 	// its original is found in the object cache; a build that finds the
-	// original there and no head makes one beside the patched compile.
+	// original there and no head, headAfter rebuilds of the object after
+	// the first, makes one beside the patched compile.
 	// The head is found with the original's cache entry, by the original's
 	// job; a patched compile waits for it only where a head of its source
 	// was proved before (headHint), and otherwise starts at once.
@@ -176,7 +177,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 				heads[j] = planHead(filepath.Dir(obj), srcHeads[j], srcLines[j], patchedText[j])
 			}
 			close(origReady[j])
-			if h := heads[j]; h != nil && !h.proved && !h.failed {
+			if h := heads[j]; h != nil && !h.proved && !h.failed && rebuilds(filepath.Dir(obj)) >= headAfter {
 				making.Go(func() {
 					if err := t.makeHead(ctx, h, cmds[j], u.Object, u.Source, opts.Include, patchedFlags(overlay)); err == nil {
 						h.made = true

@@ -20,7 +20,7 @@ import (
 // of a kernel object's compile is parsing the headers its source includes
 // first (gcc's -ftime-report: 95% of fs/proc/cmdline.o's), and a patch
 // rarely changes them. So, once an object's original is in the object
-// cache, the headers its source includes before its first line of code
+// cache and the object was rebuilt headAfter times, the headers its source includes before its first line of code
 // (the head: #include and #define lines, comments) are precompiled with
 // the patched compile's flags, and kept in the original's cache entry:
 // they are valid exactly as long as the entry (every file the compiler
@@ -269,6 +269,33 @@ func (t *Tree) proveHead(ctx context.Context, h *pchHead, cmd, obj, src, copyPat
 	}
 	pruneHeads(filepath.Dir(filepath.Dir(h.dir)), maxHeads)
 	return atomicfile.WriteFile(t.hintFile(obj, h.head), []byte(h.dir), 0o644)
+}
+
+// headAfter is how many rebuilds of an object (builds that find its
+// original in the object cache) go by before one makes a precompiled head
+// of its source. Making one costs that build about a second, once, proved
+// or not, and on real fixes most heads fail their proof: a build or two
+// of a fix never pays for it, and an object rebuilt that often is likely
+// to be rebuilt again.
+const headAfter = 2
+
+// rebuilds notes one more rebuild of the object whose original is in the
+// cache entry entry, and returns how many it noted before this one (one
+// byte each; 0 when it cannot note them).
+func rebuilds(entry string) int {
+	f, err := os.OpenFile(filepath.Join(entry, "rebuilds"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	if _, err := f.Write([]byte{'.'}); err != nil {
+		return 0
+	}
+	return int(fi.Size())
 }
 
 // maxHeads is how many precompiled heads the object cache keeps (each

@@ -131,3 +131,17 @@ func TestPruneHeads(t *testing.T) {
 		t.Error("the mark of a head not to be used was removed")
 	}
 }
+
+// TestRebuilds counts an entry's rebuilds, each call noting one more, and
+// counts none where it cannot note them.
+func TestRebuilds(t *testing.T) {
+	entry := t.TempDir()
+	for want := range 4 {
+		if got := rebuilds(entry); got != want {
+			t.Errorf("call %d: %d rebuilds noted before it, want %d", want+1, got, want)
+		}
+	}
+	if got := rebuilds(filepath.Join(entry, "missing")); got != 0 {
+		t.Errorf("an entry that is not there: %d rebuilds, want 0", got)
+	}
+}
