@@ -31,7 +31,12 @@ time each stage took).
 
 Only the objects the patch reaches are compiled, original and patched,
 with the kernel's own kbuild command lines plus -ffunction-sections
--fdata-sections; no full kernel build.
+-fdata-sections; no full kernel build. Compiled originals are kept in
+$XDG_CACHE_HOME/kelp/objects, so a rebuild compiles only the patched
+side. An object's third rebuild also makes a precompiled header of its
+source's leading includes, kept for use only if the object compiled
+after it is byte for byte the one compiled without it; later rebuilds
+then compile after it (--no-precompiled-heads: never).
 
 Defaults on Debian, for the target kernel (--kernel, default: running):
   source   the linux-source-<version> package of the kernel image's
