@@ -131,9 +131,7 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 	// job; a patched compile waits for it only where a head of its source
 	// was proved before (headHint), and otherwise starts at once.
 	heads := make([]*pchHead, n)
-	patchedText := make([]string, n)
-	srcHeads := make([]string, n)
-	srcLines := make([]int, n)
+	srcs := make([]headSource, n) // patched "": no head is made or used
 	waitHead := make([]bool, n)
 	origReady := make([]chan struct{}, n)
 	for i, u := range units {
@@ -142,9 +140,9 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 			orig, err := os.ReadFile(filepath.Join(t.Dir, u.Source))
 			patched, perr := os.ReadFile(filepath.Join(overlay, u.Source))
 			if err == nil && perr == nil {
-				srcHeads[i], srcLines[i] = sourceHead(string(orig))
-				patchedText[i] = string(patched)
-				waitHead[i] = t.headHint(u.Object, srcHeads[i], patchedText[i])
+				head, lines := sourceHead(string(orig))
+				srcs[i] = headSource{head: head, lines: lines, patched: string(patched)}
+				waitHead[i] = t.headHint(u.Object, head, srcs[i].patched)
 			}
 		}
 	}
@@ -172,12 +170,14 @@ func (t *Tree) CompilePatch(ctx context.Context, p *Patch, objs []Object, work s
 				return err
 			}
 			u.OrigCRCs, u.OrigCached = crcs, hit
-			if hit && patchedText[j] != "" {
-				// The entry is the cached object's directory.
-				heads[j] = planHead(filepath.Dir(obj), srcHeads[j], srcLines[j], patchedText[j])
+			// The entry is the cached object's directory.
+			entry := filepath.Dir(obj)
+			if hit && srcs[j].patched != "" {
+				heads[j] = planHead(entry, srcs[j])
 			}
 			close(origReady[j])
-			if h := heads[j]; h != nil && !h.proved && !h.failed && rebuilds(filepath.Dir(obj)) >= headAfter {
+			// Only a rebuild that could make the head is counted.
+			if h := heads[j]; h != nil && !h.proved && !h.failed && rebuilds(entry) >= headAfter {
 				making.Go(func() {
 					if err := t.makeHead(ctx, h, cmds[j], u.Object, u.Source, opts.Include, patchedFlags(overlay)); err == nil {
 						h.made = true

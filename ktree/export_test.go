@@ -54,24 +54,6 @@ func (t *Tree) CompileUnchangedUnpiped(ctx context.Context, obj, dir string) (st
 	return t.compileUnchanged(ctx, obj, dir, extra)
 }
 
-// CompileAsKbuild runs kbuild's command for obj, exactly (gcc, then
-// objtool), with the object written to out.
-func (t *Tree) CompileAsKbuild(ctx context.Context, obj, out string) error {
-	cmd, err := t.Command(obj)
-	if err != nil {
-		return err
-	}
-	flags, post, _, ksrc, err := compileFlags(cmd, obj, strings.TrimSuffix(obj, ".o")+".c")
-	if err != nil {
-		return err
-	}
-	script := mmdRE.ReplaceAllString(flags, "-Wp,-MMD,"+shellQuote(out+".d")) + " -c -o " + shellQuote(out) + " " + ksrc
-	if post != "" {
-		script += " && " + post + shellQuote(out)
-	}
-	return run(ctx, t.Exec, t.Dir, "sh", "-c", script)
-}
-
 func (t *Tree) compileUnchanged(ctx context.Context, obj, dir, extra string) (string, error) {
 	cmd, err := t.Command(obj)
 	if err != nil {

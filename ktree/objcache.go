@@ -444,8 +444,8 @@ func (t *Tree) abs(p string) string {
 }
 
 // compileOriginal runs kbuild's command for obj with the object written
-// into dir (its assembly piped: viaPipe), then records the dependencies and CRCs. The entry is
-// complete when entry.json exists.
+// into dir (its assembly piped: viaPipe), then records the dependencies
+// and CRCs. The entry is complete when entry.json exists.
 func (t *Tree) compileOriginal(ctx context.Context, cmd, obj, dir string) (*entry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

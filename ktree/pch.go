@@ -20,8 +20,9 @@ import (
 // of a kernel object's compile is parsing the headers its source includes
 // first (gcc's -ftime-report: 95% of fs/proc/cmdline.o's), and a patch
 // rarely changes them. So, once an object's original is in the object
-// cache and the object was rebuilt headAfter times, the headers its source includes before its first line of code
-// (the head: #include and #define lines, comments) are precompiled with
+// cache and the object was rebuilt headAfter times, the headers its
+// source includes before its first line of code (the head: #include and
+// #define lines, comments) are precompiled with
 // the patched compile's flags, and kept in the original's cache entry:
 // they are valid exactly as long as the entry (every file the compiler
 // read is as it was). A later build whose patched copy starts with the
@@ -110,29 +111,33 @@ func directive(line, name string) bool {
 	return ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '<' || rest[0] == '"')
 }
 
-// pchHead is an object's precompiled head: where it is kept, and the
-// head it is made of.
-type pchHead struct {
-	dir   string // in the original's cache entry
-	head  string
-	lines int
-	// proved and failed are the markers found when the build started.
-	proved, failed bool
-	// made tells that this build made it (it is to be proved).
-	made bool
+// headSource is what an object's precompiled head is planned from.
+type headSource struct {
+	head  string // its source's head (sourceHead)
+	lines int    // the head's lines
 	// patched is the patched copy's text, without kelp's #line.
 	patched string
 }
 
-// planHead returns the precompiled head of obj whose original is in the
-// cache entry entry, whose source's head is head (sourceHead) and whose
-// patched copy (the patched source, without kelp's #line) is patched,
-// or nil when the copy does not start with that head.
-func planHead(entry, head string, lines int, patched string) *pchHead {
-	if head == "" || !strings.HasPrefix(patched, head) {
+// pchHead is an object's precompiled head: where it is kept, and the
+// head it is made of.
+type pchHead struct {
+	headSource
+	dir string // in the original's cache entry
+	// proved and failed are the markers found when the build started.
+	proved, failed bool
+	// made tells that this build made it (it is to be proved).
+	made bool
+}
+
+// planHead returns the precompiled head of the object whose original is
+// in the cache entry entry, made of s, or nil when s's patched copy does
+// not start with its source's head.
+func planHead(entry string, s headSource) *pchHead {
+	if s.head == "" || !strings.HasPrefix(s.patched, s.head) {
 		return nil
 	}
-	h := &pchHead{dir: filepath.Join(entry, "pch-"+Digest(pchVersion, head)), head: head, lines: lines, patched: patched}
+	h := &pchHead{headSource: s, dir: filepath.Join(entry, "pch-"+Digest(pchVersion, s.head))}
 	h.proved = fileExists(filepath.Join(h.dir, pchProved))
 	h.failed = fileExists(filepath.Join(h.dir, pchFailed))
 	return h
